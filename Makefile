@@ -1,0 +1,57 @@
+# Builds the extension, the unit tests (plain and sanitized), the fixtures and the benchmarks.
+# `make check` runs everything; scripts/test is the README's entry point.
+PY        ?= /usr/bin/python3
+CC        ?= gcc
+B         := build
+WARN      := -Wall -Wextra -Wno-unused-parameter
+INCS      := -Icsrc -I/usr/include/libdwarf
+LIBS      := -ldwarf -lelf -lyajl -lpthread
+CORE_SRC  := $(filter-out csrc/module.c,$(wildcard csrc/*.c))
+CORE_HDR  := $(wildcard csrc/*.h)
+UNIT_SRC  := $(wildcard tests/unit/*.c)
+FIXT_SRC  := $(wildcard tests/fixtures/*.c)
+FIXTURES  := $(patsubst tests/fixtures/%.c,$(B)/fixtures/%,$(FIXT_SRC)) \
+             $(patsubst tests/fixtures/%.c,$(B)/fixtures/%-O2,$(FIXT_SRC))
+EXAMPLES  := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
+
+.PHONY: all ext unit fixtures examples check clean bench
+all: ext unit fixtures examples
+
+ext: $(B)/.ext-stamp
+$(B)/.ext-stamp: $(CORE_SRC) $(CORE_HDR) csrc/module.c setup.py
+	@mkdir -p $(B)
+	$(PY) setup.py -q build_ext --inplace --build-temp $(B)/ext
+	@touch $@
+
+unit: $(B)/unit_tests $(B)/unit_tests_asan
+$(B)/unit_tests: $(UNIT_SRC) $(CORE_SRC) $(CORE_HDR) $(wildcard tests/unit/*.h)
+	@mkdir -p $(B)
+	$(CC) -std=gnu11 -g -O1 $(WARN) $(INCS) -Itests/unit -o $@ $(UNIT_SRC) $(CORE_SRC) $(LIBS) -lcriterion
+$(B)/unit_tests_asan: $(UNIT_SRC) $(CORE_SRC) $(CORE_HDR) $(wildcard tests/unit/*.h)
+	@mkdir -p $(B)
+	$(CC) -std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+	  -fno-sanitize-recover=undefined $(WARN) $(INCS) -Itests/unit -o $@ $(UNIT_SRC) $(CORE_SRC) $(LIBS) -lcriterion
+
+fixtures: $(FIXTURES)
+$(B)/fixtures/%: tests/fixtures/%.c tests/fixtures/fixture.h
+	@mkdir -p $(B)/fixtures
+	$(CC) -std=gnu11 -g -O0 $(WARN) -o $@ $< -lpthread -lrt
+$(B)/fixtures/%-O2: tests/fixtures/%.c tests/fixtures/fixture.h
+	@mkdir -p $(B)/fixtures
+	$(CC) -std=gnu11 -g -O2 $(WARN) -o $@ $< -lpthread -lrt
+
+examples: $(EXAMPLES)
+$(B)/examples/%: examples/%.c
+	@mkdir -p $(B)/examples
+	$(CC) -std=gnu11 -g -O0 $(WARN) -o $@ $< -lpthread
+
+bench: ext $(B)/bench_core
+$(B)/bench_core: bench/bench_core.c $(CORE_SRC) $(CORE_HDR)
+	@mkdir -p $(B)
+	$(CC) -std=gnu11 -O2 $(WARN) $(INCS) -o $@ bench/bench_core.c $(CORE_SRC) $(LIBS)
+
+check: all
+	scripts/run-tests
+
+clean:
+	rm -rf $(B) tracerlib/*.so

@@ -1,0 +1,50 @@
+/* catalogue.h - the IPC catalogue: one row per function the tracer knows, holding only what
+ * is needed to decode it. To add a function: add a row in catalogue.c, a fixture that calls
+ * it under tests/fixtures/, and an end-to-end expectation. */
+#ifndef TRACER_CATALOGUE_H
+#define TRACER_CATALOGUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum tr_class {
+	TR_CLASS_SEND = 1 << 0,
+	TR_CLASS_RECV = 1 << 1,
+	TR_CLASS_SYNC = 1 << 2,   /* locks, condition variables, semaphores */
+	TR_CLASS_PROC = 1 << 3,   /* processes and threads, sleeps */
+};
+
+enum tr_handle {            /* what the first argument names */
+	TR_HANDLE_NONE,
+	TR_HANDLE_FD,             /* a file descriptor: classified by endpoint.h */
+	TR_HANDLE_MQD,            /* a POSIX mqd_t (an fd on Linux) */
+	TR_HANDLE_MSQID,          /* a SysV queue id */
+};
+
+enum tr_buffer {            /* how the payload is described */
+	TR_BUF_NONE,
+	TR_BUF_PLAIN,             /* buf = arg[buf_arg], length = arg[len_arg] */
+	TR_BUF_IOV,               /* iov = arg[buf_arg], iovcnt = arg[len_arg] */
+	TR_BUF_MSGHDR,            /* struct msghdr * = arg[buf_arg] */
+	TR_BUF_SYSV,              /* struct { long mtype; char mtext[]; } * = arg[buf_arg], len = arg[len_arg] */
+};
+
+struct tr_call {
+	const char *name;
+	enum tr_class cls;
+	enum tr_handle handle;    /* in arg[0] when not NONE */
+	enum tr_buffer buffer;
+	signed char buf_arg, len_arg;
+	bool capture_return;      /* the tracer needs a stop when the call returns */
+};
+
+extern const struct tr_call tr_catalogue[];
+extern const size_t tr_catalogue_len;
+
+/* Index of `name` in the catalogue, or -1. */
+int tr_catalogue_find(const char *name);
+/* Parses "send,recv,sync,proc" into a mask of tr_class; -1 on an unknown word. */
+int tr_class_parse(const char *list);
+const char *tr_class_name(enum tr_class cls);
+
+#endif

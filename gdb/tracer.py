@@ -1,0 +1,664 @@
+"""Tracer for gdb: a flight recorder for the IPC of a whole process tree.
+
+    (gdb) source gdb/tracer.py
+    (gdb) help tracer
+
+This file is the gdb adapter only: commands, parameters, breakpoints, stop events, threads.
+Decoding, recording and reports live in the core (tracerlib/_core, from csrc/) and in
+tracerlib/run.py, shared with the lldb front end.
+"""
+import os
+import signal
+import sys
+import threading
+
+import gdb
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:          # gdb's sys.path does not hold the script's directory
+    sys.path.insert(0, _ROOT)
+
+try:
+    from tracerlib import _core
+except ImportError as _e:
+    raise gdb.GdbError(f"tracer: the core is not built ({_e}); run `make` in {_ROOT}")
+from tracerlib import settings, show
+from tracerlib.run import Run, TracerError, is_fatal
+
+CATALOGUE = _core.catalogue()
+TRACED_CALLS = [i for i, c in enumerate(CATALOGUE) if c["class"] in ("send", "recv")]
+
+# gdb settings tracing needs, and why (restored by `tracer stop`).
+GDB_SETTINGS = {
+    "detach-on-fork": "off",        # keep forked children: trace the whole tree
+    "schedule-multiple": "on",      # let parent and children run together
+    "displaced-stepping": "off",    # gdb 13 corrupts %rcx in send/recv when SIGCHLD lands
+}
+
+
+def _quiet(command):
+    return gdb.execute(command, to_string=True)
+
+
+def _gdb_version():
+    return f"gdb {gdb.VERSION.split()[0]}"
+
+
+def _thread_ids(thread):
+    pid, lwp, _ = thread.ptid
+    return pid, lwp or pid
+
+
+class EntryBreakpoint(gdb.Breakpoint):
+    """On a catalogue function: one stop per traced call."""
+
+    def __init__(self, tracer, call):
+        super().__init__(CATALOGUE[call]["name"], internal=True)
+        self.tracer = tracer
+        self.call = call
+
+    def stop(self):
+        return self.tracer.on_entry(self.call)
+
+
+class ReturnBreakpoint(gdb.Breakpoint):
+    """At a call site's return address: the stop where a receive's bytes exist. One per
+    site and program space, kept for the whole run: cheaper than one per call."""
+
+    def __init__(self, tracer, pc):
+        super().__init__(f"*{pc:#x}", internal=True)
+        self.tracer = tracer
+
+    def stop(self):
+        return self.tracer.on_return()
+
+
+class Tracer:
+    """The gdb adapter's state: one per gdb session."""
+
+    def __init__(self):
+        self.values = settings.Values()
+        self.run = None
+        self.armed = False
+        self.entry_bps = {}           # call -> EntryBreakpoint
+        self.missing = []             # catalogue names with no symbol yet
+        self.return_bps = {}          # (progspace, pc) -> ReturnBreakpoint
+        self.errno_fn = {}            # progspace -> address of __errno_location
+        self.saved_gdb = {}
+        self.pids = {}                # inferior num -> pid
+        self.last_event = None        # what ended the latest run/continue
+        self.in_run_command = False
+        self.timed_out = False
+        self.hot_path_error = None
+        self.disarming = False
+        gdb.events.new_objfile.connect(self._on_new_objfile)
+        gdb.events.clear_objfiles.connect(self._on_clear_objfiles)
+        gdb.events.new_thread.connect(self._on_new_thread)
+        gdb.events.stop.connect(self._on_stop)
+        gdb.events.exited.connect(self._on_exited)
+        gdb.events.gdb_exiting.connect(self._on_gdb_exiting)
+
+    # ---- the hot path: runs inside Breakpoint.stop(), must never raise ----
+    def on_entry(self, call):
+        try:
+            thread = gdb.selected_thread()
+            pid, tid = _thread_ids(thread)
+            run = self._run_for(pid)
+            action, return_pc = run.session.entry(call, pid, tid)
+            if action == _core.CATCH_RETURN:
+                self._catch_return(thread.inferior, return_pc)
+            elif action == _core.DISARM:
+                self._disarm_soon()
+        except Exception as e:          # a stop() that raises makes gdb stop the program
+            self._hot_path_failed(e)
+        return False
+
+    def on_return(self):
+        try:
+            thread = gdb.selected_thread()
+            pid, tid = _thread_ids(thread)
+            session = self.run.session
+            action = session.ret(pid, tid)
+            if action == _core.NEED_ERRNO:
+                location = self._errno_location(thread.inferior)
+                action = session.errno(tid, location=location)
+            if action == _core.DISARM:
+                self._disarm_soon()
+        except Exception as e:
+            self._hot_path_failed(e)
+        return False
+
+    def _hot_path_failed(self, error):
+        if self.hot_path_error is None:     # say it once, not once per stop
+            self.hot_path_error = f"{type(error).__name__}: {error}"
+            gdb.write(f"tracer: internal error while recording ({self.hot_path_error}); "
+                      "events may be missing\n", gdb.STDERR)
+
+    def _run_for(self, pid):
+        if self.run is None:
+            self._new_run()
+        self.run.saw_process(pid)
+        return self.run
+
+    def _catch_return(self, inferior, pc):
+        key = (inferior.progspace, pc)
+        if key not in self.return_bps:
+            self.return_bps[key] = ReturnBreakpoint(self, pc)
+            self.run.sites.setdefault(pc, self._describe_pc(pc))
+
+    def _describe_pc(self, pc):
+        """function, file, line of a call site; pc is its return address, so look at pc-1."""
+        frame = {"function": None, "file": None, "line": None}
+        sal = gdb.find_pc_line(pc - 1)
+        if sal.symtab:
+            frame["file"] = sal.symtab.fullname()
+            frame["line"] = sal.line or None
+        try:
+            block = gdb.block_for_pc(pc - 1)
+            while block is not None and block.function is None:
+                block = block.superblock
+            if block is not None:
+                frame["function"] = block.function.print_name
+        except RuntimeError:
+            pass
+        if frame["function"] is None:       # no debug info: the minimal symbol
+            text = gdb.format_address(pc - 1)
+            if "<" in text:
+                frame["function"] = text.split("<", 1)[1].split("+", 1)[0].rstrip(">")
+        return frame
+
+    def _errno_location(self, inferior):
+        space = inferior.progspace
+        if space not in self.errno_fn:
+            try:
+                self.errno_fn[space] = int(gdb.parse_and_eval("(long)&__errno_location"))
+            except gdb.error:
+                self.errno_fn[space] = None
+        return self.errno_fn[space]
+
+    # ---- arming ----
+    def arm(self):
+        for name, value in GDB_SETTINGS.items():
+            self.saved_gdb[name] = gdb.parameter(name)
+            _quiet(f"set {name} {value}")
+        self.armed = True
+        self.disarming = False
+        self.missing = [CATALOGUE[c]["name"] for c in TRACED_CALLS]
+        self._place_entry_breakpoints()
+
+    def _place_entry_breakpoints(self):
+        """Creates the breakpoints whose functions exist now; the rest wait for their library.
+        (Probing first keeps gdb from printing 'Function not defined' for each.)"""
+        still_missing = []
+        for name in self.missing:
+            call = CATALOGUE.index(next(c for c in CATALOGUE if c["name"] == name))
+            try:
+                gdb.parse_and_eval(f"(long)&{name}")
+            except gdb.error:
+                still_missing.append(name)
+                continue
+            self.entry_bps[call] = EntryBreakpoint(self, call)
+        self.missing = still_missing
+
+    def disarm(self, restore=True):
+        """Removes every tracer breakpoint (never the user's) and restores gdb's settings."""
+        for bp in list(self.entry_bps.values()) + list(self.return_bps.values()):
+            if bp.is_valid():
+                bp.delete()
+        self.entry_bps.clear()
+        self.return_bps.clear()
+        self.armed = False
+        if restore:
+            for name, value in self.saved_gdb.items():
+                text = {True: "on", False: "off", None: "auto"}.get(value, value)
+                _quiet(f"set {name} {text}")
+            self.saved_gdb.clear()
+
+    def _disarm_soon(self):
+        """Budget reached: every tracer breakpoint stops stopping now; they are deleted at
+        the next safe point (deleting one inside its own stop() crashes gdb, and an event
+        posted with gdb.post_event but not yet run when gdb exits crashes it too)."""
+        if self.disarming:
+            return
+        self.disarming = True
+        for bp in list(self.entry_bps.values()) + list(self.return_bps.values()):
+            bp.enabled = False
+
+    def _reap(self):
+        """A safe point (a command, a stop or exit event): finish a budget disarm."""
+        if self.disarming and (self.entry_bps or self.return_bps):
+            self.disarm(restore=False)
+            self.armed = True           # still "armed" for status; the budget ended it
+
+    # ---- runs and processes ----
+    def _new_run(self):
+        space = gdb.current_progspace()
+        program = space.filename if space else None
+        args = gdb.parameter("args") or ""
+        self.run = Run(self.values, program, [program or "?"] + args.split(), _gdb_version())
+        self.hot_path_error = None
+        self.timed_out = False
+        return self.run
+
+    def _live_inferiors(self):
+        return [inf for inf in gdb.inferiors() if inf.pid]
+
+    def _live_pids(self, exclude=None):
+        return [inf.pid for inf in self._live_inferiors() if inf.pid != exclude]
+
+    def _on_new_objfile(self, event):
+        if self.armed and self.missing and not self.disarming:
+            self._place_entry_breakpoints()
+
+    def _on_clear_objfiles(self, event):
+        """exec (or a re-run) replaced the program: its return addresses mean nothing now."""
+        space = event.progspace
+        for key in [k for k in self.return_bps if k[0] == space]:
+            bp = self.return_bps.pop(key)
+            if bp.is_valid():           # not inside a stop(): deleting here is safe, and a
+                bp.delete()             # stale one could land mid-instruction in the new image
+        self.errno_fn.pop(space, None)
+        if self.run is not None:
+            for inf in gdb.inferiors():
+                if inf.progspace == space and inf.pid:
+                    self.run.session.forget(inf.pid)
+
+    def _on_new_thread(self, event):
+        thread = event.inferior_thread
+        pid, _ = _thread_ids(thread)
+        self.pids[thread.inferior.num] = pid
+        if not self.armed:
+            return
+        fresh_program = len(thread.inferior.threads()) == 1 and not self._live_pids(exclude=pid)
+        if fresh_program and self.run is not None and self.run.pid:
+            # A new `run` while armed: the previous run is over, this one gets its own report.
+            if not self.run.finished:
+                self._finish({"reason": "kill", "signal": None, "status": None,
+                              "pid": self.run.pid, "tid": self.run.pid}, live=False)
+            self._new_run()
+        self._run_for(pid)
+
+    def _on_stop(self, event):
+        self._reap()
+        if not self.armed and (self.run is None or self.run.finished):
+            return
+        if isinstance(event, gdb.BreakpointEvent):
+            self.last_event = "breakpoint"
+            return
+        if not isinstance(event, gdb.SignalEvent):
+            self.last_event = "stop"
+            return
+        thread = gdb.selected_thread()
+        pid, tid = _thread_ids(thread)
+        sig = event.stop_signal
+        if sig == "SIGINT" and self.timed_out:
+            self.last_event = "timeout"
+            self._finish({"reason": "timeout", "signal": None, "status": None,
+                          "pid": pid, "tid": tid})
+        elif is_fatal(sig, pid):
+            self.last_event = "fatal"
+            if self.run is not None and not self.run.finished:
+                self.run.record_fatal(pid, tid, sig)
+                self._finish({"reason": "signal", "signal": sig, "status": None,
+                              "pid": pid, "tid": tid})
+        else:
+            self.last_event = "signal" if sig != "SIGINT" else "interrupt"
+
+    def _on_exited(self, event):
+        self._reap()
+        inferior = event.inferior
+        pid = inferior.pid or self.pids.get(inferior.num, 0)
+        self.last_event = "exited"
+        run = self.run
+        if run is None or not pid:
+            return
+        code = getattr(event, "exit_code", None)
+        fatal_sig = run.fatal[2] if run.fatal and run.fatal[0] == pid else None
+        run.record_exit(pid, status=code, signame=fatal_sig)
+        if self._live_pids(exclude=pid):
+            return
+        if code is not None:
+            stop = {"reason": "exit", "signal": None, "status": code, "pid": pid, "tid": pid}
+        else:
+            stop = {"reason": "kill", "signal": fatal_sig, "status": None, "pid": pid,
+                    "tid": pid}
+        self._finish(stop, live=False)
+
+    def _on_gdb_exiting(self, event):
+        if self.run is not None and not self.run.finished and self.armed:
+            self._finish({"reason": "quit", "signal": None, "status": None,
+                          "pid": self.run.pid, "tid": self.run.pid})
+
+    def _finish(self, stop, live=True, force=False):
+        """The program stopped for good: one report, and one line saying where it went."""
+        run = self.run
+        if run is None or run.finished:
+            return None
+        try:
+            path = run.finish(stop, self._snapshot_processes() if live else [], force=force)
+        except TracerError as e:
+            gdb.write(f"tracer: {e}\n", gdb.STDERR)
+            return None
+        if not self.in_run_command:
+            gdb.write(run.outcome() + "\n")
+        return path
+
+    def _snapshot_processes(self):
+        """Every live traced process: its threads with bounded backtraces."""
+        limit = self.values.backtrace
+        processes = []
+        try:
+            selected = gdb.selected_thread()
+        except gdb.error:
+            selected = None
+        for inf in self._live_inferiors():
+            threads = []
+            for thread in sorted(inf.threads(), key=lambda t: t.num):
+                if not thread.is_valid():
+                    continue
+                threads.append({"tid": _thread_ids(thread)[1], "name": thread.name,
+                                "backtrace": self._backtrace(thread, limit)})
+            processes.append({"pid": inf.pid, "threads": threads})
+        if selected is not None and selected.is_valid():
+            selected.switch()
+        return processes
+
+    def _backtrace(self, thread, limit):
+        frames = []
+        try:
+            thread.switch()
+            frame = gdb.newest_frame()
+            while frame is not None and len(frames) < limit:
+                sal = frame.find_sal()
+                frames.append({"pc": frame.pc(), "function": frame.name(),
+                               "file": sal.symtab.fullname() if sal.symtab else None,
+                               "line": sal.line or None})
+                frame = frame.older()
+        except gdb.error:
+            pass                        # a thread gdb cannot unwind: keep what we have
+        return frames
+
+    # ---- commands ----
+    def start(self):
+        if self.armed:
+            raise TracerError("already tracing; `tracer stop` first")
+        if not gdb.current_progspace().filename and not self._live_inferiors():
+            raise TracerError("no program loaded: use `file PROGRAM` or "
+                              "`gdb --args PROGRAM ARGS`, then `tracer start`")
+        self.arm()
+        if self._live_inferiors():
+            self._run_for(gdb.selected_inferior().pid)
+
+    def stop(self):
+        if not self.armed:
+            raise TracerError("not tracing; `tracer start` arms it")
+        self.disarm()
+
+    def run_to_end(self, args):
+        """`tracer run`: arm, run (or continue an attached process) until the program ends."""
+        live = self._live_inferiors()
+        if not live and not gdb.current_progspace().filename:
+            raise TracerError("no program loaded: `gdb --args PROGRAM ARGS` or "
+                              "`file PROGRAM` first")
+        if self.armed and self.disarming and not live:
+            self.disarm()               # the last run spent its budget: a fresh one
+        if not self.armed:
+            self.arm()
+        if not live:
+            self._new_run()
+        timer = self._start_timer()
+        self.in_run_command = True
+        try:
+            self._resume("run " + args if not live else "continue")
+            while True:
+                if self.timed_out:
+                    self._kill_all()
+                    break
+                if not self._live_inferiors():
+                    break
+                if self.last_event in ("breakpoint", "interrupt", "stop"):
+                    return          # the user's own stop: hand control back
+                self._resume("continue")
+        finally:
+            self.in_run_command = False
+            if timer:
+                timer.cancel()
+        run = self.run
+        line = run.outcome() if run else "tracer: nothing ran"
+        if run is not None and run.failed:
+            raise gdb.GdbError(line)  # batch gdb then exits non-zero: CI sees the failure
+        gdb.write(line + "\n")
+
+    def _resume(self, command):
+        self._reap()
+        self.last_event = None
+        live = self._live_inferiors()
+        if command == "continue" and live and gdb.selected_inferior().pid == 0:
+            live[0].threads()[0].switch()   # continuing from an exited inferior fails
+        gdb.execute(command)
+
+    def _start_timer(self):
+        if not self.values.timeout:
+            return None
+        timer = threading.Timer(self.values.timeout, self._time_out)
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def _time_out(self):
+        """Runs on the timer thread: no gdb API here, only signals to the processes."""
+        self.timed_out = True
+        for pid in list(self.pids.values()):
+            try:
+                os.kill(pid, signal.SIGINT)
+            except OSError:
+                pass
+
+    def _kill_all(self):
+        nums = " ".join(str(inf.num) for inf in self._live_inferiors())
+        if nums:
+            _quiet(f"kill inferiors {nums}")
+
+    def attach(self, arg):
+        try:
+            pid = int(arg)
+        except ValueError:
+            raise TracerError(f"tracer attach takes a process id, not '{arg}'") from None
+        if any(inf.pid == pid for inf in gdb.inferiors()):
+            raise TracerError(f"process {pid} is already traced")
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            raise TracerError(f"no process {pid}: check the id with `ps`") from None
+        except PermissionError:
+            raise TracerError(f"not allowed to trace process {pid}: run gdb as its user "
+                              "or as root") from None
+        try:
+            _quiet(f"attach {pid}")
+        except gdb.error as e:
+            raise TracerError(f"cannot attach to {pid}: {e} (is ptrace allowed? see "
+                              "/proc/sys/kernel/yama/ptrace_scope)") from None
+        if not self.armed:
+            self.arm()
+        self._new_run()
+        self._run_for(pid)
+        gdb.write(f"tracer: attached to {pid} and tracing; `continue` or `tracer run` "
+                  "to let it go\n")
+
+    def snapshot(self, path):
+        """`tracer snapshot [FILE]`: freeze and write now (the program may be hung)."""
+        run = self.run
+        if run is None:
+            raise TracerError("nothing traced yet: `tracer start` or `tracer run` first")
+        if not run.finished:
+            try:
+                tid = _thread_ids(gdb.selected_thread())[1]
+            except (gdb.error, AttributeError):
+                tid = run.pid
+            stop = {"reason": "snapshot", "signal": None, "status": None, "pid": run.pid,
+                    "tid": tid}
+            return run.finish(stop, self._snapshot_processes(), force=True, path=path)
+        if run.report_text is None:     # ended under a policy that wrote nothing
+            run.compose([])
+        return run.store(path)
+
+    def status(self):
+        run = self.run
+        lines = [f"tracer: {'armed' if self.armed else 'not armed'}"
+                 + (" (budget reached: breakpoints removed)" if self.disarming else "")]
+        placed = sorted(CATALOGUE[c]["name"] for c in self.entry_bps)
+        lines.append(f"  breakpoints: {len(placed)} functions ({', '.join(placed) or 'none'}), "
+                     f"{len(self.return_bps)} return sites")
+        if self.missing:
+            lines.append(f"  not found (cannot be traced): {', '.join(self.missing)}")
+        if run is not None:
+            s = run.session
+            lines.append(f"  run {run.key}: {show.recorder_line(self._recorder(s))}")
+            lines.append(f"  skipped: {s.not_ipc} calls on files/terminals, {s.nested} nested, "
+                         f"{s.unreadable} unreadable; {s.in_flight} calls in flight")
+            if run.finished:
+                lines.append("  " + run.outcome().removeprefix("tracer: "))
+        if self.hot_path_error:
+            lines.append(f"  error while recording: {self.hot_path_error}")
+        return "\n".join(lines)
+
+    @staticmethod
+    def _recorder(session):
+        return {k: getattr(session, k)
+                for k in ("cap", "budget", "payload", "count", "dropped", "overflow")}
+
+    def show(self, arg):
+        arg = arg.strip()
+        if arg and not arg.isdigit():
+            try:
+                report = _core.load_report(os.path.expanduser(arg))
+            except (OSError, ValueError) as e:
+                raise TracerError(f"cannot read report {arg}: {e}") from None
+            return show.report_text(report)
+        if self.run is None:
+            raise TracerError("nothing traced yet: `tracer run` or `tracer start` first")
+        events = self.run.session.events(last=int(arg) if arg else None)
+        header = show.recorder_line(self._recorder(self.run.session))
+        return header + "\n" + (show.event_table(events, self.run.sites) if events
+                                else "(no events)")
+
+
+TRACER = Tracer()
+
+
+def _command(name, doc, action, completer=gdb.COMPLETE_NONE):
+    """Registers `tracer NAME`; TracerError and SettingError become one-line gdb errors."""
+
+    class Command(gdb.Command):
+        __doc__ = doc
+
+        def __init__(self):
+            super().__init__(f"tracer {name}", gdb.COMMAND_RUNNING, completer)
+
+        def invoke(self, arg, from_tty):
+            try:
+                out = action(arg.strip())
+            except (TracerError, settings.SettingError) as e:
+                raise gdb.GdbError(f"tracer: {e}") from None
+            if out:
+                gdb.write(out + "\n")
+
+    Command()
+
+
+class TracerPrefix(gdb.Command):
+    """Record the IPC of a process tree: the last messages before it broke.
+
+Tracer stops at every send and receive of pipes, FIFOs, unix and inet sockets, POSIX and
+SysV message queues in the program, its threads and its forked children; keeps the last
+`cap` events in a ring; and when the program stops for good writes one JSON report with
+the events, each process's threads and backtraces, and the bytes still pending in its
+mailboxes.
+
+  tracer run [ARGS]     arm and run the program to its end (batch: exit 1 if it failed)
+  tracer start          arm tracing now (or for the next `run`); tracer stop disarms
+  tracer attach PID     attach to a running process and arm
+  tracer status         armed?, counts, breakpoints placed, functions not found
+  tracer show [N|FILE]  the last N events as a table, or a stored report
+  tracer snapshot [FILE] freeze and write the report now (e.g. after Ctrl-C)
+
+Settings: show tracer / set tracer cap|budget|payload|backtrace|store|report|timeout."""
+
+    def __init__(self):
+        super().__init__("tracer", gdb.COMMAND_RUNNING, gdb.COMPLETE_NONE, prefix=True)
+
+    def invoke(self, arg, from_tty):
+        raise gdb.GdbError(f"tracer: unknown subcommand '{arg}'; `help tracer` lists them"
+                           if arg else "tracer: which subcommand? `help tracer` lists them")
+
+
+TracerPrefix()
+_command("start", "Arm tracing on the current program (now, or at the next `run`).",
+         lambda a: TRACER.start() or "tracer: armed")
+_command("stop", "Disarm tracing: remove every tracer breakpoint, restore gdb settings.",
+         lambda a: TRACER.stop() or "tracer: disarmed")
+_command("run", "Arm and run the program to its end: tracer run [ARGS].\n\n"
+         "When a process is already attached it is continued instead. The outcome and the\n"
+         "report's path are printed; in `gdb -batch` the exit status is 1 if the program\n"
+         "failed (fatal signal, non-zero exit, timeout) and 0 otherwise.",
+         TRACER.run_to_end, gdb.COMPLETE_FILENAME)
+_command("attach", "Attach to a running process and arm: tracer attach PID.", TRACER.attach)
+_command("status", "Armed or not, event counts, overflow, breakpoints placed, missing "
+         "functions.", lambda a: TRACER.status())
+_command("show", "Show events: tracer show [N] (the last N of the live ring), or\n"
+         "tracer show FILE (a stored report, with processes, backtraces and mailboxes).",
+         TRACER.show, gdb.COMPLETE_FILENAME)
+_command("snapshot", "Freeze the recorder and write the report now: tracer snapshot [FILE].\n\n"
+         "Without FILE it goes to the store; with FILE, to exactly that path (never\n"
+         "overwritten). Useful after Ctrl-C on a hung program.",
+         lambda a: "tracer: report: " + str(TRACER.snapshot(os.path.expanduser(a) if a
+                                                             else None)),
+         gdb.COMPLETE_FILENAME)
+
+
+class _SetPrefix(gdb.Command):
+    """Tracer settings."""
+
+    def __init__(self, verb):
+        super().__init__(f"{verb} tracer", gdb.COMMAND_DATA, gdb.COMPLETE_NONE, prefix=True)
+
+
+_SetPrefix("set")
+_SetPrefix("show")
+
+_PARAM_KIND = {"int": gdb.PARAM_ZUINTEGER, "str": gdb.PARAM_STRING, "enum": gdb.PARAM_ENUM}
+
+
+def _parameter(setting):
+    """One gdb parameter per setting, validated by the setting itself."""
+
+    class Parameter(gdb.Parameter):
+        __doc__ = setting.doc
+        set_doc = f"Set tracer {setting.name}."
+        show_doc = f"Show tracer {setting.name}."
+
+        def __init__(self):
+            if setting.kind == "enum":
+                super().__init__(f"tracer {setting.name}", gdb.COMMAND_DATA,
+                                 _PARAM_KIND["enum"], list(setting.choices))
+            else:
+                super().__init__(f"tracer {setting.name}", gdb.COMMAND_DATA,
+                                 _PARAM_KIND[setting.kind])
+            self.value = setting.default
+
+        def get_set_string(self):
+            try:
+                TRACER.values.set(setting.name, self.value)
+            except settings.SettingError as e:
+                self.value = getattr(TRACER.values, setting.name)
+                raise gdb.GdbError(f"tracer: {e}") from None
+            return ""
+
+        def get_show_string(self, svalue):
+            return f"tracer {setting.name} is {svalue}. ({setting.doc})"
+
+    Parameter()
+
+
+for _setting in settings.SETTINGS:
+    _parameter(_setting)

@@ -1,0 +1,97 @@
+"""Tracer's settings, declared once and mapped onto gdb parameters and lldb settings.
+
+Every bound the recorder has is a setting here, with its default and its limit; the values in
+force are written into every report.
+"""
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from . import _core
+
+
+class SettingError(ValueError):
+    """A value a setting refuses; the message says what is allowed."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: object
+    doc: str
+    low: Optional[int] = None       # ints: inclusive bounds
+    high: Optional[int] = None
+    choices: Tuple[str, ...] = ()   # enums
+
+    @property
+    def kind(self):
+        if self.choices:
+            return "enum"
+        return "int" if isinstance(self.default, int) else "str"
+
+    def parse(self, text):
+        """Validates a user's text; returns the typed value or raises SettingError."""
+        text = str(text).strip()
+        if self.kind == "int":
+            try:
+                value = int(text, 0)
+            except ValueError:
+                raise SettingError(f"tracer {self.name} takes a number "
+                                   f"from {self.low} to {self.high}, not '{text}'") from None
+            if not self.low <= value <= self.high:
+                raise SettingError(f"tracer {self.name} must be from {self.low} to {self.high} "
+                                   f"(got {value})")
+            return value
+        if self.kind == "enum":
+            if text not in self.choices:
+                raise SettingError(f"tracer {self.name} is one of {', '.join(self.choices)}, "
+                                   f"not '{text}'")
+            return text
+        if not text:
+            raise SettingError(f"tracer {self.name} needs a value")
+        return text
+
+
+SETTINGS = (
+    Setting("cap", _core.CAP_DEFAULT, "Events the ring keeps: the last CAP are reported.",
+            1, _core.CAP_MAX),
+    Setting("budget", _core.BUDGET_DEFAULT,
+            "Events recorded in all before tracing stops (breakpoints removed, overflow set).",
+            1, _core.BUDGET_MAX),
+    Setting("payload", _core.PAYLOAD_DEFAULT,
+            "Bytes of each message (and each mailbox) kept as a preview.", 0, _core.PAYLOAD_MAX),
+    Setting("backtrace", _core.BACKTRACE_DEFAULT,
+            "Frames kept per thread backtrace in a report.", 0, _core.BACKTRACE_MAX),
+    Setting("store", "tracer-reports", "Directory the reports are written to."),
+    Setting("report", "failure",
+            "When a run writes a report: failure (fatal signal or non-zero exit), always, never.",
+            choices=("failure", "always", "never")),
+    Setting("timeout", 0,
+            "Seconds a `tracer run` may take before it is interrupted, snapshotted and killed "
+            "(0: no limit).", 0, 7 * 24 * 3600),
+)
+
+BY_NAME = {s.name: s for s in SETTINGS}
+
+
+class Values:
+    """The values in force; front ends write through set(), which validates."""
+
+    def __init__(self):
+        self._values = {s.name: s.default for s in SETTINGS}
+
+    def __getattr__(self, name):
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def set(self, name, text):
+        setting = BY_NAME.get(name)
+        if setting is None:
+            raise SettingError(f"no setting 'tracer {name}': "
+                               f"known are {', '.join(BY_NAME)}")
+        self._values[name] = setting.parse(text)
+        return self._values[name]
+
+    def items(self):
+        return list(self._values.items())
