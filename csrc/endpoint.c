@@ -28,8 +28,9 @@
  * stat), uncached unix ~21, uncached udp ~23-48, uncached tcp ~250-600.
  *
  * /proc/PID/net stays as the fallback: it shows the *process's* network namespace, while our
- * netlink socket sees the debugger's. An inode is unique across namespaces, so "netlink did not
- * find it" is the cue to look there, at no cost for the common same-namespace case.
+ * netlink socket sees the debugger's. It is read only when netlink missed and the process's
+ * namespace is not ours, so the common same-namespace case never pays for it. (In another
+ * namespace a unix socket is named without its peer: /proc/net/unix does not list peers.)
  *
  * The cache maps socket inode -> (kind, name) for names that cannot change any more (connected,
  * with a peer, or listening); it also keeps the netlink socket open between lookups. Not
@@ -572,6 +573,20 @@ out:
 
 /* ---- resolve ------------------------------------------------------------------------- */
 
+/* Is pid in another network namespace than ours (or can we not tell)? Asked only when
+ * netlink missed: a socket netlink cannot find in our own namespace is in no table at all
+ * (unbound, never connected), and /proc/PID/net would be the same tables, walked slower. */
+static bool other_netns(pid_t pid)
+{
+	char path[64];
+	struct stat theirs, ours;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+	if (stat(path, &theirs) != 0 || stat("/proc/self/ns/net", &ours) != 0)
+		return true;
+	return theirs.st_ino != ours.st_ino || theirs.st_dev != ours.st_dev;
+}
+
 static int socket_lookup(struct tr_endpoint_cache *c, pid_t pid, const char *fdpath, uint64_t ino,
 			 struct sock_info *si)
 {
@@ -597,7 +612,7 @@ static int socket_lookup(struct tr_endpoint_cache *c, pid_t pid, const char *fdp
 	}
 	proto[n] = '\0';
 	if (!strncmp(proto, "UNIX", 4)) {
-		if (unix_lookup_netlink(c, ino, si) != 0 || !si->found)
+		if ((unix_lookup_netlink(c, ino, si) != 0 || !si->found) && other_netns(pid))
 			unix_lookup_proc(pid, ino, si);
 		if (!si->found) {
 			si->kind = TR_EP_UNIX;
@@ -618,7 +633,8 @@ static int socket_lookup(struct tr_endpoint_cache *c, pid_t pid, const char *fdp
 	}
 	if (strchr(proto, 'v'))
 		family = AF_INET6;
-	if (inet_lookup_netlink(c, ino, family, ipproto, si) != 0 || !si->found)
+	if ((inet_lookup_netlink(c, ino, family, ipproto, si) != 0 || !si->found) &&
+	    other_netns(pid))
 		inet_lookup_proc(pid, ino, family, ipproto, si);
 	if (!si->found) {
 		si->kind = ipproto == IPPROTO_TCP ? TR_EP_TCP : TR_EP_UDP;

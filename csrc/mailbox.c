@@ -234,11 +234,13 @@ static int borrow_fd(pid_t pid, int64_t fd, struct pidfd_state *pf, struct entry
 		pid_t tgid;
 
 		pf->fd = (int)syscall(SYS_pidfd_open, pid, 0);
-		/* EINVAL: pid is a thread's id; the fds belong to its thread group's leader */
-		if (pf->fd < 0 && errno == EINVAL && (tgid = thread_group(pid)) > 0 && tgid != pid)
+		pf->err = pf->fd < 0 ? errno : 0;
+		/* pid may be a thread's id (refused with EINVAL, since Linux 6.9 ENOENT): the
+		 * fds belong to its thread group, whose leader's pidfd reaches them */
+		if ((pf->err == EINVAL || pf->err == ENOENT) && (tgid = thread_group(pid)) > 0 && tgid != pid) {
 			pf->fd = (int)syscall(SYS_pidfd_open, tgid, 0);
-		if (pf->fd < 0)
-			pf->err = errno;
+			pf->err = pf->fd < 0 ? errno : 0;
+		}
 	}
 	if (pf->err) {
 		entry_error(e, "pidfd_open", pf->err);

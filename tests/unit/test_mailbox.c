@@ -17,6 +17,7 @@
 #include <mqueue.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -62,6 +63,7 @@ struct mb_case {
 struct mb_report {
 	int n;
 	int status;
+	pid_t tid;              /* a second thread of the child */
 	char where[64];
 	struct mb_case c[MB_MAX_CASES];
 };
@@ -322,6 +324,15 @@ static void mb_drain(const struct mb_report *r, struct mb_reply *out)
 	}
 }
 
+/* A thread that only says who it is: the scan may be given a thread's id. */
+static void *mb_thread(void *arg)
+{
+	__atomic_store_n((pid_t *)arg, gettid(), __ATOMIC_RELEASE);
+	for (;;)
+		pause();
+	return NULL;
+}
+
 /* ---- the parent's side ------------------------------------------------------------- */
 
 static int mb_read_all(int fd, void *buf, size_t len)
@@ -353,12 +364,16 @@ static void mb_spawn(void)
 	if (mb_child == 0) {
 		static struct mb_report r;
 		static struct mb_reply reply;
+		pthread_t thread;
 		char cmd;
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		close(down[1]);
 		close(up[0]);
 		mb_make_objects(&r);
+		if (!r.status && pthread_create(&thread, NULL, mb_thread, &r.tid) == 0)
+			while (!__atomic_load_n(&r.tid, __ATOMIC_ACQUIRE))
+				usleep(1000);
 		if (write(up[1], &r, sizeof(r)) != (ssize_t)sizeof(r))
 			_exit(1);
 		while (read(down[0], &cmd, 1) == 1) {
@@ -536,6 +551,19 @@ Test(mailbox, scan_appends_to_a_set, .fini = mb_fini, .timeout = 60)
 		cr_expect_eq(set.items[i].fd, set.items[first + i].fd);
 		cr_expect_str_eq(set.items[i].endpoint, set.items[first + i].endpoint);
 	}
+	tr_mailbox_set_free(&set);
+}
+
+/* A thread's id stands for its process: pidfd_open refuses thread ids, the scan must not. */
+Test(mailbox, scan_by_thread_id, .fini = mb_fini, .timeout = 60)
+{
+	struct tr_mailbox_set set = { 0 };
+
+	mb_spawn();
+	cr_assert_gt(mb_rep.tid, 0);
+	cr_assert_neq(mb_rep.tid, mb_child);
+	cr_assert_eq(tr_mailbox_scan(mb_rep.tid, 64, &set), 0);
+	mb_check_scan(&set, 64);
 	tr_mailbox_set_free(&set);
 }
 
