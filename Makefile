@@ -13,6 +13,8 @@ FIXT_SRC  := $(wildcard tests/fixtures/*.c)
 FIXTURES  := $(patsubst tests/fixtures/%.c,$(B)/fixtures/%,$(FIXT_SRC)) \
              $(patsubst tests/fixtures/%.c,$(B)/fixtures/%-O2,$(FIXT_SRC))
 EXAMPLES  := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
+BUG_SRC   := $(filter-out tests/fixtures/bugs/perturb_shim.c,$(wildcard tests/fixtures/bugs/*.c))
+BUGS      := $(patsubst tests/fixtures/bugs/%.c,$(B)/bugs/%,$(BUG_SRC))
 
 .PHONY: all ext unit fixtures examples check clean bench
 all: ext unit fixtures examples
@@ -32,7 +34,10 @@ $(B)/unit_tests_asan: $(UNIT_SRC) $(CORE_SRC) $(CORE_HDR) $(wildcard tests/unit/
 	$(CC) -std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	  -fno-sanitize-recover=undefined $(WARN) $(INCS) -Itests/unit -o $@ $(UNIT_SRC) $(CORE_SRC) $(LIBS) -lcriterion
 
-fixtures: $(FIXTURES)
+fixtures: $(FIXTURES) $(BUGS)
+$(B)/bugs/%: tests/fixtures/bugs/%.c
+	@mkdir -p $(B)/bugs
+	$(CC) -std=gnu11 -g -O0 $(WARN) -pthread -o $@ $<
 $(B)/fixtures/%: tests/fixtures/%.c tests/fixtures/fixture.h
 	@mkdir -p $(B)/fixtures
 	$(CC) -std=gnu11 -g -O0 $(WARN) -o $@ $< -lpthread -lrt
@@ -45,10 +50,17 @@ $(B)/examples/%: examples/%.c
 	@mkdir -p $(B)/examples
 	$(CC) -std=gnu11 -g -O0 $(WARN) -o $@ $< -lpthread
 
-bench: ext $(B)/bench_core
+# Benchmarks print ratios against baselines measured in the same run; see bench/README.md.
+bench: ext fixtures $(B)/bench_core $(B)/bench_endpoint $(B)/bench_dwarf
 $(B)/bench_core: bench/bench_core.c $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(B)
 	$(CC) -std=gnu11 -O2 $(WARN) $(INCS) -o $@ bench/bench_core.c $(CORE_SRC) $(LIBS)
+$(B)/bench_endpoint: bench/bench_endpoint.c csrc/endpoint.c csrc/endpoint.h
+	@mkdir -p $(B)
+	$(CC) -std=gnu11 -O2 $(WARN) $(INCS) -o $@ bench/bench_endpoint.c
+$(B)/bench_dwarf: bench/bench_dwarf.c csrc/dwarf_index.c csrc/dwarf_index.h
+	@mkdir -p $(B)
+	$(CC) -std=gnu11 -O2 $(WARN) $(INCS) -o $@ bench/bench_dwarf.c csrc/dwarf_index.c $(LIBS)
 
 check: all
 	scripts/run-tests

@@ -787,6 +787,7 @@ GETTER(not_ipc, get_u64_attr(self->s.not_ipc))
 GETTER(unmatched_returns, get_u64_attr(self->s.unmatched_returns))
 GETTER(nested, get_u64_attr(self->s.nested))
 GETTER(unreadable, get_u64_attr(self->s.unreadable))
+GETTER(rehits, get_u64_attr(self->s.rehits))
 GETTER(in_flight, get_u64_attr(self->s.npending))
 
 static PyGetSetDef Session_getset[] = {
@@ -803,6 +804,8 @@ static PyGetSetDef Session_getset[] = {
 	{ "nested", (getter)Session_get_nested, NULL, "calls inside another catalogue call", NULL },
 	{ "unreadable", (getter)Session_get_unreadable, NULL,
 	  "calls whose arguments could not be read", NULL },
+	{ "rehits", (getter)Session_get_rehits, NULL,
+	  "entries reported twice by the debugger (recorded once)", NULL },
 	{ "in_flight", (getter)Session_get_in_flight, NULL, "calls waiting for their return", NULL },
 	{ NULL },
 };

@@ -227,9 +227,18 @@ enum tr_action tr_session_entry(struct tr_session *s, int call, pid_t pid, pid_t
 		return TR_ACT_CONTINUE;
 
 	p = pending_find(s, tid);
-	if (p && p->sp > regs->sp) {
+	/* Deeper in the stack than the waiting call, or at the same depth but another function
+	 * (a tail call: glibc's mq_send jumps to mq_timedsend): part of the waiting call. */
+	if (p && (p->sp > regs->sp || (p->sp == regs->sp && p->call != call))) {
 		s->nested++;
 		return TR_ACT_CONTINUE;
+	}
+	/* The same call at the same depth again: gdb re-reports a breakpoint when a signal
+	 * (SIGCHLD) lands while it steps the thread over it. The call has not run yet. */
+	if (p && p->sp == regs->sp && memcmp(p->entry.arg, regs->arg, sizeof(regs->arg)) == 0) {
+		s->rehits++;
+		*return_pc = p->site;
+		return TR_ACT_CATCH_RETURN;
 	}
 	if (p)                       /* stale: its return never came (longjmp, exec) */
 		pending_drop(s, p);

@@ -27,6 +27,7 @@ struct tr_session {
 	uint64_t not_ipc;          /* calls skipped: fd was a file, a terminal... */
 	uint64_t unmatched_returns; /* return stops with no call waiting in that thread */
 	uint64_t nested;            /* catalogue calls made inside another (mq_receive -> ...) */
+	uint64_t rehits;            /* the same entry reported twice (a signal during step-over) */
 	uint64_t unreadable;        /* calls whose arguments could not be read */
 };
 

@@ -130,7 +130,9 @@ int tr_yield_process_gone(struct tr_yield_policy *p, int32_t pid);
 /* The decision at one yield point of thread (pid, tid), announcing it first if needed.
  * Counts the point and, when the answer is yes, the injected yield. Returns 0, or the error
  * of tr_yield_thread_seen() with out->yield false (a refused point is not counted in the
- * thread's points). */
+ * thread's points). Announce threads when the debugger reports them (new-thread and fork
+ * events) rather than relying on this: the first yield point each thread reaches depends on
+ * the schedule being perturbed, the order of thread creation usually does not. */
 int tr_yield_decide(struct tr_yield_policy *p, int32_t pid, int32_t tid, uint64_t site,
 		    struct tr_yield_decision *out);
 

@@ -1,7 +1,7 @@
 /* crashy_pipeline.c - the first program to try Tracer on.
  *
  * A producer process sends five small commands to a consumer process over a pipe. Each command
- * is a fixed-size 32-byte record of text:
+ * is a fixed-size 32-byte record of text, padded with spaces and ended by a newline:
  *
  *     "set SLOT VALUE"      store VALUE in the consumer's table at SLOT (0..7)
  *
@@ -21,7 +21,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -58,11 +57,10 @@ static void producer(int out)
 		"set 40000000000 400", /* malformed: the slot field is garbage */
 		"set 4 500",
 	};
-	char rec[RECORD];
+	char rec[RECORD + 1]; /* + 1 for the '\0' snprintf adds; it is not sent */
 
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-		memset(rec, 0, sizeof rec);
-		snprintf(rec, sizeof rec, "%s", commands[i]);
+		snprintf(rec, sizeof rec, "%-*s\n", RECORD - 1, commands[i]);
 		if (write(out, rec, RECORD) != RECORD) {
 			perror("producer: write"); /* EPIPE: the consumer is gone */
 			return;

@@ -8,9 +8,11 @@ Decoding, recording and reports live in the core (tracerlib/_core, from csrc/) a
 tracerlib/run.py, shared with the lldb front end.
 """
 import os
+import re
 import signal
+import subprocess
 import sys
-import threading
+import time
 
 import gdb
 
@@ -29,15 +31,29 @@ CATALOGUE = _core.catalogue()
 TRACED_CALLS = [i for i, c in enumerate(CATALOGUE) if c["class"] in ("send", "recv")]
 
 # gdb settings tracing needs, and why (restored by `tracer stop`).
-GDB_SETTINGS = {
-    "detach-on-fork": "off",        # keep forked children: trace the whole tree
-    "schedule-multiple": "on",      # let parent and children run together
-    "displaced-stepping": "off",    # gdb 13 corrupts %rcx in send/recv when SIGCHLD lands
-}
+GDB_SETTINGS = (
+    ("detach-on-fork", "off"),        # keep forked children: trace the whole tree
+    ("schedule-multiple", "on"),      # let parent and children run together
+    ("displaced-stepping", "off"),    # gdb 13 corrupts %rcx in send/recv when SIGCHLD lands
+    # With the default non-stop target, a child exiting while gdb steps another process over
+    # a breakpoint can leave every process stopped and gdb waiting forever (seen with
+    # tests/fixtures/sigchld_recv); the legacy all-stop target does not.
+    ("maint target-non-stop", "off"),
+)
 
 
 def _quiet(command):
     return gdb.execute(command, to_string=True)
+
+
+def _set_setting(name, value):
+    return f"maint set {name[6:]} {value}" if name.startswith("maint ") else f"set {name} {value}"
+
+
+def _show_setting(name):
+    """The current value as `set` takes it: the last "is WORD" of gdb's show text."""
+    text = _quiet(f"maint show {name[6:]}" if name.startswith("maint ") else f"show {name}")
+    return re.findall(r" is (\w+)", text)[-1]
 
 
 def _gdb_version():
@@ -89,14 +105,19 @@ class Tracer:
         self.last_event = None        # what ended the latest run/continue
         self.in_run_command = False
         self.timed_out = False
+        self.watchdog = None          # the `tracer timeout` process, while a run is timed
+        self.watchdog_pid = 0
+        self.deadline = 0.0
         self.hot_path_error = None
         self.disarming = False
+        self.pending_finish = None    # a stop that ends the run, reported at a safe point
         gdb.events.new_objfile.connect(self._on_new_objfile)
         gdb.events.clear_objfiles.connect(self._on_clear_objfiles)
         gdb.events.new_thread.connect(self._on_new_thread)
         gdb.events.stop.connect(self._on_stop)
         gdb.events.exited.connect(self._on_exited)
         gdb.events.gdb_exiting.connect(self._on_gdb_exiting)
+        gdb.events.before_prompt.connect(self._flush_pending_finish)
 
     # ---- the hot path: runs inside Breakpoint.stop(), must never raise ----
     def on_entry(self, call):
@@ -178,9 +199,13 @@ class Tracer:
 
     # ---- arming ----
     def arm(self):
-        for name, value in GDB_SETTINGS.items():
-            self.saved_gdb[name] = gdb.parameter(name)
-            _quiet(f"set {name} {value}")
+        for name, value in GDB_SETTINGS:
+            try:
+                self.saved_gdb[name] = _show_setting(name)
+                _quiet(_set_setting(name, value))
+            except gdb.error as e:      # target-non-stop cannot change under a live process
+                gdb.write(f"tracer: warning: could not `{_set_setting(name, value)}`: {e}\n",
+                          gdb.STDERR)
         self.armed = True
         self.disarming = False
         self.missing = [CATALOGUE[c]["name"] for c in TRACED_CALLS]
@@ -210,8 +235,10 @@ class Tracer:
         self.armed = False
         if restore:
             for name, value in self.saved_gdb.items():
-                text = {True: "on", False: "off", None: "auto"}.get(value, value)
-                _quiet(f"set {name} {text}")
+                try:
+                    _quiet(_set_setting(name, value))
+                except gdb.error:
+                    pass                # a live process pins target-non-stop: keep it
             self.saved_gdb.clear()
 
     def _disarm_soon(self):
@@ -241,7 +268,9 @@ class Tracer:
         return self.run
 
     def _live_inferiors(self):
-        return [inf for inf in gdb.inferiors() if inf.pid]
+        """Inferiors with a process and threads. gdb sometimes keeps a forked child that its
+        parent reaped as a pid without threads whose exit it never reports: not live."""
+        return [inf for inf in gdb.inferiors() if inf.pid and inf.threads()]
 
     def _live_pids(self, exclude=None):
         return [inf.pid for inf in self._live_inferiors() if inf.pid != exclude]
@@ -277,6 +306,8 @@ class Tracer:
                               "pid": self.run.pid, "tid": self.run.pid}, live=False)
             self._new_run()
         self._run_for(pid)
+        if fresh_program:
+            self._start_watchdog(pid)
 
     def _on_stop(self, event):
         self._reap()
@@ -291,18 +322,26 @@ class Tracer:
         thread = gdb.selected_thread()
         pid, tid = _thread_ids(thread)
         sig = event.stop_signal
-        if sig == "SIGINT" and self.timed_out:
+        if sig == "SIGINT" and self._watchdog_fired(pid):
+            self.timed_out = True
             self.last_event = "timeout"
-            self._finish({"reason": "timeout", "signal": None, "status": None,
-                          "pid": pid, "tid": tid})
+            self.pending_finish = {"reason": "timeout", "signal": None, "status": None,
+                                   "pid": pid, "tid": tid}
         elif is_fatal(sig, pid):
             self.last_event = "fatal"
             if self.run is not None and not self.run.finished:
                 self.run.record_fatal(pid, tid, sig)
-                self._finish({"reason": "signal", "signal": sig, "status": None,
-                              "pid": pid, "tid": tid})
+                self.pending_finish = {"reason": "signal", "signal": sig, "status": None,
+                                       "pid": pid, "tid": tid}
         else:
             self.last_event = "signal" if sig != "SIGINT" else "interrupt"
+
+    def _flush_pending_finish(self, event=None):
+        """Writes the report a stop asked for, from a safe place: walking threads and frames
+        inside the stop event itself can trip gdb's thread_db assertions."""
+        stop, self.pending_finish = self.pending_finish, None
+        if stop is not None:
+            self._finish(stop)
 
     def _on_exited(self, event):
         self._reap()
@@ -317,14 +356,16 @@ class Tracer:
         run.record_exit(pid, status=code, signame=fatal_sig)
         if self._live_pids(exclude=pid):
             return
-        if code is not None:
+        stop, self.pending_finish = self.pending_finish, None
+        if stop is None and code is not None:
             stop = {"reason": "exit", "signal": None, "status": code, "pid": pid, "tid": pid}
-        else:
-            stop = {"reason": "kill", "signal": fatal_sig, "status": None, "pid": pid,
-                    "tid": pid}
+        elif stop is None:
+            stop = {"reason": "signal" if fatal_sig else "kill", "signal": fatal_sig,
+                    "status": None, "pid": pid, "tid": pid}
         self._finish(stop, live=False)
 
     def _on_gdb_exiting(self, event):
+        self._flush_pending_finish()
         if self.run is not None and not self.run.finished and self.armed:
             self._finish({"reason": "quit", "signal": None, "status": None,
                           "pid": self.run.pid, "tid": self.run.pid})
@@ -406,7 +447,6 @@ class Tracer:
             self.arm()
         if not live:
             self._new_run()
-        timer = self._start_timer()
         self.in_run_command = True
         try:
             self._resume("run " + args if not live else "continue")
@@ -421,8 +461,7 @@ class Tracer:
                 self._resume("continue")
         finally:
             self.in_run_command = False
-            if timer:
-                timer.cancel()
+            self._stop_watchdog()
         run = self.run
         line = run.outcome() if run else "tracer: nothing ran"
         if run is not None and run.failed:
@@ -433,26 +472,43 @@ class Tracer:
         self._reap()
         self.last_event = None
         live = self._live_inferiors()
-        if command == "continue" and live and gdb.selected_inferior().pid == 0:
+        if command == "continue" and live and not gdb.selected_inferior().threads():
             live[0].threads()[0].switch()   # continuing from an exited inferior fails
-        gdb.execute(command)
+        try:
+            gdb.execute(command)
+        finally:
+            self._flush_pending_finish()
 
-    def _start_timer(self):
-        if not self.values.timeout:
-            return None
-        timer = threading.Timer(self.values.timeout, self._time_out)
-        timer.daemon = True
-        timer.start()
-        return timer
+    def _start_watchdog(self, pid):
+        """`set tracer timeout`: a detached process sends the program SIGINT when time is up.
+        Not a Python thread: a thread inside gdb can take the SIGCHLDs gdb relies on, and
+        then gdb trips over its own thread_db state (seen as internal errors here)."""
+        if not self.values.timeout or self.watchdog is not None or not self.in_run_command:
+            return
+        self.watchdog = subprocess.Popen(
+            ["/bin/sh", "-c", f"(sleep {self.values.timeout}; kill -INT {pid}) "
+                              ">/dev/null 2>&1 </dev/null & echo $!"],
+            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        self.watchdog_pid = int(self.watchdog.communicate()[0].strip() or 0)
+        self.deadline = time.monotonic() + self.values.timeout
 
-    def _time_out(self):
-        """Runs on the timer thread: no gdb API here, only signals to the processes."""
-        self.timed_out = True
-        for pid in list(self.pids.values()):
+    def _stop_watchdog(self):
+        if self.watchdog is None:
+            return
+        if self.watchdog_pid:
             try:
-                os.kill(pid, signal.SIGINT)
+                os.kill(-self.watchdog_pid, signal.SIGTERM)
             except OSError:
-                pass
+                try:
+                    os.kill(self.watchdog_pid, signal.SIGTERM)
+                except OSError:
+                    pass
+        self.watchdog = None
+        self.watchdog_pid = 0
+
+    def _watchdog_fired(self, pid):
+        """A SIGINT stop while a watchdog ran: did its time run out?"""
+        return self.watchdog is not None and time.monotonic() >= self.deadline - 0.1
 
     def _kill_all(self):
         nums = " ".join(str(inf.num) for inf in self._live_inferiors())
