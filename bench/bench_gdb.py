@@ -4,7 +4,8 @@
 
 Rows: the untraced program, gdb with a no-op breakpoint making the same stops as Tracer
 (bench/noop_gdb.py), Tracer in gdb, strace -f, ltrace -f. Prints µs/event (median of K) and
-Tracer's ratio to the no-op breakpoint (goal: ≤ 1.25).
+Tracer's ratio to the no-op breakpoint (goal: ≤ 1.25). Every command runs pinned to CPU 0.
+gdb rows have gdb's own start-up (a run of the program with 1 round) subtracted.
 """
 import argparse
 import os
@@ -27,6 +28,10 @@ def build():
 
 
 def timed(cmd, cwd):
+    # Pinned to one CPU: cross-core wake-ups between gdb and its two tracees made runs of the
+    # same command differ by ±40 %; on one core they agree within a few %.
+    if shutil.which("taskset"):
+        cmd = ["taskset", "-c", "0", *cmd]
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True)
@@ -39,7 +44,7 @@ def timed(cmd, cwd):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=2000)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     build()
     work = tempfile.mkdtemp(prefix="tracer-bench-")

@@ -1,6 +1,7 @@
 """The fair no-op baseline for bench_gdb.py: the same stops Tracer makes (an entry breakpoint
 on each traced function and a permanent breakpoint at each call's return address), with
-stop() doing nothing but finding the return address. Same gdb settings as Tracer."""
+stop() doing nothing but finding the return address. Same gdb settings as Tracer
+(gdb/tracer.py GDB_SETTINGS)."""
 import ctypes
 
 import gdb
@@ -29,7 +30,8 @@ class Entry(gdb.Breakpoint):
         return False
 
 
-for setting in ("detach-on-fork off", "schedule-multiple on", "displaced-stepping off"):
-    gdb.execute("set " + setting)
+for setting in ("set detach-on-fork off", "set schedule-multiple on",
+                "set displaced-stepping off", "maint set target-non-stop off"):
+    gdb.execute(setting)
 for fn in ("write", "read"):
     Entry(fn, internal=True)
