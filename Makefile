@@ -6,7 +6,7 @@ B         := build
 WARN      := -Wall -Wextra -Wno-unused-parameter
 INCS      := -Icsrc -I/usr/include/libdwarf
 LIBS      := -ldwarf -lelf -lyajl -lpthread
-CORE_SRC  := $(filter-out csrc/module.c,$(wildcard csrc/*.c))
+CORE_SRC  := $(filter-out csrc/module%.c,$(wildcard csrc/*.c))
 CORE_HDR  := $(wildcard csrc/*.h)
 UNIT_SRC  := $(wildcard tests/unit/*.c)
 FIXT_SRC  := $(wildcard tests/fixtures/*.c)
@@ -20,7 +20,7 @@ BUGS      := $(patsubst tests/fixtures/bugs/%.c,$(B)/bugs/%,$(BUG_SRC))
 all: ext unit fixtures examples
 
 ext: $(B)/.ext-stamp
-$(B)/.ext-stamp: $(CORE_SRC) $(CORE_HDR) csrc/module.c setup.py
+$(B)/.ext-stamp: $(wildcard csrc/*.c) $(CORE_HDR) setup.py
 	@mkdir -p $(B)
 	$(PY) setup.py -q build_ext --inplace --build-temp $(B)/ext
 	@touch $@

@@ -14,6 +14,7 @@
 #include "endpoint.h"
 #include "escape.h"
 #include "mailbox.h"
+#include "module.h"
 #include "recorder.h"
 #include "report.h"
 #include "report_read.h"
@@ -1157,6 +1158,8 @@ static int module_exec(PyObject *m)
 
 	st->session_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &Session_spec, NULL);
 	if (!st->session_type || PyModule_AddType(m, st->session_type) < 0)
+		return -1;
+	if (tr_py_add_dwarf(m) < 0 || tr_py_add_yield(m) < 0)
 		return -1;
 #define CONST(name, value) \
 	if (PyModule_AddIntConstant(m, name, value) < 0) \

@@ -24,7 +24,7 @@ try:
     from tracerlib import _core
 except ImportError as _e:
     raise gdb.GdbError(f"tracer: the core is not built ({_e}); run `make` in {_ROOT}")
-from tracerlib import settings, show
+from tracerlib import settings, show, yields
 from tracerlib.run import Run, TracerError, is_fatal
 
 CATALOGUE = _core.catalogue()
@@ -89,6 +89,19 @@ class ReturnBreakpoint(gdb.Breakpoint):
         return self.tracer.on_return()
 
 
+class YieldBreakpoint(gdb.Breakpoint):
+    """Before an interesting call: where the seeded policy may insert a yield or a sleep."""
+
+    def __init__(self, tracer, site):
+        super().__init__(yields.site_location(site), internal=True)
+        self.silent = True
+        self.tracer = tracer
+        self.site = site
+
+    def stop(self):
+        return self.tracer.on_yield_site(self)
+
+
 class Tracer:
     """The gdb adapter's state: one per gdb session."""
 
@@ -111,6 +124,12 @@ class Tracer:
         self.hot_path_error = None
         self.disarming = False
         self.pending_finish = None    # a stop that ends the run, reported at a safe point
+        self.policy = None            # _core.YieldPolicy while yields are on
+        self.yield_opts = None
+        self.yield_bps = []
+        self.yield_plans = {}         # tid -> microseconds (0: sched_yield) to insert
+        self.yield_saved = {}         # tid -> registers saved before the inserted call
+        self.yield_targets = {}       # progspace -> {"usleep": addr, "sched_yield": addr}
         gdb.events.new_objfile.connect(self._on_new_objfile)
         gdb.events.clear_objfiles.connect(self._on_clear_objfiles)
         gdb.events.new_thread.connect(self._on_new_thread)
@@ -148,6 +167,58 @@ class Tracer:
         except Exception as e:
             self._hot_path_failed(e)
         return False
+
+    def on_yield_site(self, bp):
+        """A thread reached an instrumented call. Stop (return True) only to insert a call or
+        to undo one; the insertion itself happens outside stop(), in `tracer run`'s loop."""
+        try:
+            if self.policy is None or not self.in_run_command:
+                return False
+            pid, tid = _thread_ids(gdb.selected_thread())
+            if tid in self.yield_saved or tid in self.yield_plans:
+                return True             # back from the inserted call, or a re-reported stop
+            us = self.policy.decide(pid, tid, bp.site["call_pc"])
+            if us is None:
+                return False
+            self.yield_plans[tid] = us
+            return True
+        except Exception as e:
+            self._hot_path_failed(e)
+            return False
+
+    def _service_yield(self):
+        """Inserts the planned call in the stopped thread, or restores it after the call."""
+        thread = gdb.selected_thread()
+        pid, tid = _thread_ids(thread)
+        frame = gdb.newest_frame()
+        saved = self.yield_saved.pop(tid, None)
+        if saved is not None:
+            for name in yields.SAVED_REGISTERS:
+                _quiet(f"set var ${name} = {saved[name]:#x}")
+            return
+        us = self.yield_plans.pop(tid, None)
+        if us is None:
+            return
+        target = self._yield_target(thread.inferior, "usleep" if us else "sched_yield")
+        if target is None:
+            return
+        regs = {name: int(frame.read_register(name)) & 0xFFFFFFFFFFFFFFFF
+                for name in yields.SAVED_REGISTERS}
+        writes, (address, data) = yields.insertion(regs, regs["rip"], target, us)
+        thread.inferior.write_memory(address, data)
+        for name, value in writes.items():
+            _quiet(f"set var ${name} = {value:#x}")
+        self.yield_saved[tid] = regs
+
+    def _yield_target(self, inferior, name):
+        space = inferior.progspace
+        targets = self.yield_targets.setdefault(space, {})
+        if name not in targets:
+            try:
+                targets[name] = int(gdb.parse_and_eval(f"(long)&{name}"))
+            except gdb.error:
+                targets[name] = None
+        return targets[name]
 
     def _hot_path_failed(self, error):
         if self.hot_path_error is None:     # say it once, not once per stop
@@ -294,8 +365,10 @@ class Tracer:
 
     def _on_new_thread(self, event):
         thread = event.inferior_thread
-        pid, _ = _thread_ids(thread)
+        pid, tid = _thread_ids(thread)
         self.pids[thread.inferior.num] = pid
+        if self.policy is not None:     # ordinals in the order gdb reports threads: stable
+            self.policy.thread_seen(pid, tid)
         if not self.armed:
             return
         fresh_program = len(thread.inferior.threads()) == 1 and not self._live_pids(exclude=pid)
@@ -314,7 +387,8 @@ class Tracer:
         if not self.armed and (self.run is None or self.run.finished):
             return
         if isinstance(event, gdb.BreakpointEvent):
-            self.last_event = "breakpoint"
+            ours = all(isinstance(bp, YieldBreakpoint) for bp in event.breakpoints)
+            self.last_event = "yield" if ours else "breakpoint"
             return
         if not isinstance(event, gdb.SignalEvent):
             self.last_event = "stop"
@@ -375,6 +449,7 @@ class Tracer:
         run = self.run
         if run is None or run.finished:
             return None
+        self._note_yields(run)
         try:
             path = run.finish(stop, self._snapshot_processes() if live else [], force=force)
         except TracerError as e:
@@ -437,6 +512,15 @@ class Tracer:
 
     def run_to_end(self, args):
         """`tracer run`: arm, run (or continue an attached process) until the program ends."""
+        run = self._run_once(args)
+        if run is None:
+            return              # stopped at the user's own breakpoint or Ctrl-C
+        if run.failed:
+            raise gdb.GdbError(run.outcome())  # batch gdb exits non-zero: CI sees it
+        gdb.write(run.outcome() + "\n")
+
+    def _run_once(self, args):
+        """One run to its end; the Run, or None when the user's own stop interrupted it."""
         live = self._live_inferiors()
         if not live and not gdb.current_progspace().filename:
             raise TracerError("no program loaded: `gdb --args PROGRAM ARGS` or "
@@ -446,6 +530,7 @@ class Tracer:
         if not self.armed:
             self.arm()
         if not live:
+            self._prepare_rerun()
             self._new_run()
         self.in_run_command = True
         try:
@@ -456,17 +541,133 @@ class Tracer:
                     break
                 if not self._live_inferiors():
                     break
-                if self.last_event in ("breakpoint", "interrupt", "stop"):
-                    return          # the user's own stop: hand control back
+                if self.last_event == "yield":
+                    self._service_yield()
+                elif self.last_event in ("breakpoint", "interrupt", "stop"):
+                    return None         # the user's own stop: hand control back
                 self._resume("continue")
         finally:
             self.in_run_command = False
             self._stop_watchdog()
-        run = self.run
-        line = run.outcome() if run else "tracer: nothing ran"
-        if run is not None and run.failed:
-            raise gdb.GdbError(line)  # batch gdb then exits non-zero: CI sees the failure
-        gdb.write(line + "\n")
+        return self.run
+
+    def _prepare_rerun(self):
+        """Before a new `run`: back to inferior 1, the exited children's inferiors removed
+        (a hunt would pile up hundreds), their return breakpoints forgotten."""
+        self.yield_plans.clear()
+        self.yield_saved.clear()
+        if gdb.selected_inferior().num != 1:
+            _quiet("inferior 1")
+        dead = [str(inf.num) for inf in gdb.inferiors() if inf.num != 1 and not inf.pid]
+        if dead:
+            _quiet("remove-inferiors " + " ".join(dead))
+        for key in [k for k, bp in self.return_bps.items() if not bp.is_valid()]:
+            del self.return_bps[key]
+        if self.policy is not None:
+            self.policy.reseed(self.yield_opts.seed)
+
+    def _note_yields(self, run):
+        if self.policy is None:
+            run.yield_info = {"enabled": False, "seed": 0, "strategy": None,
+                              "probability": 0.0, "sites": 0, "injected": 0}
+            return
+        info = self.policy.info
+        run.yield_info = {"enabled": True, "seed": info["seed"], "strategy": info["strategy"],
+                          "probability": info["probability"], "sites": len(self.yield_bps),
+                          "injected": info["injected"]}
+
+    # ---- yields ----
+    def _program(self):
+        path = gdb.current_progspace().filename
+        if not path:
+            raise TracerError("no program loaded: `file PROGRAM` or `gdb --args PROGRAM` first")
+        return path
+
+    def sites(self, arg):
+        opts = yields.parse_sites_args(arg)
+        return yields.sites_table(yields.SiteIndex.of(self._program()).select(opts))
+
+    def yield_on(self, arg):
+        opts = yields.parse_yield_on_args(arg)
+        index = yields.SiteIndex.of(self._program())
+        try:
+            policy = _core.YieldPolicy(seed=opts.seed, probability=opts.probability,
+                                       strategy=opts.strategy)
+        except ValueError as e:
+            raise TracerError(str(e)) from None
+        sites = index.select(opts)
+        if not sites:
+            raise TracerError("no call site matches: `tracer sites` lists the candidates")
+        self.yield_off(quiet=True)
+        self.policy, self.yield_opts = policy, opts
+        self.yield_bps = [YieldBreakpoint(self, site) for site in sites]
+        for inf in self._live_inferiors():
+            for thread in sorted(inf.threads(), key=lambda t: t.num):
+                policy.thread_seen(*_thread_ids(thread))
+        return (f"tracer: yields on at {len(sites)} call sites, probability "
+                f"{opts.probability}, strategy {policy.info['strategy']}, seed {opts.seed}")
+
+    def yield_off(self, quiet=False):
+        if self.policy is None and not quiet:
+            raise TracerError("yields are not on")
+        for bp in self.yield_bps:
+            if bp.is_valid():
+                bp.delete()
+        self.yield_bps = []
+        self.policy = None
+        self.yield_plans.clear()
+        self.yield_saved.clear()
+        return None if quiet else "tracer: yields off, no site left instrumented"
+
+    def yield_status(self):
+        if self.policy is None:
+            return "tracer: yields off"
+        info = self.policy.info
+        placed = sum(1 for bp in self.yield_bps if bp.is_valid())
+        return (f"tracer: yields on at {placed} call sites; strategy {info['strategy']}, "
+                f"probability {info['probability']}, seed {info['seed']}; "
+                f"{info['injected']} injected of {info['points']} decisions")
+
+    def hunt(self, arg):
+        """Runs the program with seeds S, S+1, ... until one run fails."""
+        opts = yields.parse_hunt_args(arg)
+        if self.policy is None:
+            gdb.write(self.yield_on("") + "\n")
+        first = opts.seed if opts.seed is not None else self.yield_opts.seed
+        old_timeout = self.values.timeout
+        if opts.timeout is not None:
+            self.values.set("timeout", str(opts.timeout))
+        failures = 0
+        try:
+            for i in range(opts.runs):
+                self.yield_opts.seed = first + i
+                run = self._run_once("")
+                if run is None:
+                    raise TracerError("hunt interrupted by a breakpoint or Ctrl-C")
+                outcome = run.outcome().removeprefix("tracer: ")
+                if run.failed:
+                    failures += 1
+                    gdb.write(f"hunt: run {i + 1} of {opts.runs}, seed {first + i}: "
+                              f"FAILED - {outcome}\n")
+                    gdb.write("hunt: replay it with\n  " + self._replay_command(first + i)
+                              + "\n")
+                    raise gdb.GdbError(f"tracer: hunt found a failure with seed {first + i}")
+                gdb.write(f"hunt: run {i + 1} of {opts.runs}, seed {first + i}: passed "
+                          f"({failures} failures so far)\n")
+        finally:
+            self.values.set("timeout", str(old_timeout))
+        return f"tracer: hunt: no failure in {opts.runs} runs (seeds {first}..{first + opts.runs - 1})"
+
+    def _replay_command(self, seed):
+        o = self.yield_opts
+        selection = f"--module {o.module}" if o.module else "--app"
+        if o.functions:
+            selection += " --function " + " ".join(o.functions)
+        args = gdb.parameter("args") or ""
+        return (f"gdb -q -batch -x {os.path.join(_ROOT, 'gdb', 'tracer.py')} "
+                f"-ex 'tracer yield on {selection} --class {o.classes} "
+                f"--probability {o.probability} --strategy {self.policy.info['strategy']} "
+                f"--seed {seed}' -ex 'tracer run' --args {self._program()} {args}").rstrip()
 
     def _resume(self, command):
         self._reap()
@@ -553,6 +754,7 @@ class Tracer:
                 tid = run.pid
             stop = {"reason": "snapshot", "signal": None, "status": None, "pid": run.pid,
                     "tid": tid}
+            self._note_yields(run)
             return run.finish(stop, self._snapshot_processes(), force=True, path=path)
         if run.report_text is None:     # ended under a policy that wrote nothing
             run.compose([])
@@ -637,6 +839,9 @@ mailboxes.
   tracer status         armed?, counts, breakpoints placed, functions not found
   tracer show [N|FILE]  the last N events as a table, or a stored report
   tracer snapshot [FILE] freeze and write the report now (e.g. after Ctrl-C)
+  tracer sites ...      the call sites yields would instrument (from DWARF / the code)
+  tracer yield on|off|status   insert sched_yield()/usleep() before interesting calls
+  tracer hunt --runs N  rerun with seeds S, S+1, ... until the program fails
 
 Settings: show tracer / set tracer cap|budget|payload|backtrace|store|report|timeout."""
 
@@ -670,6 +875,40 @@ _command("snapshot", "Freeze the recorder and write the report now: tracer snaps
          lambda a: "tracer: report: " + str(TRACER.snapshot(os.path.expanduser(a) if a
                                                              else None)),
          gdb.COMPLETE_FILENAME)
+
+
+_command("sites", "List the call sites yields would instrument: caller, callee, file:line, "
+         "address.\n\ntracer sites [--module CU | --app] [--class sync,proc,send,recv] "
+         "[--function NAME...]", TRACER.sites)
+
+
+class YieldPrefix(gdb.Command):
+    """Yield injection: make the program yield or sleep before interesting calls.
+
+  tracer yield on [--module CU | --app] [--class sync,proc,send,recv] [--function NAME...]
+                  [--probability P] [--seed S] [--strategy yield | sleep:MAX_US]
+  tracer yield off      remove every instrumented site
+  tracer yield status   instrumented or not, sites, yields injected
+
+Yields happen while `tracer run` or `tracer hunt` drives the program. The decisions come
+from a seeded generator keyed on thread and call order: the same seed replays them."""
+
+    def __init__(self):
+        super().__init__("tracer yield", gdb.COMMAND_RUNNING, gdb.COMPLETE_NONE, prefix=True)
+
+    def invoke(self, arg, from_tty):
+        raise gdb.GdbError("tracer: tracer yield on|off|status")
+
+
+YieldPrefix()
+_command("yield on", "Instrument call sites; see `help tracer yield`.", TRACER.yield_on)
+_command("yield off", "Remove every instrumented call site.", lambda a: TRACER.yield_off())
+_command("yield status", "Whether yields are on, at how many sites, how many injected.",
+         lambda a: TRACER.yield_status())
+_command("hunt", "Run the program again and again with seeds S, S+1, ... until it fails.\n\n"
+         "tracer hunt --runs N [--seed S] [--timeout SEC]: keeps the failing run's report and\n"
+         "prints the command that replays its seed. In batch mode gdb exits 1 when a failure\n"
+         "was found, 0 when none was.", TRACER.hunt)
 
 
 class _SetPrefix(gdb.Command):

@@ -1,0 +1,38 @@
+"""Indexes a program's DWARF in a separate process and prints it as JSON.
+
+Why a process: gdb links elfutils' libdw, whose exported functions have the same names as
+libdwarf's (dwarf_tag, dwarf_attr, dwarf_child...). Inside gdb, the dynamic linker binds our
+libdwarf calls - and libdwarf's own internal ones - to libdw's, which take other arguments:
+the index comes out empty or the call crashes the user's debugger. Out of process, libdwarf
+is itself, and a malformed binary cannot take the debugger down either.
+
+    /usr/bin/python3 -m tracerlib.dwarf_worker PROGRAM
+"""
+import json
+import sys
+
+from . import _core
+
+
+def index(path):
+    ix = _core.DwarfIndex(path)
+    return {"path": path, "has_debug_info": ix.has_debug_info, "units": ix.units(),
+            "sites": ix.sites(scan=path)}
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python3 -m tracerlib.dwarf_worker PROGRAM", file=sys.stderr)
+        return 2
+    try:
+        result = index(argv[0])
+    except (OSError, ValueError) as e:
+        print(json.dumps({"error": str(e)}))
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""Yield injection, debugger-neutral: which call sites, which decisions, which registers.
+
+The debugger stops a thread at an instrumented call site (before the call instruction). If
+the seeded policy says so, the front end makes the thread call sched_yield() or usleep(N)
+first: it saves the registers, pushes the site's own address as a return address, points the
+pc at the function, and continues. The inserted call returns to the site, the debugger stops
+there again, the front end restores the registers and the real call proceeds. Other threads
+run all the while: that is the perturbation.
+"""
+import argparse
+import json
+import os
+import shlex
+import struct
+import subprocess
+
+from . import _core
+from .run import TracerError
+
+# Caller-saved registers of the SysV x86-64 ABI (the inserted call may change them) plus the
+# two it changes on purpose. Restored after the inserted call returns.
+SAVED_REGISTERS = ("rip", "rsp", "rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11",
+                   "eflags")
+
+CATALOGUE = _core.catalogue()
+
+
+class Instrumenter:
+    """Which call sites get a yield and what is inserted there.
+
+    predicate(module, function) -> bool: module is the compilation unit of the call, function
+    the callee's name. insert(site) -> "yield", "sleep:MAX_US" or None (use the policy's
+    strategy). The default instruments every call to a catalogue function of `classes`.
+    """
+
+    def __init__(self, predicate=None, insert=None):
+        self.predicate = predicate
+        self.insert = insert
+
+
+_custom = None
+
+
+def set_instrumenter(predicate=None, insert=None):
+    """Installs a custom instrumenter (None, None: back to the default). From gdb:
+    `python import tracerlib.yields as y; y.set_instrumenter(lambda m, f: f == "sem_post")`."""
+    global _custom
+    _custom = Instrumenter(predicate, insert) if predicate or insert else None
+
+
+def custom_instrumenter():
+    return _custom
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise TracerError(f"{self.prog}: {message}")
+
+
+def _probability(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: '{text}'") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, not {text}")
+    return value
+
+
+def _seed(text):
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: '{text}'") from None
+    if not 0 <= value < 2 ** 64:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 2**64-1, not {text}")
+    return value
+
+
+def _selection_options(parser):
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument("--module", help="only call sites in this compilation unit")
+    scope.add_argument("--app", action="store_true",
+                       help="call sites in the whole program (the default)")
+    parser.add_argument("--class", dest="classes", default="sync,proc,send,recv",
+                        help="comma-separated: send, recv, sync, proc")
+    parser.add_argument("--function", dest="functions", nargs="+", default=None,
+                        help="only calls to these functions")
+
+
+def parse_sites_args(arg):
+    parser = _Parser(prog="tracer sites", add_help=False)
+    _selection_options(parser)
+    return parser.parse_args(shlex.split(arg))
+
+
+def parse_yield_on_args(arg):
+    parser = _Parser(prog="tracer yield on", add_help=False)
+    _selection_options(parser)
+    parser.add_argument("--probability", type=_probability, default=0.5)
+    parser.add_argument("--seed", type=_seed, default=0)
+    parser.add_argument("--strategy", default="sleep:1000",
+                        help="yield (sched_yield) or sleep:MAX_US (usleep of 1..MAX_US)")
+    return parser.parse_args(shlex.split(arg))
+
+
+def parse_hunt_args(arg):
+    parser = _Parser(prog="tracer hunt", add_help=False)
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--seed", type=_seed, default=None)
+    parser.add_argument("--timeout", type=int, default=None)
+    opts = parser.parse_args(shlex.split(arg))
+    if opts.runs < 1:
+        raise TracerError("tracer hunt: --runs must be at least 1")
+    if opts.timeout is not None and opts.timeout < 0:
+        raise TracerError("tracer hunt: --timeout must be 0 (none) or more seconds")
+    return opts
+
+
+def function_names(classes, functions):
+    """The callee names a selection means: catalogue functions of `classes`, or `functions`."""
+    mask = _core.parse_classes(classes)      # raises ValueError on an unknown class
+    by_class = [c["name"] for c in CATALOGUE
+                if mask & _core.parse_classes(c["class"])]
+    if functions:
+        return list(functions)
+    return by_class
+
+
+class SiteIndex:
+    """The program's call sites from its DWARF and code, indexed out of process (see
+    dwarf_worker.py for why), cached per file and modification time."""
+
+    _cache = {}
+    WORKER_PYTHON = "/usr/bin/python3"   # the interpreter the core is built for
+
+    def __init__(self, path):
+        self.path = path
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        try:
+            proc = subprocess.run([self.WORKER_PYTHON, "-m", "tracerlib.dwarf_worker", path],
+                                  cwd=root, capture_output=True, text=True, timeout=300)
+            data = json.loads(proc.stdout or "{}")
+        except (OSError, ValueError, subprocess.TimeoutExpired) as e:
+            raise TracerError(f"cannot index the DWARF of {path}: {e}") from None
+        if "error" in data or "sites" not in data:
+            detail = data.get("error") or proc.stderr.strip().splitlines()[-1:] or "no output"
+            raise TracerError(f"cannot read the DWARF of {path}: {detail}")
+        self.has_debug_info = data["has_debug_info"]
+        self.units = data["units"]
+        self.all_sites = data["sites"]
+
+    @classmethod
+    def of(cls, path):
+        key = (path, os.stat(path).st_mtime_ns)
+        if key not in cls._cache:
+            cls._cache.clear()
+            cls._cache[key] = cls(path)
+        return cls._cache[key]
+
+    def find_module(self, name):
+        """A compilation unit by its name or a suffix of its path; errors name the choices."""
+        exact = [u for u in self.units if u == name]
+        if exact:
+            return exact[0]
+        matches = [u for u in self.units if u.endswith("/" + name) or u.endswith(name)]
+        if len(matches) == 1:
+            return matches[0]
+        known = ", ".join(self.units) or "none"
+        if matches:
+            raise TracerError(f"module '{name}' is ambiguous ({', '.join(matches)}): "
+                              "give more of its path")
+        raise TracerError(f"no module '{name}' in the program; modules: {known}")
+
+    def select(self, opts):
+        """Call sites matching the options; raises TracerError naming what exists."""
+        if not self.has_debug_info and opts.module:
+            raise TracerError(f"{self.path} has no DWARF (build it with -g), so it has no "
+                              "modules; use --app")
+        try:
+            names = set(function_names(opts.classes, opts.functions))
+        except ValueError as e:
+            raise TracerError(str(e)) from None
+        module = self.find_module(opts.module) if opts.module else None
+        if opts.functions:
+            called = {s["callee"] for s in self.all_sites if s["callee"]}
+            missing = [f for f in opts.functions if f not in called]
+            if missing:
+                raise TracerError(f"no call to {', '.join(missing)} in the program; it calls: "
+                                  f"{', '.join(sorted(called))}")
+        sites = [s for s in self.all_sites
+                 if s["callee"] in names and (module is None or s["module"] == module)]
+        custom = custom_instrumenter()
+        if custom and custom.predicate:
+            sites = [s for s in sites if custom.predicate(s["module"], s["callee"])]
+        # Only sites whose call instruction is known and inside a named function can be
+        # placed (as FUNCTION+OFFSET, which gdb relocates for PIE programs).
+        return [s for s in sites if s["call_pc"] and s["caller"] and not s["tail"]]
+
+
+def site_location(site):
+    """A breakpoint location that follows the program's load address."""
+    return f"*{site['caller']}+{site['call_pc'] - site['caller_low_pc']}"
+
+
+def describe(site):
+    where = f"{os.path.basename(site['file'])}:{site['line']}" if site["file"] else "?"
+    return where
+
+
+def sites_table(sites):
+    rows = [("caller", "callee", "file:line", "address")]
+    for s in sites:
+        rows.append((s["caller"] or "?", s["callee"] or "?", describe(s), f"{s['call_pc']:#x}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines + [f"{len(sites)} call sites"])
+
+
+def insertion(regs, pc, target, argument):
+    """The register and memory changes that make a thread stopped at `pc` call
+    target(argument) and come back to `pc`.
+
+    regs: {name: int} of SAVED_REGISTERS. Returns (writes {reg: value}, (address, bytes)).
+    The stack pointer at the inserted function's entry must be 8 mod 16 (as after a call
+    from an aligned frame); the 8 bytes below the current stack pointer are free at a call
+    site or a function entry (nothing lives below rsp in a frame that makes calls)."""
+    sp = ((regs["rsp"] - 16) & ~0xF) | 8
+    return ({"rsp": sp, "rdi": argument, "rip": target},
+            (sp, struct.pack("<Q", pc)))
