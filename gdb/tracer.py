@@ -281,6 +281,8 @@ class Tracer:
         self.disarming = False
         self.missing = [CATALOGUE[c]["name"] for c in TRACED_CALLS]
         self._place_entry_breakpoints()
+        # gdb has no detach event: a pre-hook sees the processes while they are still ours.
+        _quiet("define hook-detach\npython TRACER.before_detach()\nend")
 
     def _place_entry_breakpoints(self):
         """Creates the breakpoints whose functions exist now; the rest wait for their library.
@@ -438,6 +440,16 @@ class Tracer:
                     "status": None, "pid": pid, "tid": pid}
         self._finish(stop, live=False)
 
+    def before_detach(self):
+        """`detach` of the last traced process ends the run (a report under `always`)."""
+        live = self._live_inferiors()
+        if self.run is None or self.run.finished or len(live) > 1:
+            return
+        self._flush_pending_finish()
+        pid = live[0].pid if live else self.run.pid
+        self._finish({"reason": "detach", "signal": None, "status": None, "pid": pid,
+                      "tid": pid})
+
     def _on_gdb_exiting(self, event):
         self._flush_pending_finish()
         if self.run is not None and not self.run.finished and self.armed:
@@ -533,6 +545,8 @@ class Tracer:
             self._prepare_rerun()
             self._new_run()
         self.in_run_command = True
+        if live:                        # attached: the clock starts now
+            self._start_watchdog(live[0].pid)
         try:
             self._resume("run " + args if not live else "continue")
             while True:
@@ -676,7 +690,21 @@ class Tracer:
         if command == "continue" and live and not gdb.selected_inferior().threads():
             live[0].threads()[0].switch()   # continuing from an exited inferior fails
         try:
-            gdb.execute(command)
+            for attempt in range(3):
+                try:
+                    gdb.execute(command)
+                    break
+                except gdb.error as e:
+                    # gdb loses a race with a parent reaping its short-lived child: "No
+                    # unwaited-for children left." The processes are fine; resume again.
+                    if "unwaited-for" not in str(e) or attempt == 2:
+                        raise
+                    command = "continue"
+                    live = self._live_inferiors()
+                    if not live:
+                        break
+                    if not gdb.selected_inferior().threads():
+                        live[0].threads()[0].switch()
         finally:
             self._flush_pending_finish()
 
@@ -730,13 +758,16 @@ class Tracer:
         except PermissionError:
             raise TracerError(f"not allowed to trace process {pid}: run gdb as its user "
                               "or as root") from None
+        armed_here = not self.armed
+        if armed_here:
+            self.arm()                  # before attaching: target-non-stop is fixed after
         try:
             _quiet(f"attach {pid}")
         except gdb.error as e:
+            if armed_here:
+                self.disarm()
             raise TracerError(f"cannot attach to {pid}: {e} (is ptrace allowed? see "
                               "/proc/sys/kernel/yama/ptrace_scope)") from None
-        if not self.armed:
-            self.arm()
         self._new_run()
         self._run_for(pid)
         gdb.write(f"tracer: attached to {pid} and tracing; `continue` or `tracer run` "
