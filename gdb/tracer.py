@@ -373,7 +373,10 @@ class Tracer:
             self.policy.thread_seen(pid, tid)
         if not self.armed:
             return
-        fresh_program = len(thread.inferior.threads()) == 1 and not self._live_pids(exclude=pid)
+        # A process's first thread can be announced twice (again once thread_db knows it).
+        fresh_program = (len(thread.inferior.threads()) == 1
+                         and not self._live_pids(exclude=pid)
+                         and (self.run is None or pid not in self.run.pids))
         if fresh_program and self.run is not None and self.run.pid:
             # A new `run` while armed: the previous run is over, this one gets its own report.
             if not self.run.finished:
@@ -606,7 +609,7 @@ class Tracer:
         index = yields.SiteIndex.of(self._program())
         try:
             policy = _core.YieldPolicy(seed=opts.seed, probability=opts.probability,
-                                       strategy=opts.strategy)
+                                       strategy=yields.strategy_for(opts))
         except ValueError as e:
             raise TracerError(str(e)) from None
         sites = index.select(opts)

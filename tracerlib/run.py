@@ -70,6 +70,7 @@ class Run:
         self.started = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         self._stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
         self.pid = 0                 # the first traced process
+        self.pids = set()            # every traced process
         self.sites = {}              # return pc -> {function, file, line}
         self.exits = {}              # pid -> {"status": int|None, "signal": int}
         self.fatal = None            # (pid, tid, signame) of the first fatal signal
@@ -84,6 +85,7 @@ class Run:
     def saw_process(self, pid):
         if not self.pid:
             self.pid = pid
+        self.pids.add(pid)
 
     def record_exit(self, pid, status=None, signame=None):
         """A traced process ended; status None when it was killed by a signal."""

@@ -28,9 +28,9 @@ CATALOGUE = _core.catalogue()
 class Instrumenter:
     """Which call sites get a yield and what is inserted there.
 
-    predicate(module, function) -> bool: module is the compilation unit of the call, function
-    the callee's name. insert(site) -> "yield", "sleep:MAX_US" or None (use the policy's
-    strategy). The default instruments every call to a catalogue function of `classes`.
+    predicate(module, function) -> bool: module is the compilation unit holding the call,
+    function the callee's name. insert: "yield" or "sleep:MAX_US", used instead of
+    `--strategy`. Without one, every call to a catalogue function of `--class` counts.
     """
 
     def __init__(self, predicate=None, insert=None):
@@ -42,7 +42,7 @@ _custom = None
 
 
 def set_instrumenter(predicate=None, insert=None):
-    """Installs a custom instrumenter (None, None: back to the default). From gdb:
+    """Installs a custom instrumenter (no arguments: back to the default). From gdb:
     `python import tracerlib.yields as y; y.set_instrumenter(lambda m, f: f == "sem_post")`."""
     global _custom
     _custom = Instrumenter(predicate, insert) if predicate or insert else None
@@ -50,6 +50,11 @@ def set_instrumenter(predicate=None, insert=None):
 
 def custom_instrumenter():
     return _custom
+
+
+def strategy_for(opts):
+    """The strategy in force: a custom instrumenter's insert, else --strategy."""
+    return _custom.insert if _custom and _custom.insert else opts.strategy
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,230 @@
+"""What both front ends say and do the same way, whichever debugger drives: the command
+table with its help texts, `tracer status`, `tracer show`, `tracer snapshot`, the report's
+yield record and stop descriptions.
+
+A front end supplies the debugger's view (its breakpoints, its threads) as plain values and
+callables; nothing here imports gdb or lldb.
+"""
+import os
+import textwrap
+
+from . import _core, show
+from .run import TracerError
+
+# ---------------------------------------------------------------------------- help texts
+# One table of the `tracer` commands: (name, usage, summary, details). Each front end
+# registers the commands it supports from it, so both say the same thing.
+
+OVERVIEW = """\
+Record the IPC of a process tree: the last messages before it broke.
+
+Tracer stops at every send and receive of pipes, FIFOs, unix and inet sockets, POSIX and
+SysV message queues in the program{children}; keeps the last `cap` events in a ring; and
+when the program stops for good writes one JSON report with the events, each process's
+threads and backtraces, and the bytes still pending in its mailboxes."""
+
+COMMANDS = (
+    ("run", "tracer run [ARGS]",
+     "Arm and run the program to its end.",
+     "When a process is already there (attached, or stopped at your breakpoint) it is\n"
+     "continued instead. Returns early only for your own breakpoints or an interrupt.\n"
+     "Prints one outcome line with the report's path, and fails (a command error) when\n"
+     "the program failed: fatal signal, non-zero exit, timeout. {batch}"),
+    ("start", "tracer start",
+     "Arm tracing on the current program (now, or at the next run).", ""),
+    ("stop", "tracer stop",
+     "Disarm: remove every tracer breakpoint.",
+     "Your own breakpoints are never touched; what was recorded stays for `tracer show`."),
+    ("attach", "tracer attach PID",
+     "Attach to a running process and arm.",
+     "Then let it go with `{resume}` or `tracer run`."),
+    ("status", "tracer status",
+     "Armed or not, event counts, overflow, breakpoints placed, missing functions.", ""),
+    ("show", "tracer show [N|FILE]",
+     "The last N events of the live ring, or a stored report.",
+     "tracer show N: the last N events (all kept ones without N) as a table.\n"
+     "tracer show FILE: a stored report, with processes, backtraces and mailboxes."),
+    ("snapshot", "tracer snapshot [FILE]",
+     "Freeze the recorder and write the report now.",
+     "Without FILE it goes to the store; with FILE, to exactly that path (never\n"
+     "overwritten). Useful after an interrupt on a hung program. After a failed write it\n"
+     "writes the same frozen data again."),
+    ("sites", "tracer sites [--module CU | --app] [--class sync,proc,send,recv] "
+     "[--function NAME...]",
+     "List the call sites yields would instrument.",
+     "Caller, callee, file:line and address of each, from the program's DWARF and code."),
+)
+
+
+def overview(children):
+    """OVERVIEW with `children` filled in, its paragraphs wrapped again."""
+    text = OVERVIEW.format(children=children)
+    return "\n\n".join(textwrap.fill(" ".join(p.split()), 88) for p in text.split("\n\n"))
+
+
+def command_table(extra=()):
+    """The subcommands as `help tracer` lists them: usage, then what it does."""
+    rows = [(usage, summary) for _, usage, summary, _ in COMMANDS] + list(extra)
+    lines = []
+    for usage, summary in rows:
+        if len(usage) > 26:
+            lines += [f"  {usage}", f"  {'':26s} {summary}"]
+        else:
+            lines.append(f"  {usage:26s} {summary}")
+    return "\n".join(lines)
+
+
+def command_help(name, **words):
+    """(usage, summary, long text) of a command; words fill the per-debugger blanks."""
+    for cname, usage, summary, details in COMMANDS:
+        if cname == name:
+            long_text = f"{summary}\n\n{usage}"
+            if details:
+                long_text += "\n\n" + details.format(**words).rstrip()
+            return usage, summary, long_text
+    raise KeyError(name)
+
+
+# ---------------------------------------------------------------------------- stops
+
+def stop(reason, pid, tid=None, signal=None, status=None):
+    """The report's `stop` record, as Run.finish takes it."""
+    return {"reason": reason, "signal": signal, "status": status, "pid": pid,
+            "tid": tid if tid is not None else pid}
+
+
+def recorder(session):
+    return {k: getattr(session, k)
+            for k in ("cap", "budget", "payload", "count", "dropped", "overflow")}
+
+
+def yield_info(policy, sites):
+    """The report's `yield` record: policy None when yields are off."""
+    if policy is None:
+        return {"enabled": False, "seed": 0, "strategy": None, "probability": 0.0,
+                "sites": 0, "injected": 0}
+    info = policy.info
+    return {"enabled": True, "seed": info["seed"], "strategy": info["strategy"],
+            "probability": info["probability"], "sites": sites, "injected": info["injected"]}
+
+
+# ---------------------------------------------------------------------------- commands
+
+def status_text(armed, run, placed, return_sites, missing, disarming=False,
+                hot_path_error=None, notes=()):
+    """`tracer status`: placed = catalogue names with an entry breakpoint."""
+    lines = [f"tracer: {'armed' if armed else 'not armed'}"
+             + (" (budget reached: breakpoints removed)" if disarming else "")]
+    placed = sorted(placed)
+    lines.append(f"  breakpoints: {len(placed)} functions ({', '.join(placed) or 'none'}), "
+                 f"{return_sites} return sites")
+    if missing:
+        lines.append(f"  not found (cannot be traced): {', '.join(missing)}")
+    if run is not None:
+        s = run.session
+        lines.append(f"  run {run.key}: {show.recorder_line(recorder(s))}")
+        lines.append(f"  skipped: {s.not_ipc} calls on files/terminals, {s.nested} nested, "
+                     f"{s.unreadable} unreadable; {s.in_flight} calls in flight")
+        if run.finished:
+            lines.append("  " + run.outcome().removeprefix("tracer: "))
+    if hot_path_error:
+        lines.append(f"  error while recording: {hot_path_error}")
+    lines.extend("  " + n for n in notes)
+    return "\n".join(lines)
+
+
+def show_text(arg, run):
+    """`tracer show [N|FILE]`."""
+    arg = arg.strip()
+    if arg and not arg.isdigit():
+        try:
+            report = _core.load_report(os.path.expanduser(arg))
+        except (OSError, ValueError) as e:
+            raise TracerError(f"cannot read report {arg}: {e}") from None
+        return show.report_text(report)
+    if run is None:
+        raise TracerError("nothing traced yet: `tracer run` or `tracer start` first")
+    events = run.session.events(last=int(arg)) if arg else run.session.events()
+    header = show.recorder_line(recorder(run.session))
+    return header + "\n" + (show.event_table(events, run.sites) if events else "(no events)")
+
+
+def snapshot(run, stop_record, processes, path=None):
+    """`tracer snapshot [FILE]`: freezes an unfinished run and writes it (stop_record and
+    processes() describe the moment); a finished one is written again (to FILE, or the
+    store). Returns the path written."""
+    if run is None:
+        raise TracerError("nothing traced yet: `tracer start` or `tracer run` first")
+    path = os.path.expanduser(path) if path else None
+    if not run.finished:
+        return run.finish(stop_record, processes(), force=True, path=path)
+    if run.report_text is None:     # ended under a policy that wrote nothing
+        run.compose([])
+    return run.store(path)
+
+
+# ---------------------------------------------------------------------------- yields and hunt
+
+COMMANDS += (
+    ("yield on", "tracer yield on [--module CU | --app] [--class sync,proc,send,recv] "
+     "[--function NAME...] [--probability P] [--seed S] [--strategy yield | sleep:MAX_US]",
+     "Insert sched_yield()/usleep() before interesting calls.",
+     "At each instrumented call site a seeded generator, keyed on thread and call order,\n"
+     "decides whether the thread first calls sched_yield() or usleep(1..MAX_US): the same\n"
+     "seed replays the same decisions."),
+    ("yield off", "tracer yield off", "Remove every instrumented call site.", ""),
+    ("yield status", "tracer yield status",
+     "Whether yields are on, at how many sites, how many injected.", ""),
+    ("hunt", "tracer hunt --runs N [--seed S] [--timeout SEC]",
+     "Run the program again and again with seeds S, S+1, ... until it fails.",
+     "Keeps the failing run's report and prints the command that replays its seed. In\n"
+     "batch mode the debugger exits 1 when a failure was found, 0 when none was."),
+)
+
+
+def yield_on_args(opts, strategy, seed):
+    """The `tracer yield on` arguments that select the same sites and policy with `seed`."""
+    selection = f"--module {opts.module}" if opts.module else "--app"
+    if opts.functions:
+        selection += " --function " + " ".join(opts.functions)
+    return (f"{selection} --class {opts.classes} --probability {opts.probability} "
+            f"--strategy {strategy} --seed {seed}")
+
+
+def yield_status_text(policy, sites):
+    if policy is None:
+        return "tracer: yields off"
+    info = policy.info
+    return (f"tracer: yields on at {sites} call sites; strategy {info['strategy']}, "
+            f"probability {info['probability']}, seed {info['seed']}; "
+            f"{info['injected']} injected of {info['points']} decisions")
+
+
+def hunt(opts, first, values, run_once, replay_command, write):
+    """`tracer hunt`: runs with seeds first, first+1, ... until one fails.
+
+    run_once(seed) -> the finished Run, or None when your breakpoint or an interrupt stopped
+    it; replay_command(seed) -> the command line that replays a seed; write(text) prints a
+    line. Raises TracerError naming the failing seed (the command fails: batch exit 1);
+    returns the closing line when no run failed."""
+    old_timeout = values.timeout
+    if opts.timeout is not None:
+        values.set("timeout", str(opts.timeout))
+    failures = 0
+    try:
+        for i in range(opts.runs):
+            seed = first + i
+            run = run_once(seed)
+            if run is None:
+                raise TracerError("hunt interrupted by a breakpoint or Ctrl-C")
+            outcome = run.outcome().removeprefix("tracer: ")
+            if run.failed:
+                write(f"hunt: run {i + 1} of {opts.runs}, seed {seed}: FAILED - {outcome}")
+                write("hunt: replay it with\n  " + replay_command(seed))
+                raise TracerError(f"hunt found a failure with seed {seed}")
+            write(f"hunt: run {i + 1} of {opts.runs}, seed {seed}: passed "
+                  f"({failures} failures so far)")
+    finally:
+        values.set("timeout", str(old_timeout))
+    return (f"tracer: hunt: no failure in {opts.runs} runs "
+            f"(seeds {first}..{first + opts.runs - 1})")
