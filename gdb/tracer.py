@@ -9,6 +9,7 @@ tracerlib/run.py, shared with the lldb front end.
 """
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -54,6 +55,17 @@ def _show_setting(name):
     """The current value as `set` takes it: the last "is WORD" of gdb's show text."""
     text = _quiet(f"maint show {name[6:]}" if name.startswith("maint ") else f"show {name}")
     return re.findall(r" is (\w+)", text)[-1]
+
+
+def _program_args():
+    """The inferior's arguments. gdb.parameter("args") is always empty in gdb 13 (arguments
+    are per inferior); `show args` quotes them the way a shell reads them."""
+    text = _quiet("show args")
+    inner = text[text.find('"') + 1:text.rfind('"')] if text.count('"') >= 2 else ""
+    try:
+        return shlex.split(inner)
+    except ValueError:
+        return inner.split()
 
 
 def _gdb_version():
@@ -177,7 +189,7 @@ class Tracer:
             pid, tid = _thread_ids(gdb.selected_thread())
             if tid in self.yield_saved or tid in self.yield_plans:
                 return True             # back from the inserted call, or a re-reported stop
-            us = self.policy.decide(pid, tid, bp.site["call_pc"])
+            us = self.policy.decide(pid, tid, yields.site_key(bp.site))
             if us is None:
                 return False
             self.yield_plans[tid] = us
@@ -334,8 +346,7 @@ class Tracer:
     def _new_run(self):
         space = gdb.current_progspace()
         program = space.filename if space else None
-        args = gdb.parameter("args") or ""
-        self.run = Run(self.values, program, [program or "?"] + args.split(), _gdb_version())
+        self.run = Run(self.values, program, [program or "?"] + _program_args(), _gdb_version())
         self.hot_path_error = None
         self.timed_out = False
         return self.run
@@ -392,7 +403,10 @@ class Tracer:
         if not self.armed and (self.run is None or self.run.finished):
             return
         if isinstance(event, gdb.BreakpointEvent):
-            ours = all(isinstance(bp, YieldBreakpoint) for bp in event.breakpoints)
+            bps = event.breakpoints
+            ours = (any(isinstance(bp, YieldBreakpoint) for bp in bps) and
+                    all(isinstance(bp, (YieldBreakpoint, EntryBreakpoint, ReturnBreakpoint))
+                        for bp in bps))
             self.last_event = "yield" if ours else "breakpoint"
             return
         if not isinstance(event, gdb.SignalEvent):
@@ -521,9 +535,11 @@ class Tracer:
             self._run_for(gdb.selected_inferior().pid)
 
     def stop(self):
-        if not self.armed:
+        if not self.armed and self.policy is None:
             raise TracerError("not tracing; `tracer start` arms it")
-        self.disarm()
+        self.yield_off(quiet=True)
+        if self.armed:
+            self.disarm()
 
     def run_to_end(self, args):
         """`tracer run`: arm, run (or continue an attached process) until the program ends."""
@@ -621,7 +637,9 @@ class Tracer:
         for inf in self._live_inferiors():
             for thread in sorted(inf.threads(), key=lambda t: t.num):
                 policy.thread_seen(*_thread_ids(thread))
-        return (f"tracer: yields on at {len(sites)} call sites, probability "
+        where = ("functions (no DWARF: at their entry)" if sites[0].get("entry")
+                 else "call sites")
+        return (f"tracer: yields on at {len(sites)} {where}, probability "
                 f"{opts.probability}, strategy {policy.info['strategy']}, seed {opts.seed}")
 
     def yield_off(self, quiet=False):
@@ -649,11 +667,14 @@ class Tracer:
         """Runs the program with seeds S, S+1, ... until one run fails."""
         opts = yields.parse_hunt_args(arg)
         if self.policy is None:
-            gdb.write(self.yield_on("") + "\n")
+            seed = f"--seed {opts.seed}" if opts.seed is not None else ""
+            gdb.write(self.yield_on(seed) + "\n")
         first = opts.seed if opts.seed is not None else self.yield_opts.seed
-        old_timeout = self.values.timeout
+        old_timeout, old_report = self.values.timeout, self.values.report
         if opts.timeout is not None:
             self.values.set("timeout", str(opts.timeout))
+        if old_report == "always":      # a hunt keeps the failing run's report only
+            self.values.set("report", "failure")
         failures = 0
         try:
             for i in range(opts.runs):
@@ -673,18 +694,27 @@ class Tracer:
                           f"({failures} failures so far)\n")
         finally:
             self.values.set("timeout", str(old_timeout))
+            self.values.set("report", old_report)
         return f"tracer: hunt: no failure in {opts.runs} runs (seeds {first}..{first + opts.runs - 1})"
 
     def _replay_command(self, seed):
+        """A shell command that reruns the failing seed with the same selection, policy and
+        limits (every word quoted: paths and arguments may hold spaces)."""
         o = self.yield_opts
-        selection = f"--module {o.module}" if o.module else "--app"
+        words = ["--module", o.module] if o.module else ["--app"]
         if o.functions:
-            selection += " --function " + " ".join(o.functions)
-        args = gdb.parameter("args") or ""
-        return (f"gdb -q -batch -x {os.path.join(_ROOT, 'gdb', 'tracer.py')} "
-                f"-ex 'tracer yield on {selection} --class {o.classes} "
-                f"--probability {o.probability} --strategy {self.policy.info['strategy']} "
-                f"--seed {seed}' -ex 'tracer run' --args {self._program()} {args}").rstrip()
+            words += ["--function", *o.functions]
+        words += ["--class", o.classes, "--probability", str(o.probability), "--strategy",
+                  self.policy.info["strategy"], "--seed", str(seed)]
+        yield_on = "tracer yield on " + " ".join(shlex.quote(w) for w in words)
+        cmd = ["gdb", "-q", "-batch", "-x", os.path.join(_ROOT, "gdb", "tracer.py")]
+        for name in ("timeout", "cap", "budget", "payload"):
+            value = getattr(self.values, name)
+            if value != settings.BY_NAME[name].default:
+                cmd += ["-ex", f"set tracer {name} {value}"]
+        cmd += ["-ex", yield_on, "-ex", "tracer run", "--args", self._program(),
+                *_program_args()]
+        return " ".join(shlex.quote(w) for w in cmd)
 
     def _resume(self, command):
         self._reap()

@@ -13,6 +13,7 @@ import os
 import shlex
 import struct
 import subprocess
+import zlib
 
 from . import _core
 from .run import TracerError
@@ -198,13 +199,30 @@ class SiteIndex:
         custom = custom_instrumenter()
         if custom and custom.predicate:
             sites = [s for s in sites if custom.predicate(s["module"], s["callee"])]
+        if not self.has_debug_info:
+            return function_entries(sorted({s["callee"] for s in sites}))
         # Only sites whose call instruction is known and inside a named function can be
         # placed (as FUNCTION+OFFSET, which gdb relocates for PIE programs).
         return [s for s in sites if s["call_pc"] and s["caller"] and not s["tail"]]
 
 
+def function_entries(names):
+    """Without DWARF there are no callers to name: yield at the entry of the called functions
+    themselves (every call, from the program and its libraries, goes through there)."""
+    return [{"caller": None, "callee": name, "file": None, "line": 0, "call_pc": 0,
+             "return_pc": 0, "module": None, "caller_low_pc": 0, "tail": False,
+             "from_code": True, "inlined": False, "entry": True} for name in names]
+
+
+def site_key(site):
+    """What the policy's decisions are keyed on: stable across runs and load addresses."""
+    return site["call_pc"] or zlib.crc32(site["callee"].encode())
+
+
 def site_location(site):
     """A breakpoint location that follows the program's load address."""
+    if site.get("entry"):
+        return site["callee"]
     return f"*{site['caller']}+{site['call_pc'] - site['caller_low_pc']}"
 
 
@@ -216,9 +234,16 @@ def describe(site):
 def sites_table(sites):
     rows = [("caller", "callee", "file:line", "address")]
     for s in sites:
-        rows.append((s["caller"] or "?", s["callee"] or "?", describe(s), f"{s['call_pc']:#x}"))
+        if s.get("entry"):
+            rows.append(("(any)", s["callee"], "-", "function entry"))
+        else:
+            rows.append((s["caller"] or "?", s["callee"] or "?", describe(s),
+                         f"{s['call_pc']:#x}"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    if any(s.get("entry") for s in sites):
+        return "\n".join(lines + [f"{len(sites)} functions: the program has no DWARF (build "
+                                  "with -g for call sites), so yields go on the functions"])
     return "\n".join(lines + [f"{len(sites)} call sites"])
 
 
