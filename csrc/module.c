@@ -1152,6 +1152,18 @@ static PyMethodDef module_methods[] = {
 	{ NULL },
 };
 
+int tr_py_add_type(PyObject *module, PyType_Spec *spec)
+{
+	PyObject *type = PyType_FromModuleAndSpec(module, spec, NULL);
+	int rc;
+
+	if (!type)
+		return -1;
+	rc = PyModule_AddType(module, (PyTypeObject *)type);
+	Py_DECREF(type);
+	return rc;
+}
+
 static int module_exec(PyObject *m)
 {
 	module_state *st = get_state(m);

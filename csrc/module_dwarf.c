@@ -317,12 +317,5 @@ static PyType_Spec Dwarf_spec = {
 
 int tr_py_add_dwarf(PyObject *module)
 {
-	PyObject *type = PyType_FromModuleAndSpec(module, &Dwarf_spec, NULL);
-	int rc;
-
-	if (!type)
-		return -1;
-	rc = PyModule_AddType(module, (PyTypeObject *)type);
-	Py_DECREF(type);
-	return rc;
+	return tr_py_add_type(module, &Dwarf_spec);
 }

@@ -183,12 +183,5 @@ static PyType_Spec Yield_spec = {
 
 int tr_py_add_yield(PyObject *module)
 {
-	PyObject *type = PyType_FromModuleAndSpec(module, &Yield_spec, NULL);
-	int rc;
-
-	if (!type)
-		return -1;
-	rc = PyModule_AddType(module, (PyTypeObject *)type);
-	Py_DECREF(type);
-	return rc;
+	return tr_py_add_type(module, &Yield_spec);
 }
