@@ -6,9 +6,10 @@ A front end supplies the debugger's view (its breakpoints, its threads) as plain
 callables; nothing here imports gdb or lldb.
 """
 import os
+import shlex
 import textwrap
 
-from . import _core, show
+from . import _core, settings, show
 from .run import TracerError
 
 # ---------------------------------------------------------------------------- help texts
@@ -183,12 +184,20 @@ COMMANDS += (
 
 
 def yield_on_args(opts, strategy, seed):
-    """The `tracer yield on` arguments that select the same sites and policy with `seed`."""
-    selection = f"--module {opts.module}" if opts.module else "--app"
+    """The `tracer yield on` arguments that select the same sites and policy with `seed`,
+    each word quoted for the command line that parses them."""
+    words = ["--module", opts.module] if opts.module else ["--app"]
     if opts.functions:
-        selection += " --function " + " ".join(opts.functions)
-    return (f"{selection} --class {opts.classes} --probability {opts.probability} "
-            f"--strategy {strategy} --seed {seed}")
+        words += ["--function", *opts.functions]
+    words += ["--class", opts.classes, "--probability", str(opts.probability), "--strategy",
+              strategy, "--seed", str(seed)]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def changed_limits(values):
+    """"NAME VALUE" of the recorder limits not at their defaults, for a replay command."""
+    return [f"{name} {getattr(values, name)}" for name in ("timeout", "cap", "budget", "payload")
+            if getattr(values, name) != settings.BY_NAME[name].default]
 
 
 def yield_status_text(policy, sites):
@@ -207,9 +216,11 @@ def hunt(opts, first, values, run_once, replay_command, write):
     it; replay_command(seed) -> the command line that replays a seed; write(text) prints a
     line. Raises TracerError naming the failing seed (the command fails: batch exit 1);
     returns the closing line when no run failed."""
-    old_timeout = values.timeout
+    old_timeout, old_report = values.timeout, values.report
     if opts.timeout is not None:
         values.set("timeout", str(opts.timeout))
+    if old_report == "always":          # a hunt keeps the failing run's report only
+        values.set("report", "failure")
     failures = 0
     try:
         for i in range(opts.runs):
@@ -226,5 +237,6 @@ def hunt(opts, first, values, run_once, replay_command, write):
                   f"({failures} failures so far)")
     finally:
         values.set("timeout", str(old_timeout))
+        values.set("report", old_report)
     return (f"tracer: hunt: no failure in {opts.runs} runs "
             f"(seeds {first}..{first + opts.runs - 1})")
