@@ -701,13 +701,20 @@ PyDoc_STRVAR(events_doc, "events(last=None) -> list of dicts, oldest first");
 static PyObject *Session_events(SessionObject *self, PyObject *args, PyObject *kwds)
 {
 	static char *kwlist[] = { "last", NULL };
+	PyObject *last_obj = Py_None, *list;
 	Py_ssize_t last = -1;
-	PyObject *list;
 	size_t n, from = 0;
 
 	if (!check_ready(self) ||
-	    !PyArg_ParseTupleAndKeywords(args, kwds, "|n:events", kwlist, &last))
+	    !PyArg_ParseTupleAndKeywords(args, kwds, "|O:events", kwlist, &last_obj))
 		return NULL;
+	if (last_obj != Py_None) {      /* None: every kept event */
+		last = PyNumber_AsSsize_t(last_obj, PyExc_OverflowError);
+		if (last == -1 && PyErr_Occurred())
+			return NULL;
+		if (last < 0)
+			return PyErr_Format(PyExc_ValueError, "last must be 0 or more");
+	}
 	n = tr_recorder_len(&self->s.rec);
 	if (last >= 0 && (size_t)last < n)
 		from = n - (size_t)last;

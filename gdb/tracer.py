@@ -25,7 +25,7 @@ try:
     from tracerlib import _core
 except ImportError as _e:
     raise gdb.GdbError(f"tracer: the core is not built ({_e}); run `make` in {_ROOT}")
-from tracerlib import settings, show, yields
+from tracerlib import frontend, settings, yields
 from tracerlib.run import Run, TracerError, is_fatal
 
 CATALOGUE = _core.catalogue()
@@ -600,14 +600,7 @@ class Tracer:
             self.policy.reseed(self.yield_opts.seed)
 
     def _note_yields(self, run):
-        if self.policy is None:
-            run.yield_info = {"enabled": False, "seed": 0, "strategy": None,
-                              "probability": 0.0, "sites": 0, "injected": 0}
-            return
-        info = self.policy.info
-        run.yield_info = {"enabled": True, "seed": info["seed"], "strategy": info["strategy"],
-                          "probability": info["probability"], "sites": len(self.yield_bps),
-                          "injected": info["injected"]}
+        run.yield_info = frontend.yield_info(self.policy, len(self.yield_bps))
 
     # ---- yields ----
     def _program(self):
@@ -655,13 +648,8 @@ class Tracer:
         return None if quiet else "tracer: yields off, no site left instrumented"
 
     def yield_status(self):
-        if self.policy is None:
-            return "tracer: yields off"
-        info = self.policy.info
-        placed = sum(1 for bp in self.yield_bps if bp.is_valid())
-        return (f"tracer: yields on at {placed} call sites; strategy {info['strategy']}, "
-                f"probability {info['probability']}, seed {info['seed']}; "
-                f"{info['injected']} injected of {info['points']} decisions")
+        return frontend.yield_status_text(
+            self.policy, sum(1 for bp in self.yield_bps if bp.is_valid()))
 
     def hunt(self, arg):
         """Runs the program with seeds S, S+1, ... until one run fails."""
@@ -670,48 +658,22 @@ class Tracer:
             seed = f"--seed {opts.seed}" if opts.seed is not None else ""
             gdb.write(self.yield_on(seed) + "\n")
         first = opts.seed if opts.seed is not None else self.yield_opts.seed
-        old_timeout, old_report = self.values.timeout, self.values.report
-        if opts.timeout is not None:
-            self.values.set("timeout", str(opts.timeout))
-        if old_report == "always":      # a hunt keeps the failing run's report only
-            self.values.set("report", "failure")
-        failures = 0
-        try:
-            for i in range(opts.runs):
-                self.yield_opts.seed = first + i
-                run = self._run_once("")
-                if run is None:
-                    raise TracerError("hunt interrupted by a breakpoint or Ctrl-C")
-                outcome = run.outcome().removeprefix("tracer: ")
-                if run.failed:
-                    failures += 1
-                    gdb.write(f"hunt: run {i + 1} of {opts.runs}, seed {first + i}: "
-                              f"FAILED - {outcome}\n")
-                    gdb.write("hunt: replay it with\n  " + self._replay_command(first + i)
-                              + "\n")
-                    raise gdb.GdbError(f"tracer: hunt found a failure with seed {first + i}")
-                gdb.write(f"hunt: run {i + 1} of {opts.runs}, seed {first + i}: passed "
-                          f"({failures} failures so far)\n")
-        finally:
-            self.values.set("timeout", str(old_timeout))
-            self.values.set("report", old_report)
-        return f"tracer: hunt: no failure in {opts.runs} runs (seeds {first}..{first + opts.runs - 1})"
+
+        def run_once(seed):
+            self.yield_opts.seed = seed
+            return self._run_once("")
+
+        return frontend.hunt(opts, first, self.values, run_once, self._replay_command,
+                             lambda line: gdb.write(line + "\n"))
 
     def _replay_command(self, seed):
         """A shell command that reruns the failing seed with the same selection, policy and
         limits (every word quoted: paths and arguments may hold spaces)."""
-        o = self.yield_opts
-        words = ["--module", o.module] if o.module else ["--app"]
-        if o.functions:
-            words += ["--function", *o.functions]
-        words += ["--class", o.classes, "--probability", str(o.probability), "--strategy",
-                  self.policy.info["strategy"], "--seed", str(seed)]
-        yield_on = "tracer yield on " + " ".join(shlex.quote(w) for w in words)
+        yield_on = "tracer yield on " + frontend.yield_on_args(
+            self.yield_opts, self.policy.info["strategy"], seed)
         cmd = ["gdb", "-q", "-batch", "-x", os.path.join(_ROOT, "gdb", "tracer.py")]
-        for name in ("timeout", "cap", "budget", "payload"):
-            value = getattr(self.values, name)
-            if value != settings.BY_NAME[name].default:
-                cmd += ["-ex", f"set tracer {name} {value}"]
+        for limit in frontend.changed_limits(self.values):
+            cmd += ["-ex", f"set tracer {limit}"]
         cmd += ["-ex", yield_on, "-ex", "tracer run", "--args", self._program(),
                 *_program_args()]
         return " ".join(shlex.quote(w) for w in cmd)
@@ -809,61 +771,24 @@ class Tracer:
     def snapshot(self, path):
         """`tracer snapshot [FILE]`: freeze and write now (the program may be hung)."""
         run = self.run
-        if run is None:
-            raise TracerError("nothing traced yet: `tracer start` or `tracer run` first")
-        if not run.finished:
-            try:
-                tid = _thread_ids(gdb.selected_thread())[1]
-            except (gdb.error, AttributeError):
-                tid = run.pid
-            stop = {"reason": "snapshot", "signal": None, "status": None, "pid": run.pid,
-                    "tid": tid}
+        if run is not None and not run.finished:
             self._note_yields(run)
-            return run.finish(stop, self._snapshot_processes(), force=True, path=path)
-        if run.report_text is None:     # ended under a policy that wrote nothing
-            run.compose([])
-        return run.store(path)
+        try:
+            tid = _thread_ids(gdb.selected_thread())[1]
+        except (gdb.error, AttributeError):
+            tid = run.pid if run else 0
+        return frontend.snapshot(run, frontend.stop("snapshot", run.pid if run else 0, tid),
+                                 self._snapshot_processes, path)
 
     def status(self):
-        run = self.run
-        lines = [f"tracer: {'armed' if self.armed else 'not armed'}"
-                 + (" (budget reached: breakpoints removed)" if self.disarming else "")]
-        placed = sorted(CATALOGUE[c]["name"] for c in self.entry_bps)
-        lines.append(f"  breakpoints: {len(placed)} functions ({', '.join(placed) or 'none'}), "
-                     f"{len(self.return_bps)} return sites")
-        if self.missing:
-            lines.append(f"  not found (cannot be traced): {', '.join(self.missing)}")
-        if run is not None:
-            s = run.session
-            lines.append(f"  run {run.key}: {show.recorder_line(self._recorder(s))}")
-            lines.append(f"  skipped: {s.not_ipc} calls on files/terminals, {s.nested} nested, "
-                         f"{s.unreadable} unreadable; {s.in_flight} calls in flight")
-            if run.finished:
-                lines.append("  " + run.outcome().removeprefix("tracer: "))
-        if self.hot_path_error:
-            lines.append(f"  error while recording: {self.hot_path_error}")
-        return "\n".join(lines)
-
-    @staticmethod
-    def _recorder(session):
-        return {k: getattr(session, k)
-                for k in ("cap", "budget", "payload", "count", "dropped", "overflow")}
+        notes = [self.yield_status().removeprefix("tracer: ")] if self.policy else []
+        return frontend.status_text(self.armed, self.run,
+                                    [CATALOGUE[c]["name"] for c in self.entry_bps],
+                                    len(self.return_bps), self.missing, self.disarming,
+                                    self.hot_path_error, notes)
 
     def show(self, arg):
-        arg = arg.strip()
-        if arg and not arg.isdigit():
-            try:
-                report = _core.load_report(os.path.expanduser(arg))
-            except (OSError, ValueError) as e:
-                raise TracerError(f"cannot read report {arg}: {e}") from None
-            return show.report_text(report)
-        if self.run is None:
-            raise TracerError("nothing traced yet: `tracer run` or `tracer start` first")
-        events = self.run.session.events(last=int(arg) if arg else None)
-        header = show.recorder_line(self._recorder(self.run.session))
-        return header + "\n" + (show.event_table(events, self.run.sites) if events
-                                else "(no events)")
-
+        return frontend.show_text(arg, self.run)
 
 TRACER = Tracer()
 

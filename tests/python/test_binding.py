@@ -65,6 +65,11 @@ def test_ring_keeps_last_cap_and_counts_dropped():
     assert [e["data"] for e in events] == [b"\x02", b"\x03", b"\x04"]
     assert (s.count, s.dropped) == (5, 2)
     assert [e["seq"] for e in s.events(last=2)] == [3, 4]
+    assert len(s.events(last=None)) == 3 and s.events(last=0) == []
+    with pytest.raises(ValueError):
+        s.events(last=-1)
+    with pytest.raises(TypeError):
+        s.events(last="2")
 
 
 def test_budget_disarms_and_ignores_later_events():
