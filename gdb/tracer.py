@@ -614,16 +614,7 @@ class Tracer:
         return yields.sites_table(yields.SiteIndex.of(self._program()).select(opts))
 
     def yield_on(self, arg):
-        opts = yields.parse_yield_on_args(arg)
-        index = yields.SiteIndex.of(self._program())
-        try:
-            policy = _core.YieldPolicy(seed=opts.seed, probability=opts.probability,
-                                       strategy=yields.strategy_for(opts))
-        except ValueError as e:
-            raise TracerError(str(e)) from None
-        sites = index.select(opts)
-        if not sites:
-            raise TracerError("no call site matches: `tracer sites` lists the candidates")
+        opts, policy, sites = yields.plan(self._program(), arg)
         self.yield_off(quiet=True)
         self.policy, self.yield_opts = policy, opts
         self.yield_bps = [YieldBreakpoint(self, site) for site in sites]

@@ -905,20 +905,11 @@ class Tracer:
         return yields.sites_table(yields.SiteIndex.of(program).select(opts))
 
     def yield_on(self, arg):
-        opts = yields.parse_yield_on_args(arg)
         target = self._current_target()
         program = self._program()
         if not program:
             raise TracerError("no program loaded: `target create PROGRAM` first")
-        index = yields.SiteIndex.of(program)
-        try:
-            policy = _core.YieldPolicy(seed=opts.seed, probability=opts.probability,
-                                       strategy=yields.strategy_for(opts))
-        except ValueError as e:
-            raise TracerError(str(e)) from None
-        sites = index.select(opts)
-        if not sites:
-            raise TracerError("no call site matches: `tracer sites` lists the candidates")
+        opts, policy, sites = yields.plan(program, arg)
         self.yield_off(quiet=True)
         module = target.FindModule(target.GetExecutable())
         name = lldb.SBBreakpointName(target, BP_NAME)

@@ -258,3 +258,19 @@ def insertion(regs, pc, target, argument):
     sp = ((regs["rsp"] - 16) & ~0xF) | 8
     return ({"rsp": sp, "rdi": argument, "rip": target},
             (sp, struct.pack("<Q", pc)))
+
+
+def plan(program, arg):
+    """`tracer yield on ARG` for `program`: (options, a fresh policy, the sites to instrument).
+    Raises TracerError for bad options or when nothing matches."""
+    opts = parse_yield_on_args(arg)
+    index = SiteIndex.of(program)
+    try:
+        policy = _core.YieldPolicy(seed=opts.seed, probability=opts.probability,
+                                   strategy=strategy_for(opts))
+    except ValueError as e:
+        raise TracerError(str(e)) from None
+    sites = index.select(opts)
+    if not sites:
+        raise TracerError("no call site matches: `tracer sites` lists the candidates")
+    return opts, policy, sites
