@@ -25,7 +25,7 @@ try:
     from tracerlib import _core
 except ImportError as _e:
     raise gdb.GdbError(f"tracer: the core is not built ({_e}); run `make` in {_ROOT}")
-from tracerlib import frontend, settings, yields
+from tracerlib import export, frontend, settings, yields
 from tracerlib.run import Run, TracerError, is_fatal
 
 CATALOGUE = _core.catalogue()
@@ -781,6 +781,11 @@ class Tracer:
     def show(self, arg):
         return frontend.show_text(arg, self.run)
 
+    def live_report(self):
+        if self.run is None:
+            raise TracerError("nothing traced yet: `tracer run` first, or --from REPORT")
+        return self.run.report_dict()
+
 TRACER = Tracer()
 
 
@@ -855,6 +860,13 @@ _command("snapshot", "Freeze the recorder and write the report now: tracer snaps
          lambda a: "tracer: report: " + str(TRACER.snapshot(os.path.expanduser(a) if a
                                                              else None)),
          gdb.COMPLETE_FILENAME)
+
+
+_command("export", "Export events for a viewer: tracer export FILE [--format chrome] "
+         "[--from REPORT].\n\nchrome: trace-event JSON for Perfetto / chrome://tracing, one track "
+         "per thread,\nflow arrows from sends to the receives that got their bytes. Without\n"
+         "--from, the live run's events.",
+         lambda a: export.export(a, TRACER.live_report), gdb.COMPLETE_FILENAME)
 
 
 _command("sites", "List the call sites yields would instrument: caller, callee, file:line, "

@@ -30,7 +30,7 @@ try:
     from tracerlib import _core
 except ImportError as _e:
     raise ImportError(f"tracer: the core is not built ({_e}); run `make` in {_ROOT}") from None
-from tracerlib import frontend, settings, yields
+from tracerlib import export, frontend, settings, yields
 from tracerlib.glibc_threads import ThreadPointers
 from tracerlib.run import Run, TracerError, is_fatal, signal_name
 
@@ -885,6 +885,12 @@ class Tracer:
         self._catch_up()
         return frontend.show_text(arg, self.run)
 
+    def live_report(self):
+        self._catch_up()
+        if self.run is None:
+            raise TracerError("nothing traced yet: `tracer run` first, or --from REPORT")
+        return self.run.report_dict()
+
     def snapshot(self, arg):
         self._catch_up()
         run = self.run
@@ -1048,6 +1054,11 @@ def _register(debugger):
                       f"  {s.name:10s} {s.doc} (default {s.default})"
                       for s in settings.SETTINGS)))
     table.append(("settings", "The settings in force.", "The settings in force."))
+    table.append(("export", "Export events for a viewer: tracer export FILE [--format chrome] "
+                  "[--from REPORT].", "Export events for a viewer: tracer export FILE "
+                  "[--format chrome] [--from REPORT].\n\nchrome: trace-event JSON for "
+                  "Perfetto / chrome://tracing. Without --from, the live run's events."))
+    actions["export"] = lambda a: export.export(a, TRACER.live_report)
     actions["set"] = TRACER.set_value
     actions["settings"] = TRACER.settings_text
     for name, summary, text in table:

@@ -167,6 +167,11 @@ class Run:
                               "elsewhere") from None
         return self.report_path
 
+    def report_dict(self):
+        """The report as it stands (composed earlier, or now without processes), parsed."""
+        import json
+        return json.loads(self.report_text or self.session.render(self._meta([])))
+
     def _meta(self, live):
         processes = []
         seen = set()
