@@ -1,5 +1,9 @@
 """Exports of a report for people who would rather look at the conversation.
 
+html: one self-contained page with a message sequence diagram (threads as lifelines, time
+going down, arrows for matched messages, the crash marked), the event table, and each
+process's backtraces and mailboxes.
+
 chrome: Chrome trace-event JSON (opens in Perfetto and chrome://tracing): one track per
 process and thread, each send/receive a slice with its endpoint and payload, a flow arrow from
 a send to the receive that got its bytes where they can be matched, the fatal signal marked.
@@ -10,7 +14,7 @@ import os
 from . import _core
 from .run import TracerError
 
-FORMATS = ("chrome",)
+FORMATS = ("chrome", "html")
 
 
 def _data(ev):
@@ -102,7 +106,7 @@ def export(arg, live_report):
             path = os.path.expanduser(w)
         else:
             raise TracerError(f"tracer export: unexpected '{w}'; "
-                              "usage: tracer export FILE [--format chrome] [--from REPORT]")
+                              "usage: tracer export FILE [--format chrome|html] [--from REPORT]")
     if path is None:
         raise TracerError("tracer export needs a FILE to write")
     if fmt not in FORMATS:
@@ -117,7 +121,131 @@ def export(arg, live_report):
         report = live_report()
     try:
         with open(path, "x") as f:
-            json.dump(chrome(report), f)
+            if fmt == "html":
+                f.write(html(report))
+            else:
+                json.dump(chrome(report), f)
     except OSError as e:
         raise TracerError(f"cannot write {path}: {e.strerror}") from None
     return f"tracer: {len(report['events'])} events exported to {path} ({fmt})"
+
+
+# ---------------------------------------------------------------------------- html
+
+_STYLE = """
+body{font:13px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
+h1{font-size:1.3em}h2{font-size:1.1em;margin-top:1.5em}
+.meta{color:#555}.warn{color:#a00;font-weight:bold}
+table{border-collapse:collapse}td,th{padding:2px 8px;text-align:left;vertical-align:top}
+tr.event:nth-child(even){background:#f4f4f4}code{font:12px monospace;white-space:pre-wrap}
+svg text{font:11px monospace}.send{fill:#1565c0}.recv{fill:#2e7d32}
+.crash{fill:#c62828;font-weight:bold}
+"""
+
+
+def _esc(text):
+    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))
+
+
+def _lanes(report):
+    lanes = sorted({(ev["pid"], ev["tid"]) for ev in report["events"]})
+    stop = report.get("stop") or {}
+    if stop.get("signal") and (stop["pid"], stop["tid"]) not in lanes:
+        lanes.append((stop["pid"], stop["tid"]))
+    return lanes
+
+
+def _diagram(report):
+    """An SVG message sequence diagram: a lifeline per thread, time going down, an arrow per
+    matched message, a dot per unmatched call, the fatal signal marked."""
+    events = report["events"]
+    lanes = _lanes(report)
+    x = {lane: 120 + i * 190 for i, lane in enumerate(lanes)}
+    row = 26
+    height = 60 + row * (len(events) + 2)
+    width = 160 + 190 * max(len(lanes), 1)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             'id="sequence">',
+             '<defs><marker id="arrow" markerWidth="8" markerHeight="8" refX="7" refY="4" '
+             'orient="auto"><path d="M0,0 L8,4 L0,8 z" fill="#555"/></marker></defs>']
+    for lane in lanes:
+        parts.append(f'<text x="{x[lane] - 60}" y="20">pid {lane[0]} / tid {lane[1]}</text>'
+                     f'<line x1="{x[lane]}" y1="30" x2="{x[lane]}" y2="{height - 10}" '
+                     'stroke="#bbb" stroke-dasharray="4 3"/>')
+    y_of = {i: 50 + row * i for i in range(len(events))}
+    flows = dict((r, s) for s, r in match_flows(events))
+    for i, ev in enumerate(events):
+        lane, y = (ev["pid"], ev["tid"]), y_of[i]
+        label = (f"{ev['fn']} {ev['len']}/{ev['ret'] if ev['ret'] is not None else '…'} "
+                 f"{ev['data'][:24]}")
+        cls = ev["dir"]
+        if i in flows:
+            src = events[flows[i]]
+            x0 = x[(src["pid"], src["tid"])]
+            parts.append(f'<line x1="{x0}" y1="{y_of[flows[i]]}" x2="{x[lane]}" y2="{y}" '
+                         'stroke="#555" marker-end="url(#arrow)"/>')
+        parts.append(f'<circle cx="{x[lane]}" cy="{y}" r="3" class="{cls}"/>'
+                     f'<text x="{x[lane] + 6}" y="{y + 4}" class="{cls}" '
+                     f'data-seq="{ev["seq"]}">{_esc(label)}</text>')
+    stop = report.get("stop") or {}
+    if stop.get("signal"):
+        lane = (stop["pid"], stop["tid"])
+        y = 50 + row * len(events)
+        parts.append(f'<text x="{x[lane] - 20}" y="{y + 4}" class="crash" id="crash">'
+                     f'✖ {_esc(stop["signal"])}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def html(report):
+    """One self-contained page: nothing is loaded from anywhere."""
+    rec, stop, prog = report["recorder"], report.get("stop") or {}, report["program"]
+    out = ["<!DOCTYPE html><html><head><meta charset='utf-8'>",
+           # The page may hold secrets (payloads): forbid it to load or send anything.
+           "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
+           "style-src 'unsafe-inline'\">",
+           f"<title>Tracer report {_esc(report.get('key'))}</title>",
+           f"<style>{_STYLE}</style></head><body>",
+           f"<h1>{_esc(prog.get('path'))} (pid {prog.get('pid')})</h1>",
+           f"<p class='meta'>stopped by {_esc(stop.get('reason'))}"
+           + (f" <span class='warn'>{_esc(stop['signal'])}</span>" if stop.get("signal") else "")
+           + (f", exit status {stop['status']}" if stop.get("status") is not None else "")
+           + f" in {stop.get('pid')}/{stop.get('tid')}; {_esc(report.get('debugger'))}</p>",
+           f"<p class='meta' id='recorder'>cap {rec['cap']}, budget {rec['budget']}, "
+           f"payload {rec['payload']}: {rec['count']} recorded, "
+           f"<span{' class=warn' if rec['dropped'] else ''}>{rec['dropped']} dropped</span>"
+           + ("; <span class='warn'>OVERFLOW: the budget was reached, tracing stopped</span>"
+              if rec["overflow"] else "") + "</p>",
+           "<h2>Sequence</h2>", _diagram(report),
+           "<h2>Events</h2><table id='events'><tr><th>seq</th><th>t_us</th><th>pid/tid</th>"
+           "<th>dir</th><th>fn</th><th>endpoint</th><th>len/ret</th><th>payload</th></tr>"]
+    for ev in report["events"]:
+        ret = ev["ret"] if ev["ret"] is not None else "…"
+        out.append(f"<tr class='event' data-seq='{ev['seq']}'><td>{ev['seq']}</td>"
+                   f"<td>{ev['t_us']}</td><td>{ev['pid']}/{ev['tid']}</td><td>{ev['dir']}</td>"
+                   f"<td>{_esc(ev['fn'])}</td><td>{_esc(ev['endpoint'])}</td>"
+                   f"<td>{ev['len']}/{ret}</td><td><code>{_esc(ev['data'])}</code></td></tr>")
+    out.append("</table><h2>Processes</h2>")
+    for proc in report.get("processes") or []:
+        state = "alive" if proc["alive"] else "dead"
+        if proc.get("exit_signal"):
+            state += f" by {proc['exit_signal']}"
+        out.append(f"<h3>process {proc['pid']}: {_esc(state)}</h3>")
+        for th in proc.get("threads") or []:
+            frames = "\n".join(
+                f"#{i} {fr['pc']} {fr.get('function') or '??'}"
+                + (f" at {fr['file']}:{fr['line']}" if fr.get("file") else "")
+                for i, fr in enumerate(th.get("backtrace") or []))
+            out.append(f"<p>thread {th['tid']}</p><code class='backtrace'>{_esc(frames)}</code>")
+        boxes = proc.get("mailboxes") or []
+        if boxes:
+            out.append("<table class='mailboxes'><tr><th>fd</th><th>endpoint</th>"
+                       "<th>pending (approx)</th><th>content</th></tr>")
+            for mb in boxes:
+                out.append(f"<tr><td>{mb['fd']}</td><td>{_esc(mb['endpoint'])}</td>"
+                           f"<td>{mb['pending']}</td><td><code>"
+                           f"{_esc(mb.get('data') or mb.get('error') or '')}</code></td></tr>")
+            out.append("</table>")
+    out.append("</body></html>")
+    return "\n".join(out)
