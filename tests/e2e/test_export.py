@@ -34,7 +34,9 @@ def check_chrome(doc, report):
 @pytest.mark.parametrize("name,args,flows", [
     ("pipe_pingpong", ["2"], 4), ("socketpair_pingpong", [], 1), ("unix_stream", [], 1),
     ("tcp_loopback", [], 1), ("posix_mq", [], 1), ("sysv_msg", [], 1),
-    ("threads_pipe", ["3"], 1)])
+    ("threads_pipe", ["3"], 1), ("udp_loopback", [], 1), ("exec_child", [], 1),
+    ("not_ipc", [], 0), ("chatty", ["10"], 0), ("exit_code", ["3"], 0),
+    ("child_assert", [], 0), ("user_breakpoint", [], 0)])
 def test_chrome_export_of_fixture_reports(name, args, flows, tmp_path, tracer):
     live, stored = tmp_path / "live.json", tmp_path / "stored.json"
     run = run_gdb(fixture_path(name), args, settings={"cap": 10000}, tmp=tmp_path,
