@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from harness import fixture_path, run_gdb
+from harness import REPO, fixture_path, run_gdb
 
 
 def check_chrome(doc, report):
@@ -70,3 +70,23 @@ def test_export_errors(tmp_path, tracer):
     assert "needs a FILE" in errors[0] and "unknown format 'svg'" in errors[1]
     assert "nothing traced yet" in errors[2]
     assert existing.read_text() == "{}"
+
+
+def test_lldb_exports_a_stored_report_the_same_way(tmp_path, tracer):
+    """Both front ends export through tracerlib.export: lldb writes the same documents."""
+    import shutil
+    import subprocess
+    if not shutil.which("lldb-16"):
+        pytest.skip("lldb-16 not installed (scripts/install-deps installs it)")
+    run = run_gdb(fixture_path("pipe_pingpong"), ["2"], tmp=tmp_path,
+                  after=[f"tracer export {tmp_path / 'gdb.json'} --format chrome",
+                         f"tracer export {tmp_path / 'gdb.html'} --format html"])
+    stored = run.report_paths[0]
+    for fmt in ("chrome", "html"):
+        out = tmp_path / f"lldb.{'json' if fmt == 'chrome' else 'html'}"
+        proc = subprocess.run(
+            ["lldb-16", "-b", "-o", f"command script import {REPO / 'lldb' / 'tracer.py'}", "-o", f"tracer export {out} --format {fmt} --from {stored}"],
+            capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        theirs = (tmp_path / f"gdb.{'json' if fmt == 'chrome' else 'html'}").read_text()
+        assert out.read_text() == theirs
