@@ -809,26 +809,19 @@ def _command(name, doc, action, completer=gdb.COMPLETE_NONE):
     Command()
 
 
+_WORDS = {"batch": "In `gdb -batch` gdb exits with the status of its last command: put\n"
+                  "`tracer run` last.",
+          "resume": "continue"}
+
+
+def _doc(name):
+    return frontend.command_help(name, **_WORDS)[2]
+
+
 class TracerPrefix(gdb.Command):
-    """Record the IPC of a process tree: the last messages before it broke.
-
-Tracer stops at every send and receive of pipes, FIFOs, unix and inet sockets, POSIX and
-SysV message queues in the program, its threads and its forked children; keeps the last
-`cap` events in a ring; and when the program stops for good writes one JSON report with
-the events, each process's threads and backtraces, and the bytes still pending in its
-mailboxes.
-
-  tracer run [ARGS]     arm and run the program to its end (batch: exit 1 if it failed)
-  tracer start          arm tracing now (or for the next `run`); tracer stop disarms
-  tracer attach PID     attach to a running process and arm
-  tracer status         armed?, counts, breakpoints placed, functions not found
-  tracer show [N|FILE]  the last N events as a table, or a stored report
-  tracer snapshot [FILE] freeze and write the report now (e.g. after Ctrl-C)
-  tracer sites ...      the call sites yields would instrument (from DWARF / the code)
-  tracer yield on|off|status   insert sched_yield()/usleep() before interesting calls
-  tracer hunt --runs N  rerun with seeds S, S+1, ... until the program fails
-
-Settings: show tracer / set tracer cap|budget|payload|backtrace|store|report|timeout."""
+    __doc__ = (frontend.overview(", its threads and its forked children") + "\n\n"
+               + frontend.command_table() + "\n\nSettings: show tracer / set tracer "
+               + "|".join(s.name for s in settings.SETTINGS) + ".")
 
     def __init__(self):
         super().__init__("tracer", gdb.COMMAND_RUNNING, gdb.COMPLETE_NONE, prefix=True)
@@ -838,49 +831,8 @@ Settings: show tracer / set tracer cap|budget|payload|backtrace|store|report|tim
                            if arg else "tracer: which subcommand? `help tracer` lists them")
 
 
-TracerPrefix()
-_command("start", "Arm tracing on the current program (now, or at the next `run`).",
-         lambda a: TRACER.start() or "tracer: armed")
-_command("stop", "Disarm tracing: remove every tracer breakpoint, restore gdb settings.",
-         lambda a: TRACER.stop() or "tracer: disarmed")
-_command("run", "Arm and run the program to its end: tracer run [ARGS].\n\n"
-         "When a process is already attached it is continued instead. The outcome and the\n"
-         "report's path are printed; in `gdb -batch` the exit status is 1 if the program\n"
-         "failed (fatal signal, non-zero exit, timeout) and 0 otherwise.",
-         TRACER.run_to_end, gdb.COMPLETE_FILENAME)
-_command("attach", "Attach to a running process and arm: tracer attach PID.", TRACER.attach)
-_command("status", "Armed or not, event counts, overflow, breakpoints placed, missing "
-         "functions.", lambda a: TRACER.status())
-_command("show", "Show events: tracer show [N] (the last N of the live ring), or\n"
-         "tracer show FILE (a stored report, with processes, backtraces and mailboxes).",
-         TRACER.show, gdb.COMPLETE_FILENAME)
-_command("snapshot", "Freeze the recorder and write the report now: tracer snapshot [FILE].\n\n"
-         "Without FILE it goes to the store; with FILE, to exactly that path (never\n"
-         "overwritten). Useful after Ctrl-C on a hung program.",
-         lambda a: "tracer: report: " + str(TRACER.snapshot(os.path.expanduser(a) if a
-                                                             else None)),
-         gdb.COMPLETE_FILENAME)
-
-
-_command("export", "Export events for a viewer: tracer export FILE [--format chrome] "
-         "[--from REPORT].\n\nchrome: trace-event JSON for Perfetto / chrome://tracing, one track "
-         "per thread,\nflow arrows from sends to the receives that got their bytes. Without\n"
-         "--from, the live run's events.",
-         lambda a: export.export(a, TRACER.live_report), gdb.COMPLETE_FILENAME)
-
-
-_command("sites", "List the call sites yields would instrument: caller, callee, file:line, "
-         "address.\n\ntracer sites [--module CU | --app] [--class sync,proc,send,recv] "
-         "[--function NAME...]", TRACER.sites)
-
-
 class YieldPrefix(gdb.Command):
     """Yield injection: make the program yield or sleep before interesting calls.
-
-  tracer yield on [--module CU | --app] [--class sync,proc,send,recv] [--function NAME...]
-                  [--probability P] [--seed S] [--strategy yield | sleep:MAX_US]
-  tracer yield off      remove every instrumented site
-  tracer yield status   instrumented or not, sites, yields injected
 
 Yields happen while `tracer run` or `tracer hunt` drives the program. The decisions come
 from a seeded generator keyed on thread and call order: the same seed replays them."""
@@ -892,15 +844,25 @@ from a seeded generator keyed on thread and call order: the same seed replays th
         raise gdb.GdbError("tracer: tracer yield on|off|status")
 
 
+TracerPrefix()
 YieldPrefix()
-_command("yield on", "Instrument call sites; see `help tracer yield`.", TRACER.yield_on)
-_command("yield off", "Remove every instrumented call site.", lambda a: TRACER.yield_off())
-_command("yield status", "Whether yields are on, at how many sites, how many injected.",
-         lambda a: TRACER.yield_status())
-_command("hunt", "Run the program again and again with seeds S, S+1, ... until it fails.\n\n"
-         "tracer hunt --runs N [--seed S] [--timeout SEC]: keeps the failing run's report and\n"
-         "prints the command that replays its seed. In batch mode gdb exits 1 when a failure\n"
-         "was found, 0 when none was.", TRACER.hunt)
+_FILES = gdb.COMPLETE_FILENAME
+for _name, _action, _completer in (
+        ("start", lambda a: TRACER.start() or "tracer: armed", gdb.COMPLETE_NONE),
+        ("stop", lambda a: TRACER.stop() or "tracer: disarmed", gdb.COMPLETE_NONE),
+        ("run", TRACER.run_to_end, _FILES),
+        ("attach", TRACER.attach, gdb.COMPLETE_NONE),
+        ("status", lambda a: TRACER.status(), gdb.COMPLETE_NONE),
+        ("show", TRACER.show, _FILES),
+        ("snapshot", lambda a: "tracer: report: " + str(
+            TRACER.snapshot(os.path.expanduser(a) if a else None)), _FILES),
+        ("export", lambda a: export.export(a, TRACER.live_report), _FILES),
+        ("sites", TRACER.sites, gdb.COMPLETE_NONE),
+        ("yield on", TRACER.yield_on, gdb.COMPLETE_NONE),
+        ("yield off", lambda a: TRACER.yield_off(), gdb.COMPLETE_NONE),
+        ("yield status", lambda a: TRACER.yield_status(), gdb.COMPLETE_NONE),
+        ("hunt", TRACER.hunt, gdb.COMPLETE_NONE)):
+    _command(_name, _doc(_name), _action, _completer)
 
 
 class _SetPrefix(gdb.Command):

@@ -1046,6 +1046,7 @@ def _register(debugger):
     actions = {"run": TRACER.run_to_end, "start": TRACER.start, "stop": TRACER.stop,
                "attach": TRACER.attach, "status": TRACER.status, "show": TRACER.show,
                "snapshot": TRACER.snapshot, "sites": TRACER.sites,
+               "export": lambda a: export.export(a, TRACER.live_report),
                "yield on": TRACER.yield_on, "yield off": TRACER.yield_off,
                "yield status": TRACER.yield_status, "hunt": TRACER.hunt}
     table = [(name,) + frontend.command_help(name, **_WORDS)[1:] for name in actions]
@@ -1054,11 +1055,6 @@ def _register(debugger):
                       f"  {s.name:10s} {s.doc} (default {s.default})"
                       for s in settings.SETTINGS)))
     table.append(("settings", "The settings in force.", "The settings in force."))
-    table.append(("export", "Export events for a viewer: tracer export FILE [--format chrome] "
-                  "[--from REPORT].", "Export events for a viewer: tracer export FILE "
-                  "[--format chrome] [--from REPORT].\n\nchrome: trace-event JSON for "
-                  "Perfetto / chrome://tracing. Without --from, the live run's events."))
-    actions["export"] = lambda a: export.export(a, TRACER.live_report)
     actions["set"] = TRACER.set_value
     actions["settings"] = TRACER.settings_text
     for name, summary, text in table:

@@ -50,6 +50,12 @@ COMMANDS = (
      "Without FILE it goes to the store; with FILE, to exactly that path (never\n"
      "overwritten). Useful after an interrupt on a hung program. After a failed write it\n"
      "writes the same frozen data again."),
+    ("export", "tracer export FILE [--format chrome|html] [--from REPORT]",
+     "Export the events for a viewer.",
+     "chrome: trace-event JSON for Perfetto / chrome://tracing: a track per thread, flow\n"
+     "arrows from sends to the receives that got their bytes, the crash marked.\n"
+     "html: one self-contained page with a message sequence diagram, the events, the\n"
+     "backtraces and mailboxes. Without --from, the live (or just finished) run."),
     ("sites", "tracer sites [--module CU | --app] [--class sync,proc,send,recv] "
      "[--function NAME...]",
      "List the call sites yields would instrument.",
