@@ -565,9 +565,11 @@ class Tracer:
                     found.append((1, "user"))
             elif reason == lldb.eStopReasonExec:
                 found.append((3, "exec"))
-            elif reason in (lldb.eStopReasonWatchpoint, lldb.eStopReasonPlanComplete,
-                            lldb.eStopReasonTrace, lldb.eStopReasonException):
+            elif reason in (lldb.eStopReasonWatchpoint, lldb.eStopReasonException):
                 found.append((1, "user"))
+            # eStopReasonTrace / PlanComplete while `tracer run` drives the process are lldb
+            # finishing its own step over a breakpoint (seen leaking as a public stop, with
+            # no step of the user's in flight): not a reason to hand control back.
         if not found:
             return ("other",)
         return min(found)[1:]
