@@ -628,7 +628,9 @@ def test_interrupt_then_snapshot(tmp_path, lldb_tracer):
                    after=[f"tracer snapshot {snap}", "process kill"], timeout=60)
     assert_lldb_sane(run)
     assert run.duration < 25, f"the interrupt took {run.duration:.0f} s\n" + run.describe()
-    assert "stop reason = signal SIGSTOP" in run.stdout, run.describe()
+    # lldb delivers the interrupt as SIGSTOP, or - when it lands while lldb steps a thread
+    # over a breakpoint - as that step's trace stop.
+    assert re.search(r"stop reason = (signal SIGSTOP|trace)", run.stdout), run.describe()
     rep = json.loads(snap.read_text())
     validate(rep)
     assert rep["stop"]["reason"] == "snapshot", rep["stop"]
