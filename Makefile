@@ -55,9 +55,9 @@ bench: ext fixtures $(B)/bench_core $(B)/bench_endpoint $(B)/bench_dwarf
 $(B)/bench_core: bench/bench_core.c $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(B)
 	$(CC) -std=gnu11 -O2 $(WARN) $(INCS) -o $@ bench/bench_core.c $(CORE_SRC) $(LIBS)
-$(B)/bench_endpoint: bench/bench_endpoint.c csrc/endpoint.c csrc/endpoint.h
+$(B)/bench_endpoint: bench/bench_endpoint.c csrc/endpoint.c csrc/endpoint.h csrc/pidfd.c
 	@mkdir -p $(B)
-	$(CC) -std=gnu11 -O2 $(WARN) $(INCS) -o $@ bench/bench_endpoint.c
+	$(CC) -std=gnu11 -O2 $(WARN) $(INCS) -o $@ bench/bench_endpoint.c csrc/pidfd.c
 $(B)/bench_dwarf: bench/bench_dwarf.c csrc/dwarf_index.c csrc/dwarf_index.h
 	@mkdir -p $(B)
 	$(CC) -std=gnu11 -O2 $(WARN) $(INCS) -o $@ bench/bench_dwarf.c csrc/dwarf_index.c $(LIBS)

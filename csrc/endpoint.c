@@ -37,6 +37,7 @@
  * thread-safe: one cache per thread. */
 #define _GNU_SOURCE
 #include "endpoint.h"
+#include "pidfd.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -58,17 +59,9 @@
 #include <sys/stat.h>
 #include <stddef.h>
 #include <sys/statfs.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/xattr.h>
 #include <unistd.h>
-
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_getfd
-#define SYS_pidfd_getfd 438
-#endif
 
 #ifndef MQUEUE_MAGIC
 #define MQUEUE_MAGIC 0x19800202
@@ -609,10 +602,10 @@ static void unix_peer_by_borrowing(pid_t pid, const char *fdpath, struct sock_in
 
 	if (!slash || strstr(si->name, "->"))
 		return;
-	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	pidfd = tr_pidfd_open(pid);
 	if (pidfd < 0)
 		return;
-	sock = (int)syscall(SYS_pidfd_getfd, pidfd, atoi(slash + 1), 0);
+	sock = tr_pidfd_getfd(pidfd, atoi(slash + 1));
 	close(pidfd);
 	if (sock < 0)
 		return;

@@ -31,17 +31,11 @@
 #include <sys/ioctl.h>
 #include <sys/msg.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "endpoint.h"
+#include "pidfd.h"
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_getfd
-#define SYS_pidfd_getfd 438
-#endif
 
 #define NAME_LEN 512   /* longer than any endpoint name (a FIFO's path may be long) */
 
@@ -206,24 +200,6 @@ out:
 	return err;
 }
 
-/* The thread group id of a thread id, from /proc/TID/status; -1 if unknown. */
-static pid_t thread_group(pid_t tid)
-{
-	char path[64], line[128];
-	FILE *f;
-	int tgid = -1;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "Tgid: %d", &tgid) == 1)
-			break;
-	fclose(f);
-	return tgid;
-}
-
 /* Borrows fd of pid into our process. Returns our fd, or -errno (with e->error filled
  * when the kernel refused rather than the fd having gone). */
 static int borrow_fd(pid_t pid, int64_t fd, struct pidfd_state *pf, struct entry *e)
@@ -231,30 +207,16 @@ static int borrow_fd(pid_t pid, int64_t fd, struct pidfd_state *pf, struct entry
 	int dup;
 
 	if (pf->fd < 0 && !pf->err) {
-		pid_t tgid;
-
-		pf->fd = (int)syscall(SYS_pidfd_open, pid, 0);
-		pf->err = pf->fd < 0 ? errno : 0;
-		/* pid may be a thread's id (refused with EINVAL, since Linux 6.9 ENOENT): the
-		 * fds belong to its thread group, whose leader's pidfd reaches them */
-		if ((pf->err == EINVAL || pf->err == ENOENT) && (tgid = thread_group(pid)) > 0 && tgid != pid) {
-			pf->fd = (int)syscall(SYS_pidfd_open, tgid, 0);
-			pf->err = pf->fd < 0 ? errno : 0;
-		}
+		pf->fd = tr_pidfd_open(pid);
+		pf->err = pf->fd < 0 ? -pf->fd : 0;
 	}
 	if (pf->err) {
 		entry_error(e, "pidfd_open", pf->err);
 		return -pf->err;
 	}
-	/* the new fd is always close-on-exec */
-	dup = (int)syscall(SYS_pidfd_getfd, pf->fd, (int)fd, 0);
-	if (dup < 0) {
-		int err = errno;
-
-		if (err != EBADF && err != ESRCH)   /* not "closed meanwhile" / "exited meanwhile" */
-			entry_error(e, "pidfd_getfd", err);
-		return -err;
-	}
+	dup = tr_pidfd_getfd(pf->fd, (int)fd);
+	if (dup < 0 && dup != -EBADF && dup != -ESRCH)  /* not closed / exited meanwhile */
+		entry_error(e, "pidfd_getfd", -dup);
 	return dup;
 }
 
