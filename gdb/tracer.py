@@ -731,19 +731,9 @@ class Tracer:
             _quiet(f"kill inferiors {nums}")
 
     def attach(self, arg):
-        try:
-            pid = int(arg)
-        except ValueError:
-            raise TracerError(f"tracer attach takes a process id, not '{arg}'") from None
+        pid = frontend.attach_pid(arg, "gdb")
         if any(inf.pid == pid for inf in gdb.inferiors()):
             raise TracerError(f"process {pid} is already traced")
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            raise TracerError(f"no process {pid}: check the id with `ps`") from None
-        except PermissionError:
-            raise TracerError(f"not allowed to trace process {pid}: run gdb as its user "
-                              "or as root") from None
         armed_here = not self.armed
         if armed_here:
             self.arm()                  # before attaching: target-non-stop is fixed after

@@ -832,10 +832,7 @@ class Tracer:
         return "tracer: disarmed"
 
     def attach(self, arg):
-        try:
-            pid = int(arg)
-        except ValueError:
-            raise TracerError(f"tracer attach takes a process id, not '{arg}'") from None
+        pid = frontend.attach_pid(arg, "lldb")
         process = self._process()
         if self._alive(process):
             if process.GetProcessID() == pid:
@@ -843,13 +840,6 @@ class Tracer:
             raise TracerError(f"already debugging process {process.GetProcessID()}; "
                               "`process detach` or `process kill` it first "
                               "(lldb traces one process at a time)")
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            raise TracerError(f"no process {pid}: check the id with `ps`") from None
-        except PermissionError:
-            raise TracerError(f"not allowed to trace process {pid}: run lldb as its user "
-                              "or as root") from None
         target = self.debugger.GetSelectedTarget()
         if not target.IsValid():
             error = lldb.SBError()

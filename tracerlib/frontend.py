@@ -92,6 +92,24 @@ def command_help(name, **words):
     raise KeyError(name)
 
 
+# ---------------------------------------------------------------------------- attach
+
+def attach_pid(arg, debugger):
+    """The pid `tracer attach ARG` names, once it is known to exist and be ours to trace."""
+    try:
+        pid = int(arg)
+    except ValueError:
+        raise TracerError(f"tracer attach takes a process id, not '{arg}'") from None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        raise TracerError(f"no process {pid}: check the id with `ps`") from None
+    except PermissionError:
+        raise TracerError(f"not allowed to trace process {pid}: run {debugger} as its user "
+                          "or as root") from None
+    return pid
+
+
 # ---------------------------------------------------------------------------- stops
 
 def stop(reason, pid, tid=None, signal=None, status=None):
