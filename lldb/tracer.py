@@ -7,10 +7,9 @@ Batch (CI), the exit status tells failure from success:
 
     lldb-16 -b -o 'command script import lldb/tracer.py' -o 'tracer run' -- ./prog ARGS
 
-This file is the lldb adapter only: commands, breakpoints, stops, threads, registers.
-Decoding, recording and reports live in the core (tracerlib/_core, from csrc/) and in
-tracerlib/ (run.py, frontend.py, settings.py, show.py), shared with the gdb front end.
-Differences from gdb, and why: docs/lldb.md.
+This file is the lldb port only (tracerlib/port.py): breakpoints, stops, threads, registers.
+Every decision is the driver's (tracerlib/driver.py), shared with gdb. Differences from gdb,
+and why: docs/lldb.md.
 """
 import ctypes
 import os
@@ -27,65 +26,83 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 try:
-    from tracerlib import _core
+    from tracerlib import _core  # noqa: F401 - the core must be built
 except ImportError as _e:
     raise ImportError(f"tracer: the core is not built ({_e}); run `make` in {_ROOT}") from None
-from tracerlib import export, frontend, settings, yields
+from tracerlib import frontend, settings
+from tracerlib.driver import Driver
 from tracerlib.glibc_threads import ThreadPointers
-from tracerlib.run import Run, TracerError, is_fatal, signal_name
+from tracerlib.port import (EXEC, EXITED, FATAL, INTERRUPT, OTHER, SIGNAL, TIMEOUT, USER,
+                            Context, Port, Stop)
+from tracerlib.run import TracerError, is_fatal, signal_name
 
-CATALOGUE = _core.catalogue()
-TRACED_CALLS = [i for i, c in enumerate(CATALOGUE) if c["class"] in ("send", "recv")]
 BP_NAME = "tracer"            # every tracer breakpoint carries it: hidden from `breakpoint
                               # list`, safe from `breakpoint delete` and `breakpoint disable`
-CHILDREN_NOTE = "forked children not traced"
 _REGISTER = lldb.eValueTypeRegister
 _LLDB_REGISTER = {"eflags": "rflags"}     # tracerlib names -> lldb's
+_ARGS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9")
 _MINUS_ONE_32 = 0xFFFFFFFF
+_ALIVE = (lldb.eStateStopped, lldb.eStateRunning, lldb.eStateStepping, lldb.eStateSuspended,
+          lldb.eStateCrashed)
 
-TRACER = globals().get("TRACER")   # the one Tracer of this lldb session (kept when
-                                    # the script is imported again)
-
-
-def _version():
-    words = lldb.SBDebugger.GetVersionString().split()
-    number = words[2] if len(words) > 2 and words[1] == "version" else "?"
-    return f"lldb {number}"
+PORT = globals().get("PORT")   # the one port of this lldb session (kept on re-import)
 
 
 def _reg(frame, name):
-    return frame.FindValue(name, _REGISTER).GetValueAsUnsigned()
+    return frame.FindValue(_LLDB_REGISTER.get(name, name), _REGISTER).GetValueAsUnsigned()
 
 
-def _exists(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
+def _alive(process):
+    return process.IsValid() and process.GetState() in _ALIVE
 
 
-def _ids(thread):
-    return thread.GetProcess().GetProcessID(), thread.GetThreadID()
+def _callback(frame, bp_loc, extra_args, internal_dict):
+    """Every tracer breakpoint: lldb calls it by name on its private state thread."""
+    handler = PORT.handlers.get(bp_loc.GetBreakpoint().GetID())
+    return bool(handler and handler(LldbContext(frame)))
 
 
-# ---- breakpoint callbacks: lldb calls these by name on its private state thread -------
-def _entry_callback(frame, bp_loc, extra_args, internal_dict):
-    return TRACER.on_entry(frame, bp_loc)
+class LldbContext(Context):
+    def __init__(self, frame):
+        self.frame = frame
+        self.process = frame.GetThread().GetProcess()
+        self.pid, self.tid = self.process.GetProcessID(), frame.GetThread().GetThreadID()
 
+    def regs(self, returning=False):
+        frame = self.frame
+        if not returning:
+            return tuple(_reg(frame, r) for r in _ARGS) + (frame.GetSP(), 0, frame.GetPC(), 0)
+        rax = _reg(frame, "rax")
+        fs_base = 0
+        if rax & _MINUS_ONE_32 == _MINUS_ONE_32:     # maybe -1: errno will be wanted
+            fs_base = PORT.fs_base(self.pid, self.tid) or 0
+        return (0,) * 6 + (frame.GetSP(), rax, frame.GetPC(), fs_base)
 
-def _return_callback(frame, bp_loc, extra_args, internal_dict):
-    return TRACER.on_return(frame)
+    def symbol(self, name):
+        return PORT.symbol(name)
 
+    def return_key(self, pc):
+        address = PORT.target.ResolveLoadAddress(pc)
+        module = address.GetModule()
+        if not module.IsValid():
+            return (None, pc)
+        return (module.GetFileSpec().fullpath, address.GetFileAddress())
 
-def _exit_callback(frame, bp_loc, extra_args, internal_dict):
-    return TRACER.on_exit_call(frame)
+    def read_registers(self, names):
+        return {name: _reg(self.frame, name) for name in names}
 
+    def write_registers(self, values):
+        error = lldb.SBError()
+        for name, value in values.items():
+            if not self.frame.FindValue(_LLDB_REGISTER.get(name, name), _REGISTER) \
+                    .SetValueFromCString(f"{value:#x}", error):
+                raise RuntimeError(f"cannot write register {name}: {error.GetCString()}")
 
-def _yield_callback(frame, bp_loc, extra_args, internal_dict):
-    return TRACER.on_yield_site(frame, bp_loc)
+    def write_memory(self, address, data):
+        error = lldb.SBError()
+        self.process.WriteMemory(address, data, error)
+        if not error.Success():
+            raise RuntimeError(f"cannot write memory: {error.GetCString()}")
 
 
 class FatalStopHook:
@@ -93,13 +110,16 @@ class FatalStopHook:
     writes the report while the process is still there to be looked at."""
 
     def __init__(self, target, extra_args, internal_dict):
-        self.target = target
+        pass
 
     def handle_stop(self, exe_ctx, stream):
-        if TRACER is not None:
-            line = TRACER.on_public_stop(exe_ctx.GetProcess())
-            if line:
-                stream.Print(line + "\n")
+        driver = PORT.driver
+        run = driver.run
+        if not driver.in_run_command and run is not None and not run.finished:
+            stop = PORT.classify(exe_ctx.GetProcess())
+            if stop.kind == FATAL:
+                driver.on_stop(stop)
+                driver.flush_pending()
         return True
 
 
@@ -121,10 +141,8 @@ class _InterruptCatcher:
             self.release()
 
     def caught(self):
-        if self.pipe is None:
-            return False
         try:
-            return bool(os.read(self.pipe[0], 64))
+            return self.pipe is not None and bool(os.read(self.pipe[0], 64))
         except BlockingIOError:
             return False
 
@@ -141,204 +159,99 @@ class _InterruptCatcher:
         self.pipe = None
 
 
-class Tracer:
-    """The lldb adapter's state: one per lldb session."""
+class LldbPort(Port):
+    follows_forks = False
+    yields_in_callback = True     # evaluating inside a callback loses other threads' events;
+    keep_fatal_stopped = True     # writing registers there does not (FIELD-NOTES)
+    children_note = "forked children not traced (lldb follows one process: see docs/lldb.md)"
+    load_hint = "`lldb -- PROGRAM ARGS` or `target create PROGRAM` first"
+    help_words = {"batch": "In `lldb -b` a failing command ends the batch with exit status "
+                           "1: put\n`tracer run` last (commands after a failure do not run).",
+                  "resume": "continue"}
 
     def __init__(self, debugger):
         self.debugger = debugger
-        self.values = settings.Values()
-        self.version = _version()
-        self.run = None
-        self.armed = False
+        words = lldb.SBDebugger.GetVersionString().split()
+        self.name = (f"lldb {words[2] if len(words) > 2 and words[1] == 'version' else '?'}"
+                     " (forked children not traced)")
+        self.driver = Driver(self)
         self.target = None
-        self.entry_calls = {}         # breakpoint id -> catalogue call
-        self.entry_bps = {}           # call -> SBBreakpoint
-        self.return_bps = {}          # (module path, file address) -> SBBreakpoint
-        self.return_pcs = set()       # return pcs of this process with a breakpoint
-        self.exit_bp = None           # on _exit: the exit status before the process is gone
-        self.stop_hook = None         # id of our `target stop-hook`
+        self.handlers = {}            # breakpoint id -> handler(ctx)
+        self.exit_bp = None           # on _exit: tells an exit status from a killing signal
         self.exit_calls = {}          # pid -> status passed to _exit
+        self.stop_hook = None
         self.thread_pointers = {}     # pid -> ThreadPointers
-        self.errno_fn = {}            # pid -> address of __errno_location
-        self.in_run_command = False
-        self.timed_out = False
-        self.interrupted = False      # Ctrl-C while `tracer run` waited
-        self.continuing = False       # `tracer run` is inside SBProcess.Continue()
-        self.timer = None
-        self.disarming = False
-        self.hot_path_error = None
-        self.policy = None            # _core.YieldPolicy while yields are on
-        self.yield_opts = None
-        self.yield_bps = {}           # breakpoint id -> call site (from the DWARF index)
-        self.yield_saved = {}         # tid -> registers saved before an inserted call
-        self.yield_targets = {}       # "usleep" / "sched_yield" -> address in this process
-        self.threads_seen = set()     # (pid, tid) announced to the yield policy
+        self.launch_args = None
+        self.deadline = None
+        self.watch = None             # (thread, done event, interrupt catcher) during a run
+        self.was_async = None
+        self.timed_out = self.interrupted = self.continuing = False
 
-    # ---- the hot path: lldb's private state thread; must never raise ----
-    def on_entry(self, frame, bp_loc):
+    # ---- program and processes ----
+    def _target(self):
+        target = self.target if self.target is not None and self.target.IsValid() \
+            else self.debugger.GetSelectedTarget()
+        if not target.IsValid():
+            raise TracerError("no program loaded: " + self.load_hint)
+        return target
+
+    def _process(self):
+        target = self.target or self.debugger.GetSelectedTarget()
+        return target.GetProcess() if target.IsValid() else lldb.SBProcess()
+
+    def program(self):
+        target = self.target or self.debugger.GetSelectedTarget()
+        exe = target.GetExecutable() if target.IsValid() else None
+        return exe.fullpath if exe is not None and exe.IsValid() else None
+
+    def argv(self, pid=0):
         try:
-            call = self.entry_calls.get(bp_loc.GetBreakpoint().GetID())
-            if call is None or self.disarming:
-                return False
-            pid, tid = _ids(frame.GetThread())
-            run = self._run_for(pid)
-            regs = (_reg(frame, "rdi"), _reg(frame, "rsi"), _reg(frame, "rdx"), 0, 0, 0,
-                    frame.GetSP(), 0, frame.GetPC(), 0)
-            action, return_pc = run.session.entry(call, pid, tid, regs=regs)
-            if action == _core.CATCH_RETURN:
-                self._catch_return(return_pc)
-            elif action == _core.DISARM:
-                self._disarm_soon()
-        except Exception as e:          # noqa: BLE001 - a raising callback stops the program
-            self._hot_path_failed(e)
-        return False
-
-    def on_return(self, frame):
-        try:
-            run = self.run
-            if run is None or self.disarming:
-                return False
-            pid, tid = _ids(frame.GetThread())
-            rax = _reg(frame, "rax")
-            fs_base = 0
-            if rax & _MINUS_ONE_32 == _MINUS_ONE_32:     # maybe -1: errno will be wanted
-                fs_base = self._fs_base(pid, tid) or 0
-            session = run.session
-            action = session.ret(pid, tid, regs=(0, 0, 0, 0, 0, 0, frame.GetSP(), rax,
-                                                 frame.GetPC(), fs_base))
-            if action == _core.NEED_ERRNO:
-                location = self._errno_location(pid) if fs_base else None
-                action = (session.errno(tid, location=location) if location
-                          else session.errno(tid))
-            if action == _core.DISARM:
-                self._disarm_soon()
-        except Exception as e:          # noqa: BLE001
-            self._hot_path_failed(e)
-        return False
-
-    def on_exit_call(self, frame):
-        """_exit(status): remember the status. lldb reports a process killed by signal N
-        exactly like one that exited with status N; this stop tells them apart."""
-        try:
-            pid, _ = _ids(frame.GetThread())
-            status = _reg(frame, "rdi") & 0xFF
-            self.exit_calls[pid] = status
-            run = self.run
-            if not self.in_run_command and run is not None and run.pid == pid and \
-                    not run.finished:
-                # You drive the program (`continue`): this is its end, report it now.
-                run.record_exit(pid, status=status)
-                line = self._finish(frontend.stop("exit", pid, status=status), live=False)
-                if line:
-                    print(line)
-        except Exception as e:          # noqa: BLE001
-            self._hot_path_failed(e)
-        return False
-
-    def on_yield_site(self, frame, bp_loc):
-        """A thread is at an instrumented call. Inserting the call is done right here, in
-        the callback: save the registers, make the thread call usleep()/sched_yield() with
-        the site as return address, let it go; when it comes back to the site (this same
-        breakpoint), restore the registers and let the real call run."""
-        try:
-            pid, tid = _ids(frame.GetThread())
-            saved = self.yield_saved.pop(tid, None)
-            if saved is not None:
-                self._write_registers(frame, saved)
-                return False
-            site = self.yield_bps.get(bp_loc.GetBreakpoint().GetID())
-            if self.policy is None or site is None:
-                return False
-            self._announce_threads(pid, tid)
-            us = self.policy.decide(pid, tid, yields.site_key(site))
-            if us is None:
-                return False
-            target = self._yield_target("usleep" if us else "sched_yield")
-            if target is None:
-                return False
-            regs = {name: _reg(frame, _LLDB_REGISTER.get(name, name))
-                    for name in yields.SAVED_REGISTERS}
-            writes, (address, data) = yields.insertion(regs, regs["rip"], target, us)
-            error = lldb.SBError()
-            frame.GetThread().GetProcess().WriteMemory(address, data, error)
-            if error.Success():
-                self._write_registers(frame, writes)
-                self.yield_saved[tid] = regs
-        except Exception as e:          # noqa: BLE001
-            self._hot_path_failed(e)
-        return False
-
-    @staticmethod
-    def _write_registers(frame, values):
-        error = lldb.SBError()
-        for name, value in values.items():
-            if not frame.FindValue(_LLDB_REGISTER.get(name, name), _REGISTER) \
-                    .SetValueFromCString(f"{value:#x}", error):
-                raise RuntimeError(f"cannot write register {name}: {error.GetCString()}")
-
-    def _announce_threads(self, pid, tid):
-        """The policy keys decisions on thread ordinals: announce the process's threads in
-        creation order (ascending tids) when one not seen yet reaches a site."""
-        if (pid, tid) in self.threads_seen:
-            return
-        try:
-            tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                words = f.read().split(b"\0")[:-1]
+            if pid and words:
+                return [w.decode(errors="replace") for w in words]
         except OSError:
-            tids = [tid]
-        for t in tids if tid in tids else tids + [tid]:
-            if (pid, t) not in self.threads_seen:
-                self.threads_seen.add((pid, t))
-                self.policy.thread_seen(pid, t)
+            pass
+        info = self._target().GetLaunchInfo()
+        args = self.launch_args if self.launch_args is not None else \
+            [info.GetArgumentAtIndex(i) for i in range(info.GetNumArguments())]
+        return [self.program() or "?"] + list(args)
 
-    def _yield_target(self, name):
-        if name not in self.yield_targets:
-            self.yield_targets[name] = self._symbol(name)
-        return self.yield_targets[name]
+    def live_pids(self):
+        process = self._process()
+        return [process.GetProcessID()] if _alive(process) else []
 
-    def _hot_path_failed(self, error):
-        if self.hot_path_error is None:     # say it once, not once per stop
-            self.hot_path_error = f"{type(error).__name__}: {error}"
-            print(f"tracer: internal error while recording ({self.hot_path_error}); "
-                  "events may be missing", file=sys.stderr)
+    def processes(self, backtrace):
+        process = self._process()
+        if not _alive(process):
+            return []
+        threads = []
+        for thread in process:
+            frames = []
+            for frame in thread:
+                if len(frames) >= backtrace:
+                    break
+                line = frame.GetLineEntry()
+                spec = line.GetFileSpec() if line.IsValid() else None
+                frames.append({"pc": frame.GetPC(), "function": frame.GetFunctionName() or None,
+                               "file": spec.fullpath if spec and spec.IsValid() else None,
+                               "line": (line.GetLine() or None) if spec else None})
+            threads.append({"tid": thread.GetThreadID(), "name": thread.GetName(),
+                            "backtrace": frames})
+        return [{"pid": process.GetProcessID(), "threads": threads}]
 
-    def _run_for(self, pid):
-        run = self.run
-        if run is not None and run.pid and run.pid != pid:
-            # A new process while armed (a second `run`): the previous run is over.
-            if not run.finished:
-                self._finish(frontend.stop("kill", run.pid), live=False, quiet=True)
-            self._forget_process()
-            self._yields_new_process()
-            run = None
-        if run is None or (run.finished and run.pid != pid):
-            run = self._new_run(pid)
-        run.saw_process(pid)
-        return run
+    def selected_tid(self):
+        thread = self._process().GetSelectedThread()
+        return thread.GetThreadID() if thread.IsValid() else 0
 
-    def _catch_return(self, pc):
-        """One breakpoint per call site, kept for the session. It is placed at an address
-        relative to its module's section, so lldb moves it with the module when a new
-        process loads it elsewhere, and drops it when the module goes (exec)."""
-        if pc in self.return_pcs:
-            return
-        address = self.target.ResolveLoadAddress(pc)
-        module = address.GetModule()
-        key = (module.GetFileSpec().fullpath if module.IsValid() else None,
-               address.GetFileAddress() if module.IsValid() else pc)
-        if key not in self.return_bps:
-            bp = (self.target.BreakpointCreateBySBAddress(address) if module.IsValid()
-                  else self.target.BreakpointCreateByAddress(pc))
-            bp.AddName(BP_NAME)
-            bp.SetScriptCallbackFunction(f"{__name__}._return_callback")
-            self.return_bps[key] = bp
-        self.return_pcs.add(pc)
-        self.run.sites.setdefault(pc, self._describe_pc(pc))
+    def context(self):
+        return LldbContext(self._process().GetSelectedThread().GetFrameAtIndex(0))
 
-    def _describe_pc(self, pc):
-        """function, file, line of a call site; pc is its return address, so look at pc-1."""
+    def describe_pc(self, pc):
+        """function, file, line of a call site; pc is its return address: look at pc-1."""
         frame = {"function": None, "file": None, "line": None}
-        address = self.target.ResolveLoadAddress(pc - 1)
-        sc = address.GetSymbolContext(lldb.eSymbolContextEverything)
+        sc = self.target.ResolveLoadAddress(pc - 1).GetSymbolContext(
+            lldb.eSymbolContextEverything)
         line = sc.GetLineEntry()
         if line.IsValid() and line.GetFileSpec().IsValid():
             frame["file"] = line.GetFileSpec().fullpath
@@ -348,11 +261,12 @@ class Tracer:
             frame["function"] = block.GetInlinedName()
         elif sc.GetFunction().IsValid():
             frame["function"] = sc.GetFunction().GetName()
-        elif sc.GetSymbol().IsValid():
+        elif sc.GetSymbol().IsValid() and not sc.GetSymbol().GetName().startswith(
+                "___lldb_unnamed_symbol"):
             frame["function"] = sc.GetSymbol().GetName()
         return frame
 
-    def _symbol(self, name):
+    def symbol(self, name):
         """Runtime address of a symbol, preferring libc's; None when not loaded."""
         found = []
         for ctx in self.target.FindSymbols(name):
@@ -362,638 +276,286 @@ class Tracer:
                 found.append((not module.startswith("libc."), address))
         return min(found)[1] if found else None
 
-    def _errno_location(self, pid):
-        if pid not in self.errno_fn:
-            self.errno_fn[pid] = self._symbol("__errno_location")
-        return self.errno_fn[pid]
+    def fs_base(self, pid, tid):
+        if pid not in self.thread_pointers:
+            self.thread_pointers[pid] = ThreadPointers(pid, self.symbol)
+        return self.thread_pointers[pid].fs_base(tid)
 
-    def _fs_base(self, pid, tid):
-        pointers = self.thread_pointers.get(pid)
-        if pointers is None:
-            pointers = self.thread_pointers[pid] = ThreadPointers(pid, self._symbol)
-        return pointers.fs_base(tid)
-
-    # ---- arming ----
-    def _current_target(self):
+    # ---- arming and breakpoints ----
+    def arm(self):
         target = self.debugger.GetSelectedTarget()
-        if not target.IsValid():
-            raise TracerError("no program loaded: `lldb -- PROGRAM ARGS` or "
-                              "`target create PROGRAM` first")
-        return target
-
-    def arm(self, target):
+        if not target.IsValid():                  # `tracer attach` with no program loaded
+            error = lldb.SBError()
+            target = self.debugger.CreateTarget("", "", "", False, error)
+            if not target.IsValid():
+                raise TracerError(f"cannot create a target: {error.GetCString()}")
         self.target = target
         name = lldb.SBBreakpointName(target, BP_NAME)
         name.SetAllowList(False)
         name.SetAllowDelete(False)
         name.SetAllowDisable(False)
-        empty = lldb.SBFileSpecList()
-        for call in TRACED_CALLS:
-            bp = target.BreakpointCreateByName(CATALOGUE[call]["name"],
-                                               lldb.eFunctionNameTypeFull, empty, empty)
-            bp.AddName(BP_NAME)
-            bp.SetScriptCallbackFunction(f"{__name__}._entry_callback")
-            self.entry_bps[call] = bp
-            self.entry_calls[bp.GetID()] = call
-        self.exit_bp = target.BreakpointCreateByName("_exit", lldb.eFunctionNameTypeFull,
-                                                     empty, empty)
-        self.exit_bp.AddName(BP_NAME)
-        self.exit_bp.SetScriptCallbackFunction(f"{__name__}._exit_callback")
+        self.exit_bp = self.break_function("_exit", self._on_exit_call)
         out = lldb.SBCommandReturnObject()
         self.debugger.GetCommandInterpreter().HandleCommand(
             f"target stop-hook add -P {__name__}.FatalStopHook", out)
         words = (out.GetOutput() or "").split("#")
         self.stop_hook = words[1].split()[0].rstrip(".") if out.Succeeded() and \
             len(words) > 1 else None
-        self.armed = True
-        self.disarming = False
-
-    def placed(self):
-        return [CATALOGUE[c]["name"] for c, bp in self.entry_bps.items()
-                if bp.IsValid() and bp.GetNumLocations()]
-
-    def missing(self):
-        """Catalogue functions with no location (yet: a library may still load)."""
-        return [CATALOGUE[c]["name"] for c, bp in self.entry_bps.items()
-                if bp.IsValid() and not bp.GetNumLocations()]
 
     def disarm(self):
-        """Removes every tracer breakpoint and the stop hook; never the user's."""
-        target = self.target
-        if target is not None and target.IsValid():
-            for bp in list(self.entry_bps.values()) + list(self.return_bps.values()) + \
-                    [self.exit_bp]:
-                if bp is not None and bp.IsValid():
-                    target.BreakpointDelete(bp.GetID())
-            if self.stop_hook:
-                self.debugger.GetCommandInterpreter().HandleCommand(
-                    f"target stop-hook delete {self.stop_hook}", lldb.SBCommandReturnObject())
-        self.entry_bps.clear()
-        self.entry_calls.clear()
-        self.return_bps.clear()
-        self.return_pcs.clear()
-        self.exit_bp = None
-        self.stop_hook = None
-        self.armed = False
+        if self.exit_bp is not None:
+            self.delete(self.exit_bp)
+        if self.stop_hook:
+            self.debugger.GetCommandInterpreter().HandleCommand(
+                f"target stop-hook delete {self.stop_hook}", lldb.SBCommandReturnObject())
+        self.exit_bp = self.stop_hook = None
 
-    def _disarm_soon(self):
-        """Budget reached: every tracer breakpoint stops stopping now (disabled inside the
-        callback), and is deleted at the next command or stop."""
-        if self.disarming:
-            return
-        self.disarming = True
-        for bp in list(self.entry_bps.values()) + list(self.return_bps.values()):
-            if bp.IsValid():
-                bp.SetEnabled(False)
+    def _named(self, bp, handler):
+        bp.AddName(BP_NAME)
+        bp.SetScriptCallbackFunction(f"{__name__}._callback")
+        self.handlers[bp.GetID()] = handler
+        return bp
 
-    def _reap(self):
-        """A safe point: finish a budget disarm (the exit breakpoint stays)."""
-        if self.disarming and (self.entry_bps or self.return_bps):
-            for bp in list(self.entry_bps.values()) + list(self.return_bps.values()):
-                if bp.IsValid():
-                    self.target.BreakpointDelete(bp.GetID())
-            self.entry_bps.clear()
-            self.entry_calls.clear()
-            self.return_bps.clear()
-            self.return_pcs.clear()
+    def break_function(self, name, handler):
+        empty = lldb.SBFileSpecList()
+        return self._named(self.target.BreakpointCreateByName(
+            name, lldb.eFunctionNameTypeFull, empty, empty), handler)
 
-    def _forget_process(self):
-        """A new process or process image: what was learnt of the old one's addresses."""
-        self.return_pcs.clear()
-        self.errno_fn.clear()
-        self.thread_pointers.clear()
-        self.yield_targets.clear()
-        self.yield_saved.clear()
+    def break_return(self, ctx, pc, handler):
+        """Placed relative to its module's section: lldb moves it with the module when a new
+        process loads it elsewhere, and drops it when the module goes (exec)."""
+        address = self.target.ResolveLoadAddress(pc)
+        return self._named(self.target.BreakpointCreateBySBAddress(address)
+                           if address.GetModule().IsValid()
+                           else self.target.BreakpointCreateByAddress(pc), handler)
 
-    # ---- runs and processes ----
-    def _program(self):
-        target = self.target or self._current_target()
-        exe = target.GetExecutable()
-        return exe.fullpath if exe.IsValid() else None
+    def break_site(self, site, handler):
+        self.target = self._target()
+        if site.get("entry"):           # no DWARF: at the called function's entry
+            return self.break_function(site["callee"], handler)
+        module = self.target.FindModule(self.target.GetExecutable())   # module-relative:
+        return self._named(self.target.BreakpointCreateBySBAddress(    # follows the load
+            module.ResolveFileAddress(site["call_pc"])), handler)
 
-    def _new_run(self, pid=0, argv=None):
-        program = self._program()
-        if argv is None:
-            argv = self._argv(pid)
-        self.run = Run(self.values, program, argv, f"{self.version} ({CHILDREN_NOTE})")
-        self.hot_path_error = None
-        self.timed_out = False
-        self.exit_calls.clear()
-        if pid:
-            self.run.saw_process(pid)
-        return self.run
+    def located(self, bp):
+        return bp.IsValid() and bp.GetNumLocations() > 0
 
-    def _argv(self, pid):
-        if pid:
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    words = f.read().split(b"\0")[:-1]
-                return [w.decode(errors="replace") for w in words]
-            except OSError:
-                pass
-        info = (self.target or self._current_target()).GetLaunchInfo()
-        args = [info.GetArgumentAtIndex(i) for i in range(info.GetNumArguments())]
-        return [self._program() or "?"] + args
+    def disable(self, bp):
+        if bp.IsValid():
+            bp.SetEnabled(False)
 
-    def _process(self):
-        target = self.target or self.debugger.GetSelectedTarget()
-        process = target.GetProcess() if target.IsValid() else lldb.SBProcess()
-        return process
+    def delete(self, bp):
+        self.handlers.pop(bp.GetID(), None)
+        if bp.IsValid() and self.target is not None and self.target.IsValid():
+            self.target.BreakpointDelete(bp.GetID())
 
-    @staticmethod
-    def _alive(process):
-        return process.IsValid() and process.GetState() in (
-            lldb.eStateStopped, lldb.eStateRunning, lldb.eStateStepping,
-            lldb.eStateSuspended, lldb.eStateCrashed)
+    def _on_exit_call(self, ctx):
+        """_exit(status): lldb reports a process killed by signal N exactly like one that
+        exited with status N; this stop tells them apart."""
+        status = _reg(ctx.frame, "rdi") & 0xFF
+        self.exit_calls[ctx.pid] = status
+        run = self.driver.run
+        if not self.driver.in_run_command and run is not None and run.pid == ctx.pid:
+            self.driver.on_exit(ctx.pid, status=status)   # you drive: this is its end
+        return False
 
-    def _finish(self, stop, live=True, quiet=False, processes=None):
-        """The program stopped for good: one report. Returns the outcome line."""
-        run = self.run
-        if run is None or run.finished:
-            return None
-        run.yield_info = frontend.yield_info(self.policy, len(self.yield_bps))
-        if processes is None:
-            processes = self._snapshot_processes() if live else []
-        try:
-            run.finish(stop, processes)
-        except TracerError as e:
-            print(f"tracer: {e}", file=sys.stderr)
-        return None if quiet else run.outcome()
-
-    def _snapshot_processes(self):
-        """The live traced process: its threads with bounded backtraces."""
-        process = self._process()
-        if not self._alive(process):
-            return []
-        limit = self.values.backtrace
-        threads = []
-        for thread in process:
-            frames = []
-            for frame in thread:
-                if len(frames) >= limit:
-                    break
-                line = frame.GetLineEntry()
-                spec = line.GetFileSpec() if line.IsValid() else None
-                frames.append({"pc": frame.GetPC(),
-                               "function": frame.GetFunctionName() or None,
-                               "file": spec.fullpath if spec and spec.IsValid() else None,
-                               "line": (line.GetLine() or None) if spec else None})
-            threads.append({"tid": thread.GetThreadID(), "name": thread.GetName(),
-                            "backtrace": frames})
-        return [{"pid": process.GetProcessID(), "threads": threads}]
-
-    def _classify(self, process):
-        """What a public stop means: ("fatal", tid, SIG), ("user",), ("interrupt",),
-        ("exec",), ("signal", tid, SIG) for one the program survives, or ("other",)."""
+    # ---- stops ----
+    def classify(self, process):
+        """The public stop, most important reason first."""
         signals = process.GetUnixSignals()
         pid = process.GetProcessID()
         found = []
         for thread in process:
-            reason = thread.GetStopReason()
+            reason, tid = thread.GetStopReason(), thread.GetThreadID()
             if reason == lldb.eStopReasonSignal:
                 name = signals.GetSignalAsCString(thread.GetStopReasonDataAtIndex(0)) or "?"
                 if name in ("SIGSTOP", "SIGINT"):
-                    found.append((2, "interrupt"))
+                    found.append((2, Stop(INTERRUPT, pid, tid, name)))
                 elif is_fatal(name, pid):
-                    found.append((0, "fatal", thread.GetThreadID(), name))
+                    found.append((0, Stop(FATAL, pid, tid, name)))
                 else:
-                    found.append((4, "signal", thread.GetThreadID(), name))
+                    found.append((4, Stop(SIGNAL, pid, tid, name)))
             elif reason == lldb.eStopReasonBreakpoint:
                 ids = [thread.GetStopReasonDataAtIndex(i)
                        for i in range(0, thread.GetStopReasonDataCount(), 2)]
-                if any(not self._ours(i) for i in ids):
-                    found.append((1, "user"))
+                if any(not self.target.FindBreakpointByID(i).MatchesName(BP_NAME)
+                       for i in ids):
+                    found.append((1, Stop(USER, pid, tid)))
             elif reason == lldb.eStopReasonExec:
-                found.append((3, "exec"))
+                found.append((3, Stop(EXEC, pid, tid)))
             elif reason in (lldb.eStopReasonWatchpoint, lldb.eStopReasonException):
-                found.append((1, "user"))
-            # eStopReasonTrace / PlanComplete while `tracer run` drives the process are lldb
-            # finishing its own step over a breakpoint (seen leaking as a public stop, with
-            # no step of the user's in flight): not a reason to hand control back.
-        if not found:
-            return ("other",)
-        return min(found)[1:]
+                found.append((1, Stop(USER, pid, tid)))
+            # eStopReasonTrace / PlanComplete while `tracer run` drives are lldb finishing
+            # its own step over a breakpoint (seen leaking as a public stop): not ours.
+        return min(found, key=lambda f: f[0])[1] if found else Stop(OTHER, pid)
 
-    def _ours(self, bp_id):
-        bp = self.target.FindBreakpointByID(bp_id)
-        return bp.IsValid() and bp.MatchesName(BP_NAME)
-
-    def _record_exit(self, process):
-        """The traced process is gone: its exit status, or the signal that killed it."""
-        run = self.run
-        pid = run.pid or process.GetProcessID()
+    def _ended(self, process):
+        """The process is gone: tell the driver how (an exit status, or a signal)."""
+        pid = process.GetProcessID()
         status = process.GetExitStatus()
-        if run.fatal and run.fatal[0] == pid:
-            run.record_exit(pid, signame=run.fatal[2])
-            return frontend.stop("signal", pid, signal=run.fatal[2])
         said = self.exit_calls.get(pid)
         if said is None and self.exit_bp is not None and 0 < status < 65:
-            name = signal_name(status)            # never reached _exit: killed by a signal
-            run.record_fatal(pid, pid, name)
-            run.record_exit(pid, signame=name)
-            return frontend.stop("signal", pid, signal=name)
-        run.record_exit(pid, status=status)
-        return frontend.stop("exit", pid, status=status)
+            self.driver.on_exit(pid, signame=signal_name(status))   # never reached _exit
+        else:
+            self.driver.on_exit(pid, status=status)
 
-    def on_public_stop(self, process):
-        """The stop hook: a fatal signal outside `tracer run` ends the run now."""
-        try:
-            if self.in_run_command or self.run is None or self.run.finished:
-                return None
-            self._reap()
-            kind = self._classify(process)
-            if kind[0] != "fatal":
-                return None
-            _, tid, name = kind
-            pid = process.GetProcessID()
-            self.run.record_fatal(pid, tid, name)
-            return self._finish(frontend.stop("signal", pid, tid, signal=name))
-        except Exception as e:          # noqa: BLE001
-            self._hot_path_failed(e)
-            return None
-
-    def _catch_up(self):
-        """Before a command: a run whose process ended unseen (killed, or exited while you
-        drove it) gets its report now."""
-        self._reap()
-        run = self.run
+    def poll(self):
+        """Before a command: a run whose process ended unseen (killed, detached, or exited
+        while you drove it) gets its report now."""
+        run = self.driver.run
         if run is None or run.finished or not run.pid:
             return
         process = self._process()
-        if process.IsValid() and process.GetProcessID() == run.pid and self._alive(process):
-            return
         same = process.IsValid() and process.GetProcessID() == run.pid
+        if same and _alive(process):
+            return
         if same and process.GetState() == lldb.eStateExited:
-            line = self._finish(self._record_exit(process), live=False)
+            self._ended(process)
         elif same and process.GetState() == lldb.eStateDetached:
-            # lldb has no detach hook: the run ends here, with what can still be read of
-            # the process from outside (its mailboxes; threads need the debugger).
-            line = self._finish(frontend.stop("detach", run.pid), live=False,
-                                processes=[{"pid": run.pid, "threads": []}]
-                                if _exists(run.pid) else [])
+            # lldb has no detach hook: what can still be read from outside (mailboxes).
+            self.driver.on_detach(run.pid, processes=[{"pid": run.pid, "threads": []}]
+                                  if os.path.exists(f"/proc/{run.pid}") else [])
         else:
-            line = self._finish(frontend.stop("kill", run.pid), live=False)
-        if line:
-            print(line)
+            self.driver.on_exit(run.pid)
 
-    # ---- tracer run ----
-    def run_to_end(self, args):
-        run = self._run_once(args)
-        if run is None:             # stopped at your own breakpoint, or interrupted
-            process = self._process()
-            text = lldb.SBStream()
-            process.GetSelectedThread().GetStatus(text)
-            return f"Process {process.GetProcessID()} stopped\n{text.GetData().rstrip()}"
-        if run.failed:
-            raise TracerError(run.outcome().removeprefix("tracer: "))
-        return run.outcome()
+    # ---- run control ----
+    def set_args(self, args):
+        self.launch_args = shlex.split(args) if args.strip() else None
 
-    def _run_once(self, args):
-        target = self._current_target()
-        self._catch_up()
-        process = target.GetProcess()
-        live = self._alive(process)
-        if self.armed and self.target is not None and self.target != target:
-            self.disarm()
-        if self.armed and self.disarming and not live:
-            self.disarm()               # the last run spent its budget: a fresh one
-        if not self.armed:
-            self.arm(target)
-        was_async = self.debugger.GetAsync()
-        self.debugger.SetAsync(False)
-        self.in_run_command = True
-        self.interrupted = False
-        quiet = self._quiet_breakpoint_events(target, True)
-        try:
-            if live:
-                if self.run is None or self.run.finished or \
-                        self.run.pid != process.GetProcessID():
-                    self._new_run(process.GetProcessID())
-                self._start_timer(process)
-                self._resume(process)
-            else:
-                process = self._launch(target, args)
-            return self._drive(process)
-        finally:
-            self._stop_timer()
-            self.in_run_command = False
-            self.debugger.SetAsync(was_async)
-            if quiet:
-                self._quiet_breakpoint_events(target, False)
+    def before_run(self):
+        self.thread_pointers.clear()
+        self.exit_calls.clear()
 
-    def _quiet_breakpoint_events(self, target, quiet):
-        """lldb prints "1 location added to breakpoint N" for each of ours as libraries
-        load; while `tracer run` drives, the debugger does not listen for those."""
-        listener = self.debugger.GetListener()
-        bit = lldb.SBTarget.eBroadcastBitBreakpointChanged
-        if quiet:
-            return listener.StopListeningForEvents(target.GetBroadcaster(), bit)
-        return listener.StartListeningForEvents(target.GetBroadcaster(), bit)
-
-    def _yields_new_process(self):
-        """A new process: the yield decisions start again from the seed."""
-        self.threads_seen.clear()
-        self.yield_saved.clear()
-        if self.policy is not None:
-            self.policy.reseed(self.yield_opts.seed)
-
-    def _launch(self, target, args):
-        self._forget_process()
-        self._yields_new_process()
+    def launch(self):
+        target = self._target()
         info = target.GetLaunchInfo()
-        if args.strip():
-            info.SetArguments(shlex.split(args), False)
+        if self.launch_args is not None:
+            info.SetArguments(self.launch_args, False)
         info.SetEnvironment(target.GetEnvironment(), False)
-        argv = [self._program() or "?"] + [info.GetArgumentAtIndex(i)
-                                            for i in range(info.GetNumArguments())]
-        self._new_run(0, argv)
         # Stop at the entry so the timeout is armed before any of the program's code runs.
         info.SetLaunchFlags(info.GetLaunchFlags() | lldb.eLaunchFlagStopAtEntry)
+        self._enter_run(target)
         error = lldb.SBError()
         process = target.Launch(info, error)
         if not error.Success() or not process.IsValid():
-            raise TracerError(f"cannot start {self._program()}: {error.GetCString()}")
-        self.run.saw_process(process.GetProcessID())
-        self._start_timer(process)
-        self._resume(process)
-        return process
+            raise TracerError(f"cannot start {self.program()}: {error.GetCString()}")
+        pid = process.GetProcessID()
+        self.driver.on_new_thread(pid, pid, fresh=True)
+        return self.resume()
 
-    def _resume(self, process):
-        self._reap()
+    def resume(self):
+        process = self._process()
+        self._enter_run(self._target())
         self.continuing = True
         try:
             error = process.Continue()
         finally:
             self.continuing = False
-        if not error.Success() and self._alive(process) and \
-                process.GetState() != lldb.eStateStopped:
+        state = process.GetState()
+        if not error.Success() and _alive(process) and state != lldb.eStateStopped:
             raise TracerError(f"cannot continue the program: {error.GetCString()}")
+        if state in (lldb.eStateExited, lldb.eStateDetached) or not process.IsValid():
+            self._ended(process)
+            return Stop(EXITED, process.GetProcessID())
+        if self.timed_out:
+            return Stop(TIMEOUT, process.GetProcessID(), self.selected_tid())
+        stop = self.classify(process)
+        if stop.kind == EXEC:
+            self.thread_pointers.clear()
+        return Stop(INTERRUPT, stop.pid) if self.interrupted else stop
 
-    def _drive(self, process):
-        """Continues through stops that are not the end, until the program ends."""
-        others = 0
-        while True:
-            state = process.GetState()
-            if state in (lldb.eStateExited, lldb.eStateDetached) or not process.IsValid():
-                if not self.run.finished:
-                    self._finish(self._record_exit(process), live=False, quiet=True)
-                return self.run
-            if self.timed_out:
-                pid = process.GetProcessID()
-                self._finish(frontend.stop("timeout", pid, self._selected_tid(process)),
-                             quiet=True)
-                process.Kill()
-                self.run.record_exit(pid, signame="SIGKILL")
-                return self.run
-            kind = self._classify(process)
-            if kind[0] == "fatal":
-                _, tid, name = kind
-                pid = process.GetProcessID()
-                self.run.record_fatal(pid, tid, name)
-                self._finish(frontend.stop("signal", pid, tid, signal=name), quiet=True)
-                return self.run         # left stopped there, to be looked at
-            if kind[0] in ("user", "interrupt") or self.interrupted:
-                return None
-            if kind[0] == "exec":
-                self._forget_process()
-                self.run.session.forget(process.GetProcessID())
-            if kind[0] == "other":
-                others += 1
-                if others > 1000:
-                    raise TracerError("the program keeps stopping for no reason lldb "
-                                      "gives; stopped here")
-            self._resume(process)
-
-    @staticmethod
-    def _selected_tid(process):
-        thread = process.GetSelectedThread()
-        return thread.GetThreadID() if thread.IsValid() else process.GetProcessID()
-
-    def _start_timer(self, process):
-        """While `tracer run` waits for the program: interrupt it when `tracer set timeout`
-        runs out, or on Ctrl-C. (lldb cannot interrupt a process that a command continues
-        synchronously: its Ctrl-C goes to an input handler that only runs between commands.)"""
-        if self.timer is not None:
+    def _enter_run(self, target):
+        """While `tracer run` waits: synchronous, quiet about our breakpoints' locations,
+        and a watcher for the timeout and Ctrl-C. (lldb cannot interrupt a process that a
+        command continues synchronously: its Ctrl-C goes to an input handler that only runs
+        between commands.)"""
+        if self.watch is not None:
             return
-        done = threading.Event()
-        deadline = time.monotonic() + self.values.timeout if self.values.timeout else None
+        self.target = target
+        self.was_async = self.debugger.GetAsync()
+        self.debugger.SetAsync(False)
+        self.debugger.GetListener().StopListeningForEvents(
+            target.GetBroadcaster(), lldb.SBTarget.eBroadcastBitBreakpointChanged)
+        self.timed_out = self.interrupted = False
+        done, catcher = threading.Event(), _InterruptCatcher()
         interpreter = self.debugger.GetCommandInterpreter()
-        catcher = _InterruptCatcher()
 
         def watch():
             sent = 0.0
             while not done.wait(0.05):
-                if deadline is not None and time.monotonic() >= deadline:
+                if self.deadline is not None and time.monotonic() >= self.deadline:
                     self.timed_out = True
                 elif catcher.caught() or interpreter.WasInterrupted():
                     self.interrupted = True
-                if not (self.timed_out or self.interrupted):
-                    continue
-                # An interrupt that lands while lldb auto-continues from one of our
-                # breakpoints can be swallowed: ask again while the program has not stopped.
-                # (Not process.GetState(): it waits for the lock Continue() holds.)
+                # An interrupt landing while lldb auto-continues from one of our breakpoints
+                # can be swallowed: ask again while the program has not stopped.
                 now = time.monotonic()
-                if now - sent > 0.5 and self.continuing:
-                    process.SendAsyncInterrupt()
+                if (self.timed_out or self.interrupted) and now - sent > 0.5 and \
+                        self.continuing:
+                    self._process().SendAsyncInterrupt()
                     sent = now
 
-        self.timer = (threading.Thread(target=watch, name="tracer-watch", daemon=True), done,
-                      catcher)
-        self.timer[0].start()
+        self.watch = (threading.Thread(target=watch, name="tracer-watch", daemon=True),
+                      done, catcher)
+        self.watch[0].start()
 
-    def _stop_timer(self):
-        if self.timer is not None:
-            thread, done, catcher = self.timer
-            done.set()
-            thread.join()
-            catcher.release()
-            self.timer = None
+    def start_clock(self, seconds, pid):
+        self.deadline = time.monotonic() + seconds
 
-    # ---- the other commands ----
-    def start(self, arg):
-        if self.armed:
-            raise TracerError("already tracing; `tracer stop` first")
-        target = self._current_target()
-        self._catch_up()
-        self.arm(target)
-        process = target.GetProcess()
-        if self._alive(process):
-            self._run_for(process.GetProcessID())
-            return "tracer: armed"
-        return "tracer: armed; `run` (or `tracer run`) starts the program"
+    def run_ended(self):
+        self.deadline = None
+        if self.watch is None:
+            return
+        thread, done, catcher = self.watch
+        done.set()
+        thread.join()
+        catcher.release()
+        self.watch = None
+        self.debugger.SetAsync(self.was_async)
+        self.debugger.GetListener().StartListeningForEvents(
+            self.target.GetBroadcaster(), lldb.SBTarget.eBroadcastBitBreakpointChanged)
 
-    def stop(self, arg):
-        if not self.armed and self.policy is None:
-            raise TracerError("not tracing; `tracer start` arms it")
-        self._catch_up()
-        self.yield_off(quiet=True)
-        if self.armed:
-            self.disarm()
-        return "tracer: disarmed"
-
-    def attach(self, arg):
-        pid = frontend.attach_pid(arg, "lldb")
+    def attach(self, pid):
         process = self._process()
-        if self._alive(process):
-            if process.GetProcessID() == pid:
-                raise TracerError(f"process {pid} is already traced")
+        if _alive(process):
             raise TracerError(f"already debugging process {process.GetProcessID()}; "
                               "`process detach` or `process kill` it first "
                               "(lldb traces one process at a time)")
-        target = self.debugger.GetSelectedTarget()
-        if not target.IsValid():
-            error = lldb.SBError()
-            target = self.debugger.CreateTarget("", "", "", False, error)
-            if not target.IsValid():
-                raise TracerError(f"cannot create a target: {error.GetCString()}")
         was_async = self.debugger.GetAsync()
         self.debugger.SetAsync(False)
         try:
             error = lldb.SBError()
-            process = target.AttachToProcessWithID(lldb.SBListener(), pid, error)
+            process = self.target.AttachToProcessWithID(lldb.SBListener(), pid, error)
         finally:
             self.debugger.SetAsync(was_async)
         if not error.Success() or not process.IsValid():
             raise TracerError(f"cannot attach to {pid}: {error.GetCString()} (is ptrace "
                               "allowed? see /proc/sys/kernel/yama/ptrace_scope)")
-        if self.armed and self.target != target:
-            self.disarm()
-        if not self.armed:
-            self.arm(target)
-        self._new_run(pid)
-        return (f"tracer: attached to {pid} and tracing; `continue` or `tracer run` "
-                "to let it go")
+        self.before_run()
 
-    def status(self, arg):
-        self._catch_up()
-        notes = [f"lldb limitation: {CHILDREN_NOTE} (lldb follows one process: "
-                 "see docs/lldb.md)"]
-        return frontend.status_text(self.armed, self.run, self.placed(),
-                                    len(self.return_bps), self.missing(),
-                                    disarming=self.disarming,
-                                    hot_path_error=self.hot_path_error, notes=notes)
+    def kill(self):
+        self._process().Kill()
 
-    def show(self, arg):
-        self._catch_up()
-        return frontend.show_text(arg, self.run)
+    # ---- the user's side ----
+    def write(self, text, error=False):
+        print(text, file=sys.stderr if error else sys.stdout, flush=True)
 
-    def live_report(self):
-        self._catch_up()
-        if self.run is None:
-            raise TracerError("nothing traced yet: `tracer run` first, or --from REPORT")
-        return self.run.report_dict()
-
-    def snapshot(self, arg):
-        self._catch_up()
-        run = self.run
+    def stopped_text(self):
         process = self._process()
-        pid = run.pid if run is not None else 0
-        tid = self._selected_tid(process) if self._alive(process) else pid
-        if run is not None and not run.finished:
-            run.yield_info = frontend.yield_info(self.policy, len(self.yield_bps))
-        path = frontend.snapshot(run, frontend.stop("snapshot", pid, tid),
-                                 self._snapshot_processes, arg or None)
-        return f"tracer: report: {path}"
+        text = lldb.SBStream()
+        process.GetSelectedThread().GetStatus(text)
+        return f"Process {process.GetProcessID()} stopped\n{text.GetData().rstrip()}"
 
-    def sites(self, arg):
-        opts = yields.parse_sites_args(arg)
-        program = self._program()
-        if not program:
-            raise TracerError("no program loaded: `target create PROGRAM` first")
-        return yields.sites_table(yields.SiteIndex.of(program).select(opts))
-
-    def yield_on(self, arg):
-        target = self._current_target()
-        program = self._program()
-        if not program:
-            raise TracerError("no program loaded: `target create PROGRAM` first")
-        opts, policy, sites = yields.plan(program, arg)
-        self.yield_off(quiet=True)
-        module = target.FindModule(target.GetExecutable())
-        name = lldb.SBBreakpointName(target, BP_NAME)
-        name.SetAllowList(False)
-        name.SetAllowDelete(False)
-        name.SetAllowDisable(False)
-        empty = lldb.SBFileSpecList()
-        for site in sites:
-            if site.get("entry"):           # no DWARF: at the called function's entry
-                bp = target.BreakpointCreateByName(site["callee"], lldb.eFunctionNameTypeFull,
-                                                   empty, empty)
-            else:       # a module-relative address: it follows the program wherever loaded
-                bp = target.BreakpointCreateBySBAddress(
-                    module.ResolveFileAddress(site["call_pc"]))
-            bp.AddName(BP_NAME)
-            bp.SetScriptCallbackFunction(f"{__name__}._yield_callback")
-            self.yield_bps[bp.GetID()] = site
-        self.policy, self.yield_opts = policy, opts
-        self.threads_seen.clear()
-        where = ("functions (no DWARF: at their entry)" if sites[0].get("entry")
-                 else "call sites")
-        return (f"tracer: yields on at {len(sites)} {where}, probability "
-                f"{opts.probability}, strategy {policy.info['strategy']}, seed {opts.seed}")
-
-    def yield_off(self, arg="", quiet=False):
-        if self.policy is None and not quiet:
-            raise TracerError("yields are not on")
-        target = self.target or self.debugger.GetSelectedTarget()
-        for bp_id in self.yield_bps:
-            if target.IsValid():
-                target.BreakpointDelete(bp_id)
-        self.yield_bps = {}
-        self.policy = None
-        self.yield_saved.clear()
-        return None if quiet else "tracer: yields off, no site left instrumented"
-
-    def yield_status(self, arg):
-        return frontend.yield_status_text(self.policy, len(self.yield_bps))
-
-    def hunt(self, arg):
-        opts = yields.parse_hunt_args(arg)
-        if self.policy is None:
-            print(self.yield_on(f"--seed {opts.seed}" if opts.seed is not None else ""))
-        first = opts.seed if opts.seed is not None else self.yield_opts.seed
-
-        def run_once(seed):
-            self.yield_opts.seed = seed
-            return self._run_once("")
-
-        return frontend.hunt(opts, first, self.values, run_once, self._replay_command,
-                             lambda line: print(line, flush=True))
-
-    def _replay_command(self, seed):
-        """A shell command that reruns `seed` with the same sites, policy and limits."""
-        argv = self.run.argv if self.run is not None else [self._program()]
+    def batch_command(self, commands, program, args):
         cmd = ["lldb-16", "-b", "-o",
                "command script import " + os.path.join(_ROOT, "lldb", "tracer.py")]
-        cmd += [w for line in frontend.changed_limits(self.values)
-                for w in ("-o", f"tracer set {line}")]
-        cmd += ["-o", "tracer yield on " + frontend.yield_on_args(
-            self.yield_opts, self.policy.info["strategy"], seed), "-o", "tracer run", "--",
-            self._program() or argv[0], *argv[1:]]
-        return " ".join(shlex.quote(w) for w in cmd)
-
-    def set_value(self, arg):
-        words = arg.split(None, 1)
-        if len(words) != 2:
-            raise TracerError("tracer set NAME VALUE; `tracer settings` lists them")
-        value = self.values.set(words[0], words[1])
-        return f"tracer {words[0]} is {value}"
-
-    def settings_text(self, arg):
-        lines = []
-        for s in settings.SETTINGS:
-            lines.append(f"tracer {s.name} = {getattr(self.values, s.name)}  ({s.doc})")
-        return "\n".join(lines)
-
-
-# ---- commands ----------------------------------------------------------------------------
-_WORDS = {"batch": "In `lldb -b` a failing command ends the batch with exit status 1: put\n"
-                   "`tracer run` last (commands after a failure do not run).",
-          "resume": "continue"}
+        for kind, text in commands:
+            cmd += ["-o", f"tracer set {text}" if kind == "set" else text]
+        return " ".join(shlex.quote(w) for w in cmd + ["--", program, *args])
 
 
 def _command_class(name, action, summary, long_help):
-    """An lldb command class: TracerError and SettingError become one-line command errors."""
+    """An lldb command class over a guarded driver action."""
 
     class Command:
         def __init__(self, debugger, internal_dict):
@@ -1006,15 +568,10 @@ def _command_class(name, action, summary, long_help):
             return long_help
 
         def __call__(self, debugger, command, exe_ctx, result):
-            try:
-                out = action(command.strip())
-            except (TracerError, settings.SettingError) as e:
-                result.SetError(f"tracer: {e}")
-                return
-            except Exception as e:      # noqa: BLE001 - an lldb command must not raise
-                result.SetError(f"tracer: internal error: {type(e).__name__}: {e}")
-                return
-            if out:
+            out, error = action(command)
+            if error:
+                result.SetError(error)
+            elif out:
                 result.AppendMessage(out)
 
     Command.__name__ = Command.__qualname__ = "Tracer_" + name.replace(" ", "_")
@@ -1029,35 +586,22 @@ def _register(debugger):
     table = frontend.command_table([("tracer set NAME VALUE", "Change a setting (validated)."),
                                     ("tracer settings", "The settings in force.")])
     long_help = ("tracer <subcommand> ...\n\n" + overview.split("\n", 2)[2] + "\n\n" + table
-                 + "\n\nSettings: " + ", ".join(s.name for s in settings.SETTINGS)
+                 + "\n\nSettings: " + ", ".join(
+                     s.name for s in settings.SETTINGS)
                  + ". Differences from gdb: docs/lldb.md.")
     interp.HandleCommand(f"command container add -h {shlex.quote(overview.splitlines()[0])} "
                          f"-H {shlex.quote(long_help)} tracer", out)
     interp.HandleCommand("command container add -h 'Yield injection: make the program "
                          "yield or sleep before interesting calls.' tracer yield", out)
-    actions = {"run": TRACER.run_to_end, "start": TRACER.start, "stop": TRACER.stop,
-               "attach": TRACER.attach, "status": TRACER.status, "show": TRACER.show,
-               "snapshot": TRACER.snapshot, "sites": TRACER.sites,
-               "export": lambda a: export.export(a, TRACER.live_report),
-               "yield on": TRACER.yield_on, "yield off": TRACER.yield_off,
-               "yield status": TRACER.yield_status, "hunt": TRACER.hunt}
-    table = [(name,) + frontend.command_help(name, **_WORDS)[1:] for name in actions]
-    table.append(("set", "Change a setting: tracer set NAME VALUE.",
-                  "Change a setting: tracer set NAME VALUE.\n\n" + "\n".join(
-                      f"  {s.name:10s} {s.doc} (default {s.default})"
-                      for s in settings.SETTINGS)))
-    table.append(("settings", "The settings in force.", "The settings in force."))
-    actions["set"] = TRACER.set_value
-    actions["settings"] = TRACER.settings_text
-    for name, summary, text in table:
-        cls = _command_class(name, actions[name], summary, text)
+    for name, summary, text, action, _ in PORT.driver.commands(native_settings=False):
+        cls = _command_class(name, action, summary, text)
         globals()[cls.__name__] = cls
         interp.HandleCommand(f"command script add -o -c {__name__}.{cls.__name__} "
                              f"tracer {name}", out)
 
 
 def __lldb_init_module(debugger, internal_dict):
-    global TRACER
-    if TRACER is None or TRACER.debugger.GetID() != debugger.GetID():
-        TRACER = Tracer(debugger)
+    global PORT
+    if PORT is None or PORT.debugger.GetID() != debugger.GetID():
+        PORT = LldbPort(debugger)
     _register(debugger)

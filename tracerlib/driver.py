@@ -1,0 +1,620 @@
+"""The one driver: every `tracer` command, the run state machine, yields, hunt and replay,
+written once against a debugger port (tracerlib/port.py).
+
+A port reports what its debugger sees (threads, exits, exec, stops) through the `on_*`
+methods and calls the breakpoint handlers the driver gave it; the driver decides everything
+else. Nothing here imports gdb or lldb.
+"""
+import os
+
+from . import _core, export, frontend, settings, yields
+from .port import EXEC, FATAL, INTERRUPT, OTHER, OURS, TIMEOUT, USER
+from .run import Run, TracerError
+
+CATALOGUE = _core.catalogue()
+TRACED_CALLS = [i for i, c in enumerate(CATALOGUE) if c["class"] in ("send", "recv")]
+CALL_INDEX = {c["name"]: i for i, c in enumerate(CATALOGUE)}
+_UNEXPLAINED_STOPS = 1000     # stops with no reason in one run before giving up
+
+
+class Driver:
+    """Tracer's state in one debugger session."""
+
+    def __init__(self, port):
+        self.port = port
+        self.values = settings.Values()
+        self.run = None
+        self.armed = False
+        self.disarming = False        # budget reached: breakpoints go at the next safe point
+        self.hot_path_error = None
+        self.in_run_command = False   # `tracer run` / `tracer hunt` drives the program
+        self.clock_on = False
+        self.pending = None           # a stop record that ends the run, written when safe
+        self.entry_bps = {}           # catalogue call -> breakpoint
+        self.missing = []             # catalogue names not found yet
+        self.return_bps = {}          # ctx.return_key(pc) -> breakpoint
+        self.return_pcs = set()       # (pid, pc) whose return breakpoint is known
+        self.symbols = {}             # (pid, name) -> runtime address, for this process image
+        self.policy = None            # _core.YieldPolicy while yields are on
+        self.yield_opts = None
+        self.yield_bps = []
+        self.yield_plans = {}         # tid -> microseconds to insert (0: sched_yield)
+        self.yield_saved = {}         # tid -> (pid, registers saved before the inserted call)
+        self.yields_abandoned = 0     # inserted calls whose thread or image went away
+        self.threads_seen = set()     # (pid, tid) announced to the policy
+
+    # ================================================================ hot path
+    # Handlers run inside the debugger's breakpoint callbacks: they never raise.
+
+    def on_entry(self, call, ctx):
+        try:
+            if self.disarming:
+                return False
+            run = self._run_for(ctx.pid)
+            action, return_pc = run.session.entry(call, ctx.pid, ctx.tid, regs=ctx.regs())
+            if action == _core.CATCH_RETURN:
+                self._catch_return(ctx, return_pc)
+            elif action == _core.DISARM:
+                self._disarm_soon()
+        except Exception as e:          # noqa: BLE001 - a raising handler stops the program
+            self._hot_path_failed(e)
+        return False
+
+    def on_return(self, ctx):
+        try:
+            run = self.run
+            if run is None or self.disarming:
+                return False
+            session = run.session
+            action = session.ret(ctx.pid, ctx.tid, regs=ctx.regs(returning=True))
+            if action == _core.NEED_ERRNO:
+                location = self._symbol(ctx, "__errno_location")
+                action = (session.errno(ctx.tid, location=location) if location
+                          else session.errno(ctx.tid))
+            if action == _core.DISARM:
+                self._disarm_soon()
+        except Exception as e:          # noqa: BLE001
+            self._hot_path_failed(e)
+        return False
+
+    def on_yield_site(self, site, ctx):
+        """A thread is before an instrumented call. The policy decides; the call is inserted
+        here when the port allows it, else at Driver.service (True: stop for it)."""
+        try:
+            if self.policy is None:
+                return False
+            in_callback = self.port.yields_in_callback
+            if not (in_callback or self.in_run_command):
+                return False
+            tid = ctx.tid
+            if tid in self.yield_saved:     # back from the inserted call
+                return self._undo_yield(ctx) if in_callback else True
+            if tid in self.yield_plans:     # a re-reported stop
+                return True
+            self._announce(ctx.pid, tid)
+            us = self.policy.decide(ctx.pid, tid, yields.site_key(site))
+            if us is None:
+                return False
+            if in_callback:
+                self._insert_yield(ctx, us)
+                return False
+            self.yield_plans[tid] = us
+            return True
+        except Exception as e:          # noqa: BLE001
+            self._hot_path_failed(e)
+            return False
+
+    def service(self):
+        """Stop OURS: insert, or undo, the yield of the selected thread. A thread that died
+        or a process that exec'd meanwhile abandons its yield: never a resume at a stale pc."""
+        ctx = self.port.context()
+        try:
+            if ctx.tid in self.yield_saved:
+                self._undo_yield(ctx)
+                return
+            us = self.yield_plans.pop(ctx.tid, None)
+            if us is not None:
+                self._insert_yield(ctx, us)
+        except Exception:               # noqa: BLE001 - the thread is gone: nothing to undo
+            self.yield_saved.pop(ctx.tid, None)
+            self.yield_plans.pop(ctx.tid, None)
+            self.yields_abandoned += 1
+
+    def _insert_yield(self, ctx, us):
+        target = self._symbol(ctx, "usleep" if us else "sched_yield")
+        if target is None:
+            return
+        regs = ctx.read_registers(yields.SAVED_REGISTERS)
+        writes, (address, data) = yields.insertion(regs, regs["rip"], target, us)
+        ctx.write_memory(address, data)
+        ctx.write_registers(writes)
+        self.yield_saved[ctx.tid] = (ctx.pid, regs)
+
+    def _undo_yield(self, ctx):
+        _, regs = self.yield_saved.pop(ctx.tid)
+        ctx.write_registers(regs)
+        return False
+
+    def _announce(self, pid, tid):
+        """The policy keys decisions on thread ordinals: announce a process's threads in
+        creation order (ascending tids), the same way under every debugger."""
+        if (pid, tid) in self.threads_seen or self.policy is None:
+            return
+        try:
+            tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+        except OSError:
+            tids = [tid]
+        for t in tids if tid in tids else tids + [tid]:
+            if (pid, t) not in self.threads_seen:
+                self.threads_seen.add((pid, t))
+                self.policy.thread_seen(pid, t)
+
+    def _symbol(self, ctx, name):
+        """Runtime addresses are per process image: never reused across runs or exec."""
+        key = (ctx.pid, name)
+        if key not in self.symbols:
+            self.symbols[key] = ctx.symbol(name)
+        return self.symbols[key]
+
+    def _hot_path_failed(self, error):
+        if self.hot_path_error is None:     # say it once, not once per stop
+            self.hot_path_error = f"{type(error).__name__}: {error}"
+            self.port.write(f"tracer: internal error while recording ({self.hot_path_error}); "
+                            "events may be missing", error=True)
+
+    def _catch_return(self, ctx, pc):
+        if (ctx.pid, pc) in self.return_pcs:
+            return
+        self.return_pcs.add((ctx.pid, pc))
+        key = ctx.return_key(pc)
+        if key not in self.return_bps:
+            self.return_bps[key] = self.port.break_return(ctx, pc, self.on_return)
+        self.run.sites.setdefault(pc, self.port.describe_pc(pc))
+
+    # ================================================================ arming
+    def arm(self):
+        self.port.arm()
+        self.armed = True
+        self.disarming = False
+        self.missing = [CATALOGUE[c]["name"] for c in TRACED_CALLS]
+        self.place_entry_breakpoints()
+
+    def place_entry_breakpoints(self):
+        """Breakpoints on the catalogue functions there now; the rest wait for a library."""
+        if not self.armed or self.disarming:
+            return
+        still_missing = []
+        for name in self.missing:
+            call = CALL_INDEX[name]
+            bp = self.port.break_function(
+                name, lambda ctx, call=call: self.on_entry(call, ctx))
+            if bp is None:
+                still_missing.append(name)
+            else:
+                self.entry_bps[call] = bp
+        self.missing = still_missing
+
+    def _tracer_breakpoints(self):
+        return list(self.entry_bps.values()) + list(self.return_bps.values())
+
+    def disarm(self, restore=True):
+        """Removes every tracer breakpoint (never the user's); restore: and the debugger
+        settings Tracer changed."""
+        for bp in self._tracer_breakpoints():
+            self.port.delete(bp)
+        self.entry_bps.clear()
+        self.return_bps.clear()
+        self.return_pcs.clear()
+        self.armed = False
+        if restore:
+            self.disarming = False
+            self.port.disarm()
+
+    def _disarm_soon(self):
+        """Budget reached (or a snapshot froze the ring): the breakpoints stop stopping now
+        and are deleted at the next safe point (deleting one in its own callback crashes
+        gdb)."""
+        if self.disarming:
+            return
+        self.disarming = True
+        for bp in self._tracer_breakpoints():
+            self.port.disable(bp)
+
+    def _reap(self):
+        """A safe point: finish a budget disarm."""
+        if self.disarming and (self.entry_bps or self.return_bps):
+            self.disarm(restore=False)
+            self.armed = True           # still "armed" for status; the budget ended it
+
+    # ================================================================ what the port saw
+    def on_new_thread(self, pid, tid, fresh):
+        """A thread appeared; fresh: it is the first of a new program (not a fork)."""
+        self._announce(pid, tid)
+        if not self.armed:
+            return
+        run = self.run
+        if fresh and run is not None and run.pid and pid not in run.pids:
+            # A new `run` while armed: the previous run is over, this one gets its own report.
+            if not run.finished:
+                self._finish(frontend.stop("kill", run.pid), live=False)
+            self._new_run()
+        self._run_for(pid)
+        if fresh:
+            self._start_clock(pid)
+
+    def on_stop(self, stop):
+        """A classified stop (from `tracer run`'s loop, or one the user's own resume met)."""
+        self._reap()
+        run = self.run
+        if stop.kind == TIMEOUT:
+            self.pending = frontend.stop("timeout", stop.pid, stop.tid)
+        elif stop.kind == FATAL and run is not None and not run.finished:
+            run.record_fatal(stop.pid, stop.tid, stop.signal)
+            self.pending = frontend.stop("signal", stop.pid, stop.tid, signal=stop.signal)
+        elif stop.kind == EXEC:
+            self.on_exec([stop.pid])
+
+    def flush_pending(self):
+        """Writes the report a stop asked for, from a safe place (walking threads inside a
+        stop event can trip the debugger's own assertions)."""
+        stop, self.pending = self.pending, None
+        if stop is not None:
+            self._finish(stop)
+
+    def on_exit(self, pid, status=None, signame=None):
+        """A traced process ended: status, or signame when a signal killed it (None when
+        the port cannot tell)."""
+        self._reap()
+        run = self.run
+        if run is None or not pid:
+            return
+        if run.fatal and run.fatal[0] == pid:
+            signame = run.fatal[2]
+        elif status is None and signame and not run.finished:
+            run.record_fatal(pid, pid, signame)
+        run.record_exit(pid, status=status, signame=signame)
+        if [p for p in self.port.live_pids() if p != pid]:
+            return
+        stop, self.pending = self.pending, None
+        if stop is None and status is not None:
+            stop = frontend.stop("exit", pid, status=status)
+        elif stop is None:
+            stop = frontend.stop("signal" if signame else "kill", pid, signal=signame)
+        self._finish(stop, live=False)
+
+    def on_exec(self, pids, image_key=None):
+        """pids replaced their image: its return sites, symbols and yields mean nothing now.
+        image_key(key) says which return breakpoints belonged to the old image."""
+        for key in [k for k in self.return_bps if image_key and image_key(k)]:
+            self.port.delete(self.return_bps.pop(key))
+        for pid in pids:
+            self.return_pcs = {k for k in self.return_pcs if k[0] != pid}
+            self.symbols = {k: v for k, v in self.symbols.items() if k[0] != pid}
+            for tid in [t for t, (p, _) in self.yield_saved.items() if p == pid]:
+                del self.yield_saved[tid]
+                self.yields_abandoned += 1
+            if self.run is not None:
+                self.run.session.forget(pid)
+
+    def on_detach(self, pid=0, processes=None):
+        """The last traced process is being (or was) detached: the run ends; tracing too."""
+        run = self.run
+        live = self.port.live_pids()
+        if run is not None and not run.finished and len(live) <= 1:
+            self.flush_pending()
+            pid = pid or (live[0] if live else run.pid)
+            self._finish(frontend.stop("detach", pid), processes=processes)
+        if self.armed and len(live) <= 1:
+            self.disarm()
+
+    def on_quit(self):
+        self.flush_pending()
+        if self.run is not None and not self.run.finished and self.armed:
+            self._finish(frontend.stop("quit", self.run.pid))
+
+    # ================================================================ runs
+    def _new_run(self, pid=0, argv=None):
+        self.run = Run(self.values, self.port.program(),
+                       argv if argv is not None else self.port.argv(pid), self.port.name)
+        self.hot_path_error = None
+        self.return_pcs.clear()
+        self.symbols.clear()
+        if pid:
+            self.run.saw_process(pid)
+        return self.run
+
+    def _run_for(self, pid):
+        run = self.run
+        if run is not None and run.pid and pid not in run.pids and not self.port.follows_forks:
+            # A process the debugger did not see being born: a new program, a new run.
+            if not run.finished:
+                self._finish(frontend.stop("kill", run.pid), live=False)
+            run = None
+        if run is None or (run.finished and run.pid != pid and pid not in run.pids):
+            run = self._new_run(pid)
+        run.saw_process(pid)
+        return run
+
+    def _finish(self, stop, live=True, processes=None):
+        """The program stopped for good: one report, and one line saying where it went
+        (printed here unless `tracer run` prints it). Returns the report path."""
+        run = self.run
+        if run is None or run.finished:
+            return None
+        run.yield_info = frontend.yield_info(self.policy, len(self.yield_bps))
+        if processes is None:
+            processes = self.port.processes(self.values.backtrace) if live else []
+        try:
+            run.finish(stop, processes)
+        except TracerError as e:
+            self.port.write(f"tracer: {e}", error=True)
+        if not self.in_run_command:
+            self.port.write(run.outcome())
+        return run.report_path
+
+    def _start_clock(self, pid):
+        if self.values.timeout and self.in_run_command and not self.clock_on:
+            self.port.start_clock(self.values.timeout, pid)
+            self.clock_on = True
+
+    def _before_launch(self):
+        """A fresh process is coming: the yield decisions start again from the seed."""
+        self.port.before_run()
+        self.yield_plans.clear()
+        self.yield_saved.clear()
+        self.threads_seen.clear()
+        if self.policy is not None:
+            self.policy.reseed(self.yield_opts.seed)
+
+    def _resume(self):
+        self._reap()
+        return self.port.resume()
+
+    def run_once(self, args=""):
+        """One run to its end: the finished Run, or None when the user's own breakpoint or
+        an interrupt stopped it (control goes back to the user)."""
+        self.port.poll()
+        live = self.port.live_pids()
+        if not live and not self.port.program():
+            raise TracerError("no program loaded: " + self.port.load_hint)
+        if self.armed and self.disarming and not live:
+            self.disarm()               # the last run spent its budget: a fresh one
+        if not self.armed:
+            self.arm()
+        self.in_run_command = True
+        try:
+            if live:                    # attached, or stopped at your breakpoint
+                if self.run is None or self.run.finished or self.run.pid not in live:
+                    self._new_run(live[0])
+                self._start_clock(live[0])
+                stop = self._resume()
+            else:
+                self._before_launch()
+                self.port.set_args(args)
+                self._new_run()
+                stop = self.port.launch()
+            return self._drive(stop)
+        finally:
+            self.in_run_command = False
+            self.clock_on = False
+            self.port.run_ended()
+
+    def _drive(self, stop):
+        unexplained = 0
+        while True:
+            self.on_stop(stop)
+            self.flush_pending()
+            if stop.kind == TIMEOUT:
+                self.port.kill()
+                break
+            if not self.port.live_pids():
+                break
+            if stop.kind == FATAL and self.port.keep_fatal_stopped:
+                break                   # left stopped there, to be looked at
+            if stop.kind == OURS:
+                self.service()
+            elif stop.kind in (USER, INTERRUPT):
+                return None
+            elif stop.kind == OTHER:      # (EXITED with processes left: just go on)
+                unexplained += 1
+                if unexplained > _UNEXPLAINED_STOPS:
+                    raise TracerError("the program keeps stopping for no reason the debugger "
+                                      "gives; stopped here")
+            stop = self._resume()
+        if self.run is not None and not self.run.finished:
+            self._finish(frontend.stop("kill", self.run.pid), live=False)
+        return self.run
+
+    # ================================================================ commands
+    def cmd_run(self, args):
+        run = self.run_once(args)
+        if run is None:             # stopped at your own breakpoint, or interrupted
+            return self.port.stopped_text()
+        if run.failed:
+            raise TracerError(run.outcome().removeprefix("tracer: "))
+        return run.outcome()
+
+    def cmd_start(self, arg):
+        if self.armed:
+            raise TracerError("already tracing; `tracer stop` first")
+        live = self.port.live_pids()
+        if not self.port.program() and not live:
+            raise TracerError("no program loaded: " + self.port.load_hint)
+        self.arm()
+        if live:
+            self._run_for(live[0])
+            return "tracer: armed"
+        return "tracer: armed; `run` (or `tracer run`) starts the program"
+
+    def cmd_stop(self, arg):
+        if not self.armed and self.policy is None:
+            raise TracerError("not tracing; `tracer start` arms it")
+        self.yield_off(quiet=True)
+        if self.armed:
+            self.disarm()
+        return "tracer: disarmed"
+
+    def cmd_attach(self, arg):
+        pid = frontend.attach_pid(arg, self.port.name.split()[0])
+        if pid in self.port.live_pids():
+            raise TracerError(f"process {pid} is already traced")
+        armed_here = not self.armed
+        if armed_here:
+            self.arm()                  # before attaching: some settings are fixed after
+        try:
+            self.port.attach(pid)
+        except TracerError:
+            if armed_here:
+                self.disarm()
+            raise
+        if not self.entry_bps or self.missing:
+            self.place_entry_breakpoints()
+        self._new_run(pid)
+        return (f"tracer: attached to {pid} and tracing; `continue` or `tracer run` "
+                "to let it go")
+
+    def cmd_status(self, arg):
+        notes = [self.yield_status("").removeprefix("tracer: ")] if self.policy else []
+        if self.yields_abandoned:
+            notes.append(f"{self.yields_abandoned} yields abandoned (thread or image gone)")
+        if self.port.children_note:
+            notes.append(f"{self.port.name.split()[0]} limitation: {self.port.children_note}")
+        placed = [CATALOGUE[c]["name"] for c, bp in self.entry_bps.items()
+                  if self.port.located(bp)]
+        missing = self.missing + [CATALOGUE[c]["name"] for c, bp in self.entry_bps.items()
+                                  if not self.port.located(bp)]
+        return frontend.status_text(self.armed, self.run, placed, len(self.return_bps),
+                                    missing, self.disarming, self.hot_path_error, notes)
+
+    def cmd_show(self, arg):
+        return frontend.show_text(arg, self.run)
+
+    def cmd_snapshot(self, arg):
+        run = self.run
+        pid = run.pid if run is not None else 0
+        tid = self.port.selected_tid() or pid
+        froze_live_run = run is not None and not run.finished
+        if froze_live_run:
+            run.yield_info = frontend.yield_info(self.policy, len(self.yield_bps))
+        path = frontend.snapshot(run, frontend.stop("snapshot", pid, tid),
+                                 lambda: self.port.processes(self.values.backtrace),
+                                 arg or None)
+        if froze_live_run:
+            self._disarm_soon()         # the ring is frozen: stopping the program is waste
+        return f"tracer: report: {path}"
+
+    def cmd_export(self, arg):
+        return export.export(arg, self.live_report)
+
+    def live_report(self):
+        if self.run is None:
+            raise TracerError("nothing traced yet: `tracer run` first, or --from REPORT")
+        return self.run.report_dict()
+
+    # ---- yields and hunt ----
+    def _program(self):
+        program = self.port.program()
+        if not program:
+            raise TracerError("no program loaded: " + self.port.load_hint)
+        return program
+
+    def cmd_sites(self, arg):
+        opts = yields.parse_sites_args(arg)
+        return yields.sites_table(yields.SiteIndex.of(self._program()).select(opts))
+
+    def yield_on(self, arg):
+        opts, policy, sites = yields.plan(self._program(), arg)
+        self.yield_off(quiet=True)
+        self.policy, self.yield_opts = policy, opts
+        self.yield_bps = [self.port.break_site(
+            site, lambda ctx, site=site: self.on_yield_site(site, ctx)) for site in sites]
+        self.threads_seen.clear()
+        for pid in self.port.live_pids():
+            self._announce(pid, pid)
+        where = ("functions (no DWARF: at their entry)" if sites[0].get("entry")
+                 else "call sites")
+        return (f"tracer: yields on at {len(sites)} {where}, probability "
+                f"{opts.probability}, strategy {policy.info['strategy']}, seed {opts.seed}")
+
+    def yield_off(self, arg="", quiet=False):
+        if self.policy is None and not quiet:
+            raise TracerError("yields are not on")
+        for bp in self.yield_bps:
+            self.port.delete(bp)
+        self.yield_bps = []
+        self.policy = None
+        self.yield_plans.clear()
+        self.yield_saved.clear()
+        return None if quiet else "tracer: yields off, no site left instrumented"
+
+    def yield_status(self, arg):
+        return frontend.yield_status_text(self.policy, len(self.yield_bps))
+
+    def cmd_hunt(self, arg):
+        opts = yields.parse_hunt_args(arg)
+        if self.policy is None:
+            self.port.write(self.yield_on(f"--seed {opts.seed}" if opts.seed is not None
+                                          else ""))
+        first = opts.seed if opts.seed is not None else self.yield_opts.seed
+
+        def run_once(seed):
+            self.yield_opts.seed = seed
+            return self.run_once("")
+
+        return frontend.hunt(opts, first, self.values, run_once, self._replay_command,
+                             self.port.write)
+
+    def _replay_command(self, seed):
+        """A shell command that reruns `seed` with the same sites, policy and limits."""
+        commands = [("set", limit) for limit in frontend.changed_limits(self.values)]
+        commands += [("do", "tracer yield on " + frontend.yield_on_args(
+            self.yield_opts, self.policy.info["strategy"], seed)), ("do", "tracer run")]
+        argv = self.run.argv if self.run is not None else self.port.argv(0)
+        return self.port.batch_command(commands, self._program(), argv[1:])
+
+    # ---- settings, for ports without native ones ----
+    def cmd_set(self, arg):
+        words = arg.split(None, 1)
+        if len(words) != 2:
+            raise TracerError("tracer set NAME VALUE; `tracer settings` lists them")
+        value = self.values.set(words[0], words[1])
+        return f"tracer {words[0]} is {value}"
+
+    def cmd_settings(self, arg):
+        return "\n".join(f"tracer {s.name} = {getattr(self.values, s.name)}  ({s.doc})"
+                         for s in settings.SETTINGS)
+
+    # ================================================================ the command table
+    def commands(self, native_settings):
+        """[(name, summary, long help, action(arg) -> text or None, takes_files)]: every
+        `tracer` subcommand, with its help from frontend.COMMANDS."""
+        actions = {"run": self.cmd_run, "start": self.cmd_start, "stop": self.cmd_stop,
+                   "attach": self.cmd_attach, "status": self.cmd_status,
+                   "show": self.cmd_show, "snapshot": self.cmd_snapshot,
+                   "export": self.cmd_export, "sites": self.cmd_sites,
+                   "yield on": self.yield_on, "yield off": self.yield_off,
+                   "yield status": self.yield_status, "hunt": self.cmd_hunt}
+        table = [(name, *frontend.command_help(name, **self.port.help_words)[1:],
+                  self._guarded(action), name in ("run", "show", "snapshot", "export"))
+                 for name, action in actions.items()]
+        if not native_settings:
+            table.append(("set", "Change a setting: tracer set NAME VALUE.",
+                          "Change a setting: tracer set NAME VALUE.\n\n" + "\n".join(
+                              f"  {s.name:10s} {s.doc} (default {s.default})"
+                              for s in settings.SETTINGS), self._guarded(self.cmd_set), False))
+            table.append(("settings", "The settings in force.", "The settings in force.",
+                          self._guarded(self.cmd_settings), False))
+        return table
+
+    def _guarded(self, action):
+        """action(arg) -> (text or None, one-line error or None): nothing escapes into the
+        debugger as a traceback."""
+        def guarded(arg):
+            try:
+                self.port.poll()
+                return action(arg.strip()), None
+            except (TracerError, settings.SettingError) as e:
+                return None, f"tracer: {e}"
+            except Exception as e:      # noqa: BLE001 - a command must not crash the debugger
+                return None, f"tracer: {type(e).__name__}: {e}"
+        return guarded

@@ -1,0 +1,179 @@
+"""The port: what the driver needs from a debugger, and nothing else.
+
+One class per debugger implements it (gdb/tracer.py, lldb/tracer.py); the driver
+(tracerlib/driver.py) holds every decision and is written once against it. A third debugger
+plugs in by implementing `Port` and `Context`, then calling `Driver(port)` and registering
+`driver.commands()` as its commands.
+
+Breakpoint handlers run on the debugger's hot path: `handler(ctx) -> bool` (True: the
+program must stop here for the driver, see Driver.service). The port calls them with a
+`Context` of the stopped thread.
+
+Run control is synchronous: `launch` and `resume` return when the program stops, as a
+`Stop`. While a debugger resumes, it reports what happened to single processes through the
+driver's `on_*` methods (new threads, exits, exec, stops seen outside `tracer run`).
+"""
+from dataclasses import dataclass
+from typing import Optional
+
+# Stop kinds, in the order the driver cares about them.
+OURS = "ours"            # a tracer breakpoint asked for a stop (a yield to insert or undo)
+USER = "user"            # the user's own breakpoint, watchpoint, exception: hand control back
+INTERRUPT = "interrupt"  # Ctrl-C or an interrupt from outside Tracer
+TIMEOUT = "timeout"      # `tracer timeout` ran out
+FATAL = "fatal"          # a signal that kills the process (pid, tid, signal)
+SIGNAL = "signal"        # a signal the process survives
+EXEC = "exec"            # the process replaced its image
+EXITED = "exited"        # no traced process is left
+OTHER = "other"          # anything else: resume
+
+
+@dataclass
+class Stop:
+    kind: str
+    pid: int = 0
+    tid: int = 0
+    signal: Optional[str] = None
+
+
+class Context:
+    """The stopped thread a breakpoint handler runs in."""
+    pid = 0
+    tid = 0
+
+    def regs(self, returning=False):
+        """Argument registers, sp, rax, pc, fs_base as the core's Session takes them, or None
+        when the core can read them itself (ptrace from the debugger's thread). With
+        returning=True, fs_base is needed only when rax looks like -1."""
+        raise NotImplementedError
+
+    def symbol(self, name):
+        """Runtime address of `name` in this process (libc's first), or None."""
+        raise NotImplementedError
+
+    def return_key(self, pc):
+        """A key for a return-site breakpoint at pc that names the image it lives in."""
+        raise NotImplementedError
+
+    def read_registers(self, names):
+        raise NotImplementedError
+
+    def write_registers(self, values):
+        raise NotImplementedError
+
+    def write_memory(self, address, data):
+        raise NotImplementedError
+
+
+class Port:
+    """A debugger as the driver sees it. Errors the user can fix raise TracerError."""
+    name = "?"                      # "gdb 13.1": the report's `debugger`
+    follows_forks = True            # forked children are traced as processes of the run
+    yields_in_callback = False      # insert a yield inside the handler (else at Driver.service)
+    keep_fatal_stopped = False      # after a fatal signal, hand control back at once
+    children_note = ""              # what the debugger cannot see, for help and status
+    load_hint = "load one first"    # how to load a program, for "no program loaded: ..."
+    help_words = {}                 # blanks of frontend.COMMANDS' help: batch, resume
+
+    # ---- program and processes ----
+    def program(self):
+        """Path of the loaded program, or None."""
+        raise NotImplementedError
+
+    def argv(self, pid=0):
+        """The argv of live `pid`, or the one the next launch will use."""
+        raise NotImplementedError
+
+    def live_pids(self):
+        raise NotImplementedError
+
+    def processes(self, backtrace):
+        """[{pid, threads: [{tid, name, backtrace: [{pc, function, file, line}]}]}] of every
+        live traced process, at most `backtrace` frames each."""
+        raise NotImplementedError
+
+    def selected_tid(self):
+        raise NotImplementedError
+
+    def context(self):
+        """The Context of the selected thread (for Driver.service)."""
+        raise NotImplementedError
+
+    def describe_pc(self, pc):
+        """{function, file, line} of the instruction at pc."""
+        raise NotImplementedError
+
+    # ---- arming ----
+    def arm(self):
+        """Change the debugger settings tracing needs (kept for `disarm`)."""
+
+    def disarm(self):
+        """Restore every debugger setting `arm` changed."""
+
+    def break_function(self, name, handler):
+        """A breakpoint at function `name`'s entry; None when it is not there (yet)."""
+        raise NotImplementedError
+
+    def break_return(self, ctx, pc, handler):
+        """A breakpoint at return address pc of ctx's process image."""
+        raise NotImplementedError
+
+    def break_site(self, site, handler):
+        """A breakpoint before a yield site (a tracerlib.yields site)."""
+        raise NotImplementedError
+
+    def located(self, bp):
+        """The breakpoint has at least one location."""
+        return True
+
+    def disable(self, bp):
+        raise NotImplementedError
+
+    def delete(self, bp):
+        raise NotImplementedError
+
+    # ---- run control ----
+    def set_args(self, args):
+        """The arguments (shell words, as text) of the next launch; empty keeps them."""
+        raise NotImplementedError
+
+    def launch(self):
+        """Start the program; tell the driver on_new_thread(pid, pid, fresh=True) -> Stop."""
+        raise NotImplementedError
+
+    def resume(self):
+        """Continue every traced process until something stops it -> Stop."""
+        raise NotImplementedError
+
+    def attach(self, pid):
+        raise NotImplementedError
+
+    def kill(self):
+        """Kill every traced process."""
+        raise NotImplementedError
+
+    def start_clock(self, seconds, pid):
+        """From now, `seconds` until resume() returns Stop(TIMEOUT)."""
+
+    def run_ended(self):
+        """`tracer run` is over: stop the clock, undo what launch/resume set up for it."""
+
+    def before_run(self):
+        """A fresh launch is coming: drop what the last one left (dead inferiors...)."""
+
+    def poll(self):
+        """Before a command: report what happened unseen since the last one."""
+
+    # ---- the user's side ----
+    def write(self, text, error=False):
+        """One line (or more) to the user; error: to the error stream."""
+        raise NotImplementedError
+
+    def stopped_text(self):
+        """What `tracer run` says when your own breakpoint or an interrupt stopped it."""
+        return None
+
+    def batch_command(self, commands, program, args):
+        """A shell command line that runs `commands` (tracer commands and settings as
+        (kind, text) pairs, kind 'set' or 'do') in batch mode against program + args."""
+        raise NotImplementedError
