@@ -27,7 +27,7 @@ except ImportError as _e:
 from tracerlib import frontend, settings, yields
 from tracerlib.driver import Driver
 from tracerlib.port import (EXEC, EXITED, FATAL, INTERRUPT, OTHER, OURS, SIGNAL, TIMEOUT,
-                            USER, Context, Port, Stop)
+                            USER, Context, Port, Stop, cmdline)
 from tracerlib.run import TracerError, is_fatal
 
 # gdb settings tracing needs, and why (restored by `tracer stop`).
@@ -67,14 +67,6 @@ def _program_args():
         return shlex.split(inner)
     except ValueError:
         return inner.split()
-
-
-def _cmdline(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return [w.decode(errors="replace") for w in f.read().split(b"\0")[:-1]]
-    except OSError:
-        return []
 
 
 def _ids(thread):
@@ -163,7 +155,7 @@ class GdbPort(Port):
 
     def argv(self, pid=0):
         """An attached process's own argv (it may run through a symlink); else the launch's."""
-        return (pid and _cmdline(pid)) or [self.program() or "?"] + _program_args()
+        return (pid and cmdline(pid)) or [self.program() or "?"] + _program_args()
 
     def _live(self):
         """Inferiors with a process and threads. gdb sometimes keeps a forked child that its

@@ -11,12 +11,9 @@ This file is the lldb port only (tracerlib/port.py): breakpoints, stops, threads
 Every decision is the driver's (tracerlib/driver.py), shared with gdb. Differences from gdb,
 and why: docs/lldb.md.
 """
-import ctypes
 import os
 import shlex
-import signal
 import sys
-import threading
 import time
 
 import lldb
@@ -32,8 +29,9 @@ except ImportError as _e:
 from tracerlib import frontend, settings
 from tracerlib.driver import Driver
 from tracerlib.glibc_threads import ThreadPointers
+from tracerlib.interrupts import Watch
 from tracerlib.port import (EXEC, EXITED, FATAL, INTERRUPT, OTHER, SIGNAL, TIMEOUT, USER,
-                            Context, Port, Stop)
+                            Context, Port, Stop, cmdline)
 from tracerlib.run import TracerError, is_fatal, signal_name
 
 BP_NAME = "tracer"            # every tracer breakpoint carries it: hidden from `breakpoint
@@ -123,42 +121,6 @@ class FatalStopHook:
         return True
 
 
-class _InterruptCatcher:
-    """Ctrl-C (SIGINT) while `tracer run` blocks lldb's main thread: Python's handler with
-    a wakeup pipe notes it, and lldb's own handler is put back afterwards."""
-
-    def __init__(self):
-        self.pipe = None
-        self.libc = ctypes.CDLL(None, use_errno=True)
-        self.saved = ctypes.create_string_buffer(256)     # a struct sigaction, opaque
-        if self.libc.sigaction(signal.SIGINT, None, self.saved) != 0:
-            return
-        try:
-            self.pipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-            signal.signal(signal.SIGINT, lambda signum, frame: None)
-            signal.set_wakeup_fd(self.pipe[1], warn_on_full_buffer=False)
-        except (OSError, ValueError):                     # not Python's main thread
-            self.release()
-
-    def caught(self):
-        try:
-            return self.pipe is not None and bool(os.read(self.pipe[0], 64))
-        except BlockingIOError:
-            return False
-
-    def release(self):
-        if self.pipe is None:
-            return
-        try:
-            signal.set_wakeup_fd(-1)
-        except ValueError:
-            pass
-        self.libc.sigaction(signal.SIGINT, self.saved, None)
-        for fd in self.pipe:
-            os.close(fd)
-        self.pipe = None
-
-
 class LldbPort(Port):
     follows_forks = False
     yields_in_callback = True     # evaluating inside a callback loses other threads' events;
@@ -182,10 +144,9 @@ class LldbPort(Port):
         self.stop_hook = None
         self.thread_pointers = {}     # pid -> ThreadPointers
         self.launch_args = None
-        self.deadline = None
-        self.watch = None             # (thread, done event, interrupt catcher) during a run
+        self.watch = None             # tracerlib.interrupts.Watch during `tracer run`
         self.was_async = None
-        self.timed_out = self.interrupted = self.continuing = False
+        self.continuing = False
 
     # ---- program and processes ----
     def _target(self):
@@ -205,13 +166,8 @@ class LldbPort(Port):
         return exe.fullpath if exe is not None and exe.IsValid() else None
 
     def argv(self, pid=0):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                words = f.read().split(b"\0")[:-1]
-            if pid and words:
-                return [w.decode(errors="replace") for w in words]
-        except OSError:
-            pass
+        if pid and cmdline(pid):
+            return cmdline(pid)
         info = self._target().GetLaunchInfo()
         args = self.launch_args if self.launch_args is not None else \
             [info.GetArgumentAtIndex(i) for i in range(info.GetNumArguments())]
@@ -457,18 +413,16 @@ class LldbPort(Port):
         if state in (lldb.eStateExited, lldb.eStateDetached) or not process.IsValid():
             self._ended(process)
             return Stop(EXITED, process.GetProcessID())
-        if self.timed_out:
+        if self.watch.timed_out:
             return Stop(TIMEOUT, process.GetProcessID(), self.selected_tid())
         stop = self.classify(process)
         if stop.kind == EXEC:
             self.thread_pointers.clear()
-        return Stop(INTERRUPT, stop.pid) if self.interrupted else stop
+        return Stop(INTERRUPT, stop.pid) if self.watch.interrupted else stop
 
     def _enter_run(self, target):
         """While `tracer run` waits: synchronous, quiet about our breakpoints' locations,
-        and a watcher for the timeout and Ctrl-C. (lldb cannot interrupt a process that a
-        command continues synchronously: its Ctrl-C goes to an input handler that only runs
-        between commands.)"""
+        and a watch for the timeout and Ctrl-C."""
         if self.watch is not None:
             return
         self.target = target
@@ -476,40 +430,17 @@ class LldbPort(Port):
         self.debugger.SetAsync(False)
         self.debugger.GetListener().StopListeningForEvents(
             target.GetBroadcaster(), lldb.SBTarget.eBroadcastBitBreakpointChanged)
-        self.timed_out = self.interrupted = False
-        done, catcher = threading.Event(), _InterruptCatcher()
-        interpreter = self.debugger.GetCommandInterpreter()
-
-        def watch():
-            sent = 0.0
-            while not done.wait(0.05):
-                if self.deadline is not None and time.monotonic() >= self.deadline:
-                    self.timed_out = True
-                elif catcher.caught() or interpreter.WasInterrupted():
-                    self.interrupted = True
-                # An interrupt landing while lldb auto-continues from one of our breakpoints
-                # can be swallowed: ask again while the program has not stopped.
-                now = time.monotonic()
-                if (self.timed_out or self.interrupted) and now - sent > 0.5 and \
-                        self.continuing:
-                    self._process().SendAsyncInterrupt()
-                    sent = now
-
-        self.watch = (threading.Thread(target=watch, name="tracer-watch", daemon=True),
-                      done, catcher)
-        self.watch[0].start()
+        self.watch = Watch(self.debugger.GetCommandInterpreter().WasInterrupted,
+                           lambda: self._process().SendAsyncInterrupt(),
+                           lambda: self.continuing)
 
     def start_clock(self, seconds, pid):
-        self.deadline = time.monotonic() + seconds
+        self.watch.deadline = time.monotonic() + seconds
 
     def run_ended(self):
-        self.deadline = None
         if self.watch is None:
             return
-        thread, done, catcher = self.watch
-        done.set()
-        thread.join()
-        catcher.release()
+        self.watch.close()
         self.watch = None
         self.debugger.SetAsync(self.was_async)
         self.debugger.GetListener().StartListeningForEvents(

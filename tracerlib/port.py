@@ -28,6 +28,15 @@ EXITED = "exited"        # no traced process is left
 OTHER = "other"          # anything else: resume
 
 
+def cmdline(pid):
+    """The argv of a live process as it was started (through a symlink, too); [] if gone."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [w.decode(errors="replace") for w in f.read().split(b"\0")[:-1]]
+    except OSError:
+        return []
+
+
 @dataclass
 class Stop:
     kind: str

@@ -1,0 +1,76 @@
+"""Ctrl-C and time-outs while a debugger's command blocks its main thread, for debuggers that
+cannot interrupt a process their own command continues synchronously (lldb: its Ctrl-C goes
+to an input handler that only runs between commands)."""
+import ctypes
+import os
+import signal
+import threading
+import time
+
+
+class _InterruptCatcher:
+    """SIGINT noted through Python's handler and a wakeup pipe; the debugger's own handler
+    is put back by release()."""
+
+    def __init__(self):
+        self.pipe = None
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.saved = ctypes.create_string_buffer(256)     # a struct sigaction, opaque
+        if self.libc.sigaction(signal.SIGINT, None, self.saved) != 0:
+            return
+        try:
+            self.pipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            signal.signal(signal.SIGINT, lambda signum, frame: None)
+            signal.set_wakeup_fd(self.pipe[1], warn_on_full_buffer=False)
+        except (OSError, ValueError):                     # not Python's main thread
+            self.release()
+
+    def caught(self):
+        try:
+            return self.pipe is not None and bool(os.read(self.pipe[0], 64))
+        except BlockingIOError:
+            return False
+
+    def release(self):
+        if self.pipe is None:
+            return
+        try:
+            signal.set_wakeup_fd(-1)
+        except ValueError:
+            pass
+        self.libc.sigaction(signal.SIGINT, self.saved, None)
+        for fd in self.pipe:
+            os.close(fd)
+        self.pipe = None
+
+
+class Watch:
+    """A thread that, while a run blocks, notices the deadline or Ctrl-C (or asked(): the
+    debugger's own interrupt flag) and calls interrupt() until the program stops (while
+    running() says it still runs: an interrupt can be swallowed by an auto-continue)."""
+
+    def __init__(self, asked, interrupt, running):
+        self.deadline = None
+        self.timed_out = self.interrupted = False
+        self._done = threading.Event()
+        self._catcher = _InterruptCatcher()
+        self._asked, self._interrupt, self._running = asked, interrupt, running
+        self._thread = threading.Thread(target=self._watch, name="tracer-watch", daemon=True)
+        self._thread.start()
+
+    def _watch(self):
+        sent = 0.0
+        while not self._done.wait(0.05):
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                self.timed_out = True
+            elif self._catcher.caught() or self._asked():
+                self.interrupted = True
+            now = time.monotonic()
+            if (self.timed_out or self.interrupted) and now - sent > 0.5 and self._running():
+                self._interrupt()
+                sent = now
+
+    def close(self):
+        self._done.set()
+        self._thread.join()
+        self._catcher.release()
