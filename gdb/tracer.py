@@ -1,18 +1,12 @@
-"""Tracer for gdb: a flight recorder for the IPC of a whole process tree.
+"""Tracer for gdb: `source gdb/tracer.py`, then `help tracer`.
 
-    (gdb) source gdb/tracer.py
-    (gdb) help tracer
-
-This file is the gdb port only (tracerlib/port.py): breakpoints, stop events, threads,
-registers, settings. Every decision is the driver's (tracerlib/driver.py), shared with lldb.
+The gdb port (tracerlib/port.py) only: breakpoints, stop events, threads, registers,
+settings. Every decision is the driver's (tracerlib/driver.py), shared with lldb.
 """
 import os
 import re
 import shlex
-import signal
-import subprocess
 import sys
-import time
 
 import gdb
 
@@ -21,23 +15,22 @@ if _ROOT not in sys.path:          # gdb's sys.path does not hold the script's d
     sys.path.insert(0, _ROOT)
 
 try:
-    from tracerlib import _core  # noqa: F401 - the core must be built
+    from tracerlib.driver import Driver
 except ImportError as _e:
     raise gdb.GdbError(f"tracer: the core is not built ({_e}); run `make` in {_ROOT}")
 from tracerlib import frontend, settings, yields
-from tracerlib.driver import Driver
-from tracerlib.port import (EXEC, EXITED, FATAL, INTERRUPT, OTHER, OURS, SIGNAL, TIMEOUT,
-                            USER, Context, Port, Stop, cmdline)
-from tracerlib.run import TracerError, is_fatal
+from tracerlib.interrupts import Watchdog
+from tracerlib.port import (EXITED, OTHER, OURS, TIMEOUT, USER, Context, Port, Stop, cmdline,
+                            signal_stop)
+from tracerlib.run import TracerError
 
 # gdb settings tracing needs, and why (restored by `tracer stop`).
 GDB_SETTINGS = (
     ("detach-on-fork", "off"),        # keep forked children: trace the whole tree
     ("schedule-multiple", "on"),      # let parent and children run together
     ("displaced-stepping", "off"),    # gdb 13 corrupts %rcx in send/recv when SIGCHLD lands
-    # With the default non-stop target, a child exiting while gdb steps another process over
-    # a breakpoint can leave every process stopped and gdb waiting forever (seen with
-    # tests/fixtures/sigchld_recv); the legacy all-stop target does not.
+    # The non-stop target can leave every process stopped, gdb waiting forever, when a child
+    # exits while gdb steps another over a breakpoint (tests/fixtures/sigchld_recv).
     ("maint target-non-stop", "off"),
 )
 _HOOK = "python TRACER_PORT.driver.on_detach()"   # gdb has no detach event: a pre-hook
@@ -59,14 +52,10 @@ def _show_setting(name):
 
 
 def _program_args():
-    """gdb.parameter("args") is always empty in gdb 13 (arguments are per inferior); `show
-    args` quotes them the way a shell reads them."""
+    """gdb.parameter("args") is always '' in gdb 13: `show args` quotes them as a shell."""
     text = _quiet("show args")
-    inner = text[text.find('"') + 1:text.rfind('"')] if text.count('"') >= 2 else ""
-    try:
-        return shlex.split(inner)
-    except ValueError:
-        return inner.split()
+    return frontend.shell_words(text[text.find('"') + 1:text.rfind('"')]
+                                if text.count('"') >= 2 else "")
 
 
 def _ids(thread):
@@ -88,9 +77,6 @@ class GdbContext(Context):
     def __init__(self, thread):
         self.thread = thread
         self.pid, self.tid = _ids(thread)
-
-    def regs(self, returning=False):
-        return None
 
     def symbol(self, name):
         return _symbol(name)
@@ -129,6 +115,7 @@ class GdbPort(Port):
     load_hint = "`gdb --args PROGRAM ARGS` or `file PROGRAM` first"
     help_words = {"batch": "In `gdb -batch` gdb exits with the status of its last command: "
                            "put\n`tracer run` last.", "resume": "continue"}
+    batch = ("gdb", "-q", "-batch", "-x", os.path.join(_ROOT, "gdb", "tracer.py"))
 
     def __init__(self):
         self.driver = Driver(self)
@@ -136,8 +123,7 @@ class GdbPort(Port):
         self.saved_hook = None          # the user's own hook-detach body, while armed
         self.pids = {}                  # inferior number -> pid (gone by its exit event)
         self.last = Stop(OTHER)         # what ended the latest resume
-        self.watchdog_pid = 0
-        self.deadline = 0.0
+        self.watchdog = None            # tracerlib.interrupts.Watchdog while a run is timed
         for event, handler in ((gdb.events.new_objfile, self._on_new_objfile),
                                (gdb.events.clear_objfiles, self._on_clear_objfiles),
                                (gdb.events.new_thread, self._on_new_thread),
@@ -148,7 +134,6 @@ class GdbPort(Port):
                                 lambda: self.driver.flush_pending())):
             event.connect(handler)
 
-    # ---- program and processes ----
     def program(self):
         space = gdb.current_progspace()
         return space.filename if space else None
@@ -166,10 +151,7 @@ class GdbPort(Port):
         return [inf.pid for inf in self._live()]
 
     def processes(self, backtrace):
-        try:
-            selected = gdb.selected_thread()
-        except gdb.error:
-            selected = None
+        selected = gdb.selected_thread()
         processes = [{"pid": inf.pid, "threads": [
             {"tid": _ids(t)[1], "name": t.name, "backtrace": self._backtrace(t, backtrace)}
             for t in sorted(inf.threads(), key=lambda t: t.num) if t.is_valid()]}
@@ -186,9 +168,8 @@ class GdbPort(Port):
             frame = gdb.newest_frame()
             while frame is not None and len(frames) < limit:
                 sal = frame.find_sal()
-                frames.append({"pc": frame.pc(), "function": frame.name(),
-                               "file": sal.symtab.fullname() if sal.symtab else None,
-                               "line": sal.line or None})
+                frames.append(frontend.frame(frame.pc(), frame.name(),
+                                             sal.symtab and sal.symtab.fullname(), sal.line))
                 frame = frame.older()
         except gdb.error:
             pass                        # a thread gdb cannot unwind: keep what we have
@@ -205,26 +186,21 @@ class GdbPort(Port):
 
     def describe_pc(self, pc):
         """function, file, line of a call site; pc is its return address: look at pc-1."""
-        frame = {"function": None, "file": None, "line": None}
-        sal = gdb.find_pc_line(pc - 1)
-        if sal.symtab:
-            frame["file"] = sal.symtab.fullname()
-            frame["line"] = sal.line or None
+        sal, function = gdb.find_pc_line(pc - 1), None
         try:
             block = gdb.block_for_pc(pc - 1)
             while block is not None and block.function is None:
                 block = block.superblock
-            if block is not None:
-                frame["function"] = block.function.print_name
+            function = block and block.function.print_name
         except RuntimeError:
             pass
-        if frame["function"] is None:       # no debug info: the minimal symbol
-            text = gdb.format_address(pc - 1)
-            if "<" in text:
-                frame["function"] = text.split("<", 1)[1].split("+", 1)[0].rstrip(">")
+        text = gdb.format_address(pc - 1)       # no debug info: the minimal symbol
+        if function is None and "<" in text:
+            function = text.split("<", 1)[1].split("+", 1)[0].rstrip(">")
+        frame = frontend.frame(pc, function, sal.symtab and sal.symtab.fullname(), sal.line)
+        del frame["pc"]
         return frame
 
-    # ---- arming ----
     def arm(self):
         for name, value in GDB_SETTINGS:
             try:
@@ -267,7 +243,6 @@ class GdbPort(Port):
         if bp.is_valid():
             bp.delete()
 
-    # ---- events ----
     def _on_new_objfile(self, event):
         if self.driver.missing:
             self.driver.place_entry_breakpoints()
@@ -304,11 +279,9 @@ class GdbPort(Port):
             return Stop(USER)
         pid, tid = _ids(gdb.selected_thread())
         sig = event.stop_signal
-        if sig == "SIGINT" and self.watchdog_pid and time.monotonic() >= self.deadline - 0.1:
+        if sig == "SIGINT" and self.watchdog is not None and self.watchdog.fired():
             return Stop(TIMEOUT, pid, tid)
-        if is_fatal(sig, pid):
-            return Stop(FATAL, pid, tid, sig)
-        return Stop(INTERRUPT if sig == "SIGINT" else SIGNAL, pid, tid, sig)
+        return signal_stop(sig, pid, tid)
 
     def _on_exited(self, event):
         inferior = event.inferior
@@ -316,7 +289,6 @@ class GdbPort(Port):
         self.last = Stop(EXITED, pid)
         self.driver.on_exit(pid, status=getattr(event, "exit_code", None))
 
-    # ---- run control ----
     def set_args(self, args):
         if args:
             _quiet("set args " + args)
@@ -366,113 +338,71 @@ class GdbPort(Port):
             _quiet(f"kill inferiors {nums}")
 
     def start_clock(self, seconds, pid):
-        """A detached process sends the program SIGINT when time is up. Not a Python thread:
-        one inside gdb can take the SIGCHLDs gdb relies on (gdb internal errors)."""
-        out = subprocess.run(["/bin/sh", "-c", f"(sleep {seconds}; kill -INT {pid}) "
-                                               ">/dev/null 2>&1 </dev/null & echo $!"],
-                             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-        self.watchdog_pid = int(out.stdout.strip() or 0)
-        self.deadline = time.monotonic() + seconds
+        self.watchdog = Watchdog(seconds, pid)
 
     def run_ended(self):
-        if not self.watchdog_pid:
-            return
-        for target in (-self.watchdog_pid, self.watchdog_pid):
-            try:
-                os.kill(target, signal.SIGTERM)
-                break
-            except OSError:
-                pass
-        self.watchdog_pid = 0
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
 
-    # ---- the user's side ----
     def write(self, text, error=False):
         gdb.write(text + "\n", gdb.STDERR if error else gdb.STDOUT)
-
-    def batch_command(self, commands, program, args):
-        cmd = ["gdb", "-q", "-batch", "-x", os.path.join(_ROOT, "gdb", "tracer.py")]
-        for kind, text in commands:
-            cmd += ["-ex", f"set tracer {text}" if kind == "set" else text]
-        return " ".join(shlex.quote(w) for w in cmd + ["--args", program, *args])
 
 
 TRACER_PORT = GdbPort()
 
 
-def _command(name, summary, doc, action, files):
-    """`tracer NAME`: the driver's errors become one-line gdb errors."""
+def _command(name, doc, action, prefix=False, files=False, group=gdb.COMMAND_RUNNING):
+    """`NAME` as a gdb command running action(arg) -> (text, one-line error)."""
 
     class Command(gdb.Command):
         __doc__ = doc
 
         def __init__(self):
-            super().__init__(f"tracer {name}", gdb.COMMAND_RUNNING,
-                             gdb.COMPLETE_FILENAME if files else gdb.COMPLETE_NONE)
+            super().__init__(name, group, gdb.COMPLETE_FILENAME if files else
+                             gdb.COMPLETE_NONE, prefix=prefix)
 
-        def invoke(self, arg, from_tty):
-            out, error = action(arg)
-            if error:
-                raise gdb.GdbError(error)
-            if out:
-                gdb.write(out + "\n")
+        if action is not None:          # else a prefix as gdb makes it (`show tracer`)
+            def invoke(self, arg, from_tty):
+                out, error = action(arg)
+                if error:
+                    raise gdb.GdbError(error)
+                if out:
+                    gdb.write(out + "\n")
 
     Command()
 
 
-def _prefix(name, doc, usage):
-    class Prefix(gdb.Command):
-        __doc__ = doc
-
-        def __init__(self):
-            super().__init__(name, gdb.COMMAND_RUNNING, gdb.COMPLETE_NONE, prefix=True)
-
-        def invoke(self, arg, from_tty):
-            raise gdb.GdbError(usage(arg))
-
-    Prefix()
-
-
-_prefix("tracer", frontend.overview(", its threads and its forked children") + "\n\n"
-        + frontend.command_table() + "\n\nSettings: show tracer / set tracer "
-        + "|".join(s.name for s in settings.SETTINGS) + ".",
-        lambda arg: (f"tracer: unknown subcommand '{arg}'; `help tracer` lists them" if arg
-                     else "tracer: which subcommand? `help tracer` lists them"))
-_prefix("tracer yield", "Yield injection: make the program yield or sleep before interesting "
-        "calls.\n\nYields happen while `tracer run` or `tracer hunt` drives the program. The "
-        "decisions come\nfrom a seeded generator keyed on thread and call order: the same "
-        "seed replays them.", lambda arg: "tracer: tracer yield on|off|status")
-for _row in TRACER_PORT.driver.commands(native_settings=True):
-    _command(*_row)
-
-
-class _SettingsPrefix(gdb.Command):
-    """Tracer settings."""
-
-    def __init__(self, verb):
-        super().__init__(f"{verb} tracer", gdb.COMMAND_DATA, gdb.COMPLETE_NONE, prefix=True)
-
-
-_SettingsPrefix("set")
-_SettingsPrefix("show")
+_command("tracer", "\n".join(frontend.help_text(
+    ", its threads and its forked children", (),
+    "Settings: show tracer / set tracer " + "|".join(s.name for s in settings.SETTINGS) + ".")),
+    lambda arg: (None, f"tracer: unknown subcommand '{arg}'; `help tracer` lists them" if arg
+                 else "tracer: which subcommand? `help tracer` lists them"), prefix=True)
+_command("tracer yield", "Yield injection: make the program yield or sleep before interesting "
+         "calls.\n\nYields happen while `tracer run` or `tracer hunt` drives the program. The "
+         "decisions come\nfrom a seeded generator keyed on thread and call order: the same "
+         "seed replays them.", lambda arg: (None, "tracer: tracer yield on|off|status"),
+         prefix=True)
+for _name, _summary, _doc, _action, _files in TRACER_PORT.driver.commands(native_settings=True):
+    _command(f"tracer {_name}", _doc, _action, files=_files)
+for _verb in ("set", "show"):
+    _command(f"{_verb} tracer", "Tracer settings.", None, prefix=True, group=gdb.COMMAND_DATA)
 
 
 def _parameter(setting):
-    """One gdb parameter per setting. A string parameter: gdb's own integer parsing would
-    evaluate `abc` as an expression; the setting validates and names its range."""
+    """One gdb parameter per setting: a string, since gdb's own integer parsing evaluates
+    `abc` as an expression; the setting validates it and names its range."""
 
     class Parameter(gdb.Parameter):
         __doc__ = setting.doc
-        set_doc = f"Set tracer {setting.name}."
-        show_doc = f"Show tracer {setting.name}."
+        set_doc, show_doc = f"Set tracer {setting.name}.", f"Show tracer {setting.name}."
 
         def __init__(self):
-            if setting.kind == "enum":
-                super().__init__(f"tracer {setting.name}", gdb.COMMAND_DATA, gdb.PARAM_ENUM,
-                                 list(setting.choices))
-            else:
-                super().__init__(f"tracer {setting.name}", gdb.COMMAND_DATA,
-                                 gdb.PARAM_STRING)
-            self.value = str(setting.default) if setting.kind != "enum" else setting.default
+            enum = setting.kind == "enum"
+            super().__init__(f"tracer {setting.name}", gdb.COMMAND_DATA,
+                             *((gdb.PARAM_ENUM, list(setting.choices)) if enum
+                               else (gdb.PARAM_STRING,)))
+            self.value = setting.default if enum else str(setting.default)
 
         def get_set_string(self):
             values = TRACER_PORT.driver.values

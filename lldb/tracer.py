@@ -1,17 +1,11 @@
-"""Tracer for lldb-16: a flight recorder for the IPC of a program and its threads.
+"""Tracer for lldb-16: `command script import lldb/tracer.py`, then `help tracer`. In CI:
+`lldb-16 -b -o 'command script import lldb/tracer.py' -o 'tracer run' -- ./prog ARGS`.
 
-    (lldb) command script import /path/to/tracer/lldb/tracer.py
-    (lldb) help tracer
-
-Batch (CI), the exit status tells failure from success:
-
-    lldb-16 -b -o 'command script import lldb/tracer.py' -o 'tracer run' -- ./prog ARGS
-
-This file is the lldb port only (tracerlib/port.py): breakpoints, stops, threads, registers.
-Every decision is the driver's (tracerlib/driver.py), shared with gdb. Differences from gdb,
-and why: docs/lldb.md.
+The lldb port (tracerlib/port.py) only: breakpoints, stops, threads, registers. Every
+decision is the driver's (tracerlib/driver.py). Differences from gdb: docs/lldb.md.
 """
 import os
+import re
 import shlex
 import sys
 import time
@@ -30,9 +24,9 @@ from tracerlib import frontend, settings
 from tracerlib.driver import Driver
 from tracerlib.glibc_threads import ThreadPointers
 from tracerlib.interrupts import Watch
-from tracerlib.port import (EXEC, EXITED, FATAL, INTERRUPT, OTHER, SIGNAL, TIMEOUT, USER,
-                            Context, Port, Stop, cmdline)
-from tracerlib.run import TracerError, is_fatal, signal_name
+from tracerlib.port import (EXEC, EXITED, FATAL, INTERRUPT, OTHER, TIMEOUT, USER, Context,
+                            Port, Stop, cmdline, signal_stop)
+from tracerlib.run import TracerError, signal_name
 
 BP_NAME = "tracer"            # every tracer breakpoint carries it: hidden from `breakpoint
                               # list`, safe from `breakpoint delete` and `breakpoint disable`
@@ -62,19 +56,17 @@ def _callback(frame, bp_loc, extra_args, internal_dict):
 
 class LldbContext(Context):
     def __init__(self, frame):
-        self.frame = frame
-        self.process = frame.GetThread().GetProcess()
+        self.frame, self.process = frame, frame.GetThread().GetProcess()
         self.pid, self.tid = self.process.GetProcessID(), frame.GetThread().GetThreadID()
 
     def regs(self, returning=False):
         frame = self.frame
         if not returning:
             return tuple(_reg(frame, r) for r in _ARGS) + (frame.GetSP(), 0, frame.GetPC(), 0)
-        rax = _reg(frame, "rax")
-        fs_base = 0
-        if rax & _MINUS_ONE_32 == _MINUS_ONE_32:     # maybe -1: errno will be wanted
-            fs_base = PORT.fs_base(self.pid, self.tid) or 0
-        return (0,) * 6 + (frame.GetSP(), rax, frame.GetPC(), fs_base)
+        rax = _reg(frame, "rax")        # maybe -1: errno will be wanted, so the thread pointer
+        fs_base = PORT.fs_base(self.pid, self.tid) if rax & _MINUS_ONE_32 == _MINUS_ONE_32 \
+            else 0
+        return (0,) * 6 + (frame.GetSP(), rax, frame.GetPC(), fs_base or 0)
 
     def symbol(self, name):
         return PORT.symbol(name)
@@ -82,9 +74,8 @@ class LldbContext(Context):
     def return_key(self, pc):
         address = PORT.target.ResolveLoadAddress(pc)
         module = address.GetModule()
-        if not module.IsValid():
-            return (None, pc)
-        return (module.GetFileSpec().fullpath, address.GetFileAddress())
+        return (module.GetFileSpec().fullpath, address.GetFileAddress()) if module.IsValid() \
+            else (None, pc)
 
     def read_registers(self, names):
         return {name: _reg(self.frame, name) for name in names}
@@ -98,8 +89,7 @@ class LldbContext(Context):
 
     def write_memory(self, address, data):
         error = lldb.SBError()
-        self.process.WriteMemory(address, data, error)
-        if not error.Success():
+        if self.process.WriteMemory(address, data, error) != len(data):
             raise RuntimeError(f"cannot write memory: {error.GetCString()}")
 
 
@@ -111,13 +101,11 @@ class FatalStopHook:
         pass
 
     def handle_stop(self, exe_ctx, stream):
-        driver = PORT.driver
-        run = driver.run
-        if not driver.in_run_command and run is not None and not run.finished:
-            stop = PORT.classify(exe_ctx.GetProcess())
-            if stop.kind == FATAL:
-                driver.on_stop(stop)
-                driver.flush_pending()
+        driver, run = PORT.driver, PORT.driver.run
+        stop = PORT.classify(exe_ctx.GetProcess())
+        if not driver.in_run_command and run and not run.finished and stop.kind == FATAL:
+            driver.on_stop(stop)
+            driver.flush_pending()
         return True
 
 
@@ -130,6 +118,8 @@ class LldbPort(Port):
     help_words = {"batch": "In `lldb -b` a failing command ends the batch with exit status "
                            "1: put\n`tracer run` last (commands after a failure do not run).",
                   "resume": "continue"}
+    batch = ("lldb-16", "-b", "-o", f"command script import {_ROOT}/lldb/tracer.py")
+    batch_flag, batch_setting, batch_args = "-o", "tracer set {}", "--"
 
     def __init__(self, debugger):
         self.debugger = debugger
@@ -137,33 +127,27 @@ class LldbPort(Port):
         self.name = (f"lldb {words[2] if len(words) > 2 and words[1] == 'version' else '?'}"
                      " (forked children not traced)")
         self.driver = Driver(self)
-        self.target = None
+        self.target = self.exit_bp = self.stop_hook = self.launch_args = None
         self.handlers = {}            # breakpoint id -> handler(ctx)
-        self.exit_bp = None           # on _exit: tells an exit status from a killing signal
-        self.exit_calls = {}          # pid -> status passed to _exit
-        self.stop_hook = None
+        self.exit_calls = {}          # pid -> status passed to _exit (see _on_exit_call)
         self.thread_pointers = {}     # pid -> ThreadPointers
-        self.launch_args = None
         self.watch = None             # tracerlib.interrupts.Watch during `tracer run`
-        self.was_async = None
-        self.continuing = False
+        self.was_async, self.continuing = None, False
 
-    # ---- program and processes ----
-    def _target(self):
+    def _target(self, required=True):
         target = self.target if self.target is not None and self.target.IsValid() \
             else self.debugger.GetSelectedTarget()
-        if not target.IsValid():
+        if required and not target.IsValid():
             raise TracerError("no program loaded: " + self.load_hint)
         return target
 
     def _process(self):
-        target = self.target or self.debugger.GetSelectedTarget()
+        target = self._target(required=False)
         return target.GetProcess() if target.IsValid() else lldb.SBProcess()
 
     def program(self):
-        target = self.target or self.debugger.GetSelectedTarget()
-        exe = target.GetExecutable() if target.IsValid() else None
-        return exe.fullpath if exe is not None and exe.IsValid() else None
+        exe = self._target(required=False).GetExecutable()
+        return exe.fullpath if exe.IsValid() else None
 
     def argv(self, pid=0):
         if pid and cmdline(pid):
@@ -179,22 +163,19 @@ class LldbPort(Port):
 
     def processes(self, backtrace):
         process = self._process()
-        if not _alive(process):
-            return []
-        threads = []
-        for thread in process:
-            frames = []
-            for frame in thread:
-                if len(frames) >= backtrace:
-                    break
-                line = frame.GetLineEntry()
-                spec = line.GetFileSpec() if line.IsValid() else None
-                frames.append({"pc": frame.GetPC(), "function": frame.GetFunctionName() or None,
-                               "file": spec.fullpath if spec and spec.IsValid() else None,
-                               "line": (line.GetLine() or None) if spec else None})
-            threads.append({"tid": thread.GetThreadID(), "name": thread.GetName(),
-                            "backtrace": frames})
-        return [{"pid": process.GetProcessID(), "threads": threads}]
+        return [{"pid": process.GetProcessID(), "threads": [
+            {"tid": t.GetThreadID(), "name": t.GetName(), "backtrace": [
+                self._frame(t.GetFrameAtIndex(i)) for i in range(min(backtrace,
+                                                                     t.GetNumFrames()))]}
+            for t in process]}] if _alive(process) else []
+
+    @staticmethod
+    def _frame(frame):
+        line = frame.GetLineEntry()
+        spec = line.GetFileSpec() if line.IsValid() else None
+        return frontend.frame(frame.GetPC(), frame.GetFunctionName(),
+                              spec.fullpath if spec and spec.IsValid() else None,
+                              line.GetLine() if spec else None)
 
     def selected_tid(self):
         thread = self._process().GetSelectedThread()
@@ -205,31 +186,22 @@ class LldbPort(Port):
 
     def describe_pc(self, pc):
         """function, file, line of a call site; pc is its return address: look at pc-1."""
-        frame = {"function": None, "file": None, "line": None}
         sc = self.target.ResolveLoadAddress(pc - 1).GetSymbolContext(
             lldb.eSymbolContextEverything)
-        line = sc.GetLineEntry()
-        if line.IsValid() and line.GetFileSpec().IsValid():
-            frame["file"] = line.GetFileSpec().fullpath
-            frame["line"] = line.GetLine() or None
-        block = sc.GetBlock().GetContainingInlinedBlock() if sc.GetBlock().IsValid() else None
-        if block is not None and block.IsValid() and block.GetInlinedName():
-            frame["function"] = block.GetInlinedName()
-        elif sc.GetFunction().IsValid():
-            frame["function"] = sc.GetFunction().GetName()
-        elif sc.GetSymbol().IsValid() and not sc.GetSymbol().GetName().startswith(
-                "___lldb_unnamed_symbol"):
-            frame["function"] = sc.GetSymbol().GetName()
-        return frame
+        line, block = sc.GetLineEntry(), sc.GetBlock().GetContainingInlinedBlock()
+        spec = line.GetFileSpec() if line.IsValid() else None
+        names = [block.GetInlinedName() if block.IsValid() else None,
+                 sc.GetFunction().GetName(), sc.GetSymbol().GetName()]
+        function = next((n for n in names if n and not n.startswith("___lldb_unnamed")), None)
+        return {"function": function, "file": spec.fullpath if spec and spec.IsValid() else None,
+                "line": (line.GetLine() or None) if spec and spec.IsValid() else None}
 
     def symbol(self, name):
         """Runtime address of a symbol, preferring libc's; None when not loaded."""
-        found = []
-        for ctx in self.target.FindSymbols(name):
-            address = ctx.GetSymbol().GetStartAddress().GetLoadAddress(self.target)
-            if address != lldb.LLDB_INVALID_ADDRESS:
-                module = ctx.GetModule().GetFileSpec().GetFilename() or ""
-                found.append((not module.startswith("libc."), address))
+        found = [(not (c.GetModule().GetFileSpec().GetFilename() or "").startswith("libc."),
+                  c.GetSymbol().GetStartAddress().GetLoadAddress(self.target))
+                 for c in self.target.FindSymbols(name)]
+        found = [f for f in found if f[1] != lldb.LLDB_INVALID_ADDRESS]
         return min(found)[1] if found else None
 
     def fs_base(self, pid, tid):
@@ -237,7 +209,6 @@ class LldbPort(Port):
             self.thread_pointers[pid] = ThreadPointers(pid, self.symbol)
         return self.thread_pointers[pid].fs_base(tid)
 
-    # ---- arming and breakpoints ----
     def arm(self):
         target = self.debugger.GetSelectedTarget()
         if not target.IsValid():                  # `tracer attach` with no program loaded
@@ -247,16 +218,14 @@ class LldbPort(Port):
                 raise TracerError(f"cannot create a target: {error.GetCString()}")
         self.target = target
         name = lldb.SBBreakpointName(target, BP_NAME)
-        name.SetAllowList(False)
-        name.SetAllowDelete(False)
-        name.SetAllowDisable(False)
+        for allow in (name.SetAllowList, name.SetAllowDelete, name.SetAllowDisable):
+            allow(False)
         self.exit_bp = self.break_function("_exit", self._on_exit_call)
         out = lldb.SBCommandReturnObject()
         self.debugger.GetCommandInterpreter().HandleCommand(
             f"target stop-hook add -P {__name__}.FatalStopHook", out)
-        words = (out.GetOutput() or "").split("#")
-        self.stop_hook = words[1].split()[0].rstrip(".") if out.Succeeded() and \
-            len(words) > 1 else None
+        found = re.search(r"#(\d+)", out.GetOutput() or "")
+        self.stop_hook = found.group(1) if out.Succeeded() and found else None
 
     def disarm(self):
         if self.exit_bp is not None:
@@ -315,7 +284,6 @@ class LldbPort(Port):
             self.driver.on_exit(ctx.pid, status=status)   # you drive: this is its end
         return False
 
-    # ---- stops ----
     def classify(self, process):
         """The public stop, most important reason first."""
         signals = process.GetUnixSignals()
@@ -325,12 +293,8 @@ class LldbPort(Port):
             reason, tid = thread.GetStopReason(), thread.GetThreadID()
             if reason == lldb.eStopReasonSignal:
                 name = signals.GetSignalAsCString(thread.GetStopReasonDataAtIndex(0)) or "?"
-                if name in ("SIGSTOP", "SIGINT"):
-                    found.append((2, Stop(INTERRUPT, pid, tid, name)))
-                elif is_fatal(name, pid):
-                    found.append((0, Stop(FATAL, pid, tid, name)))
-                else:
-                    found.append((4, Stop(SIGNAL, pid, tid, name)))
+                stop = signal_stop(name, pid, tid, interrupts=("SIGSTOP", "SIGINT"))
+                found.append(({FATAL: 0, INTERRUPT: 2}.get(stop.kind, 4), stop))
             elif reason == lldb.eStopReasonBreakpoint:
                 ids = [thread.GetStopReasonDataAtIndex(i)
                        for i in range(0, thread.GetStopReasonDataCount(), 2)]
@@ -374,7 +338,6 @@ class LldbPort(Port):
         else:
             self.driver.on_exit(run.pid)
 
-    # ---- run control ----
     def set_args(self, args):
         self.launch_args = shlex.split(args) if args.strip() else None
 
@@ -452,10 +415,9 @@ class LldbPort(Port):
             raise TracerError(f"already debugging process {process.GetProcessID()}; "
                               "`process detach` or `process kill` it first "
                               "(lldb traces one process at a time)")
-        was_async = self.debugger.GetAsync()
+        was_async, error = self.debugger.GetAsync(), lldb.SBError()
         self.debugger.SetAsync(False)
         try:
-            error = lldb.SBError()
             process = self.target.AttachToProcessWithID(lldb.SBListener(), pid, error)
         finally:
             self.debugger.SetAsync(was_async)
@@ -467,65 +429,53 @@ class LldbPort(Port):
     def kill(self):
         self._process().Kill()
 
-    # ---- the user's side ----
     def write(self, text, error=False):
         print(text, file=sys.stderr if error else sys.stdout, flush=True)
 
     def stopped_text(self):
-        process = self._process()
-        text = lldb.SBStream()
+        process, text = self._process(), lldb.SBStream()
         process.GetSelectedThread().GetStatus(text)
         return f"Process {process.GetProcessID()} stopped\n{text.GetData().rstrip()}"
 
-    def batch_command(self, commands, program, args):
-        cmd = ["lldb-16", "-b", "-o",
-               "command script import " + os.path.join(_ROOT, "lldb", "tracer.py")]
-        for kind, text in commands:
-            cmd += ["-o", f"tracer set {text}" if kind == "set" else text]
-        return " ".join(shlex.quote(w) for w in cmd + ["--", program, *args])
 
+class _Command:
+    """An lldb command over a guarded driver action (subclassed per command)."""
+    action = summary = text = None
 
-def _command_class(name, action, summary, long_help):
-    """An lldb command class over a guarded driver action."""
+    def __init__(self, debugger, internal_dict):
+        pass
 
-    class Command:
-        def __init__(self, debugger, internal_dict):
-            pass
+    def get_short_help(self):
+        return self.summary
 
-        def get_short_help(self):
-            return summary
+    def get_long_help(self):
+        return self.text
 
-        def get_long_help(self):
-            return long_help
-
-        def __call__(self, debugger, command, exe_ctx, result):
-            out, error = action(command)
-            if error:
-                result.SetError(error)
-            elif out:
-                result.AppendMessage(out)
-
-    Command.__name__ = Command.__qualname__ = "Tracer_" + name.replace(" ", "_")
-    return Command
+    def __call__(self, debugger, command, exe_ctx, result):
+        out, error = self.action(command)
+        if error:
+            result.SetError(error)
+        elif out:
+            result.AppendMessage(out)
 
 
 def _register(debugger):
     interp = debugger.GetCommandInterpreter()
     out = lldb.SBCommandReturnObject()
-    overview = frontend.overview(
-        ", its threads (not its forked children: lldb follows one process)")
-    table = frontend.command_table([("tracer set NAME VALUE", "Change a setting (validated)."),
-                                    ("tracer settings", "The settings in force.")])
-    long_help = ("tracer <subcommand> ...\n\n" + overview.split("\n", 2)[2] + "\n\n" + table
-                 + "\n\nSettings: " + ", ".join(
-                     s.name for s in settings.SETTINGS)
-                 + ". Differences from gdb: docs/lldb.md.")
-    interp.HandleCommand(f"command container add -h {shlex.quote(overview.splitlines()[0])} "
-                         f"-H {shlex.quote(long_help)} tracer", out)
+    summary, details = frontend.help_text(
+        ", its threads (not its forked children: lldb follows one process)",
+        [("tracer set NAME VALUE", "Change a setting (validated)."),
+         ("tracer settings", "The settings in force.")],
+        "Settings: " + ", ".join(s.name for s in settings.SETTINGS)
+        + ". Differences from gdb: docs/lldb.md.")
+    details = shlex.quote("tracer <subcommand> ...\n" + details)
+    interp.HandleCommand(f"command container add -h {shlex.quote(summary)} -H {details} tracer",
+                         out)
     interp.HandleCommand("command container add -h 'Yield injection: make the program "
                          "yield or sleep before interesting calls.' tracer yield", out)
     for name, summary, text, action, _ in PORT.driver.commands(native_settings=False):
-        cls = _command_class(name, action, summary, text)
+        cls = type("Tracer_" + name.replace(" ", "_"), (_Command,),
+                   {"action": staticmethod(action), "summary": summary, "text": text})
         globals()[cls.__name__] = cls
         interp.HandleCommand(f"command script add -o -c {__name__}.{cls.__name__} "
                              f"tracer {name}", out)

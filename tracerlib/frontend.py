@@ -69,6 +69,12 @@ def overview(children):
     return "\n\n".join(textwrap.fill(" ".join(p.split()), 88) for p in text.split("\n\n"))
 
 
+def help_text(children, extra_rows, settings_line):
+    """(summary line, the rest) of `help tracer`: the overview, the commands, the settings."""
+    summary, rest = overview(children).split("\n", 1)
+    return summary, f"{rest}\n\n{command_table(extra_rows)}\n\n{settings_line}"
+
+
 def command_table(extra=()):
     """The subcommands as `help tracer` lists them: usage, then what it does."""
     rows = [(usage, summary) for _, usage, summary, _ in COMMANDS] + list(extra)
@@ -111,6 +117,19 @@ def attach_pid(arg, debugger):
 
 
 # ---------------------------------------------------------------------------- stops
+
+def shell_words(text):
+    """Words of a command line as a shell splits them (plain splitting if unbalanced)."""
+    try:
+        return shlex.split(text)
+    except ValueError:
+        return text.split()
+
+
+def frame(pc, function, file, line):
+    """One backtrace frame of a report."""
+    return {"pc": pc, "function": function or None, "file": file or None, "line": line or None}
+
 
 def stop(reason, pid, tid=None, signal=None, status=None):
     """The report's `stop` record, as Run.finish takes it."""

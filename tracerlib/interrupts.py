@@ -4,6 +4,7 @@ to an input handler that only runs between commands)."""
 import ctypes
 import os
 import signal
+import subprocess
 import threading
 import time
 
@@ -74,3 +75,27 @@ class Watch:
         self._done.set()
         self._thread.join()
         self._catcher.release()
+
+
+class Watchdog:
+    """A detached sleeper process that sends `pid` SIGINT when `seconds` are up. Not a
+    Python thread: one inside gdb can take the SIGCHLDs gdb relies on (internal errors)."""
+
+    def __init__(self, seconds, pid):
+        out = subprocess.run(["/bin/sh", "-c", f"(sleep {seconds}; kill -INT {pid}) "
+                                               ">/dev/null 2>&1 </dev/null & echo $!"],
+                             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        self.pid = int(out.stdout.strip() or 0)
+        self.deadline = time.monotonic() + seconds
+
+    def fired(self):
+        """A SIGINT now is the watchdog's (its time is up)."""
+        return time.monotonic() >= self.deadline - 0.1
+
+    def cancel(self):
+        for target in (-self.pid, self.pid):
+            try:
+                os.kill(target, signal.SIGTERM)
+                return
+            except OSError:
+                pass

@@ -13,8 +13,11 @@ Run control is synchronous: `launch` and `resume` return when the program stops,
 `Stop`. While a debugger resumes, it reports what happened to single processes through the
 driver's `on_*` methods (new threads, exits, exec, stops seen outside `tracer run`).
 """
+import shlex
 from dataclasses import dataclass
 from typing import Optional
+
+from .run import is_fatal
 
 # Stop kinds, in the order the driver cares about them.
 OURS = "ours"            # a tracer breakpoint asked for a stop (a yield to insert or undo)
@@ -45,6 +48,13 @@ class Stop:
     signal: Optional[str] = None
 
 
+def signal_stop(name, pid, tid, interrupts=("SIGINT",)):
+    """The Stop of a signal `name` reported in thread tid of pid."""
+    if name in interrupts:
+        return Stop(INTERRUPT, pid, tid, name)
+    return Stop(FATAL if is_fatal(name, pid) else SIGNAL, pid, tid, name)
+
+
 class Context:
     """The stopped thread a breakpoint handler runs in."""
     pid = 0
@@ -52,9 +62,9 @@ class Context:
 
     def regs(self, returning=False):
         """Argument registers, sp, rax, pc, fs_base as the core's Session takes them, or None
-        when the core can read them itself (ptrace from the debugger's thread). With
-        returning=True, fs_base is needed only when rax looks like -1."""
-        raise NotImplementedError
+        when the core can read them itself (ptrace from the debugger's thread, the default).
+        With returning=True, fs_base is needed only when rax looks like -1."""
+        return None
 
     def symbol(self, name):
         """Runtime address of `name` in this process (libc's first), or None."""
@@ -182,7 +192,17 @@ class Port:
         """What `tracer run` says when your own breakpoint or an interrupt stopped it."""
         return None
 
+    # How the debugger runs commands in batch mode: argv that loads Tracer, the flag before
+    # each command, how a setting is set, what comes before the program's argv.
+    batch = ("?",)
+    batch_flag = "-ex"
+    batch_setting = "set tracer {}"
+    batch_args = "--args"
+
     def batch_command(self, commands, program, args):
         """A shell command line that runs `commands` (tracer commands and settings as
         (kind, text) pairs, kind 'set' or 'do') in batch mode against program + args."""
-        raise NotImplementedError
+        cmd = list(self.batch)
+        for kind, text in commands:
+            cmd += [self.batch_flag, self.batch_setting.format(text) if kind == "set" else text]
+        return " ".join(shlex.quote(w) for w in cmd + [self.batch_args, program, *args])
