@@ -115,8 +115,10 @@ def export(arg, live_report):
     if source:
         try:
             report = _core.load_report(source)
-        except (OSError, ValueError) as e:
-            raise TracerError(f"cannot read report {source}: {e}") from None
+        except ValueError as e:     # the reader's one line, which starts with the path
+            raise TracerError(f"cannot read report {e}") from None
+        except OSError as e:
+            raise TracerError(f"cannot read report {source}: {e.strerror}") from None
     else:
         report = live_report()
     text = html(report) if fmt == "html" else json.dumps(chrome(report))

@@ -215,5 +215,9 @@ def test_export_of_a_hostile_report_is_one_error(tmp_path):
     bomb.write_text("[" * 400000)
     with pytest.raises(TracerError, match="nested deeper") as info:
         export.export(f"{tmp_path / 'out.json'} --from {bomb}", None)
-    assert "\n" not in str(info.value)
+    assert str(info.value) == f"cannot read report {bomb}: nested deeper than 64 levels"
     assert not (tmp_path / "out.json").exists()
+    with pytest.raises(TracerError) as info:
+        export.export(f"{tmp_path / 'out.json'} --from {tmp_path / 'missing.json'}", None)
+    assert str(info.value) == (f"cannot read report {tmp_path / 'missing.json'}: "
+                               "No such file or directory")
