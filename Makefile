@@ -15,9 +15,13 @@ FIXTURES  := $(patsubst tests/fixtures/%.c,$(B)/fixtures/%,$(FIXT_SRC)) \
 EXAMPLES  := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 BUG_SRC   := $(filter-out tests/fixtures/bugs/perturb_shim.c,$(wildcard tests/fixtures/bugs/*.c))
 BUGS      := $(patsubst tests/fixtures/bugs/%.c,$(B)/bugs/%,$(BUG_SRC))
+FUZZ_SRC  := tests/fuzz/fuzz_report.c csrc/report_read.c csrc/escape.c
+# libFuzzer comes with clang; without it the fuzz suite runs the plain (gcc) driver alone.
+CLANG     ?= $(shell command -v clang 2>/dev/null)
+FUZZ      := $(B)/fuzz_report $(if $(CLANG),$(B)/fuzz_report_libfuzzer)
 
-.PHONY: all ext unit fixtures examples check clean bench
-all: ext unit fixtures examples
+.PHONY: all ext unit fixtures examples fuzz check clean bench
+all: ext unit fixtures examples fuzz
 
 ext: $(B)/.ext-stamp
 $(B)/.ext-stamp: $(wildcard csrc/*.c) $(CORE_HDR) setup.py
@@ -33,6 +37,17 @@ $(B)/unit_tests_asan: $(UNIT_SRC) $(CORE_SRC) $(CORE_HDR) $(wildcard tests/unit/
 	@mkdir -p $(B)
 	$(CC) -std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	  -fno-sanitize-recover=undefined $(WARN) $(INCS) -Itests/unit -o $@ $(UNIT_SRC) $(CORE_SRC) $(LIBS) -lcriterion
+
+# The report reader's fuzz harness (tests/fuzz/fuzz_report.c), under ASan + UBSan.
+fuzz: $(FUZZ)
+$(B)/fuzz_report: $(FUZZ_SRC) $(CORE_HDR)
+	@mkdir -p $(B)
+	$(CC) -std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+	  -fno-sanitize-recover=undefined $(WARN) $(INCS) -o $@ $(FUZZ_SRC) -lyajl
+$(B)/fuzz_report_libfuzzer: $(FUZZ_SRC) $(CORE_HDR)
+	@mkdir -p $(B)
+	$(CLANG) -std=gnu11 -g -O1 -DTR_LIBFUZZER -fsanitize=fuzzer,address,undefined \
+	  -fno-sanitize-recover=undefined $(WARN) $(INCS) -o $@ $(FUZZ_SRC) -lyajl
 
 fixtures: $(FIXTURES) $(BUGS)
 $(B)/bugs/%: tests/fixtures/bugs/%.c

@@ -31,6 +31,7 @@
 #include <sys/ioctl.h>
 #include <sys/msg.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "endpoint.h"
@@ -367,11 +368,43 @@ static int scan_fd(pid_t pid, int64_t fd, size_t preview, struct tr_endpoint_cac
 	}
 }
 
+/* Identities (device, inode) of the IPC objects a scan has already looked at: two fds on
+ * one object (both ends of a pipe, a dup'd socket, a queue opened twice) share one queue of
+ * bytes, which is listed once, under the lowest fd (/proc lists fds in ascending order). */
+struct seen {
+	struct { dev_t dev; ino_t ino; } *ids;
+	size_t n, alloc;
+};
+
+/* true if (dev, ino) was seen before; records it otherwise. Without memory to record it,
+ * says "not seen": a duplicate line beats a missing one. */
+static bool seen_before(struct seen *s, dev_t dev, ino_t ino)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->ids[i].dev == dev && s->ids[i].ino == ino)
+			return true;
+	if (s->n == s->alloc) {
+		size_t alloc = s->alloc ? s->alloc * 2 : 32;
+		void *ids = realloc(s->ids, alloc * sizeof(*s->ids));
+
+		if (!ids)
+			return false;
+		s->ids = ids;
+		s->alloc = alloc;
+	}
+	s->ids[s->n].dev = dev;
+	s->ids[s->n].ino = ino;
+	s->n++;
+	return false;
+}
+
 int tr_mailbox_scan(pid_t pid, size_t preview, struct tr_mailbox_set *out)
 {
+	struct seen seen = { 0 };
 	struct pidfd_state pf = { .fd = -1 };
 	struct tr_endpoint_cache *cache = NULL;
 	struct dirent *de;
+	struct stat st;
 	DIR *dir = NULL;
 	char path[64];
 	int dfd = -1, err = 0;
@@ -409,11 +442,16 @@ int tr_mailbox_scan(pid_t pid, size_t preview, struct tr_mailbox_set *out)
 		fd = strtol(de->d_name, &end, 10);
 		if (*end || end == de->d_name || fd < 0 || fd > INT_MAX)
 			continue;   /* "." and ".." */
+		/* stat follows the magic link to the object itself; failing, the fd is gone */
+		if (fstatat(dirfd(dir), de->d_name, &st, 0) < 0 ||
+		    seen_before(&seen, st.st_dev, st.st_ino))
+			continue;
 		err = scan_fd(pid, fd, preview, cache, &pf, out);
 		if (err)
 			break;   /* only -ENOMEM gets here: what was appended stays in the set */
 	}
 out:
+	free(seen.ids);
 	tr_endpoint_cache_free(cache);
 	if (pf.fd >= 0)
 		close(pf.fd);

@@ -895,6 +895,9 @@ static PyObject *from_yajl(yajl_val v)
 		return PyUnicode_FromString(YAJL_GET_STRING(v));
 	if (YAJL_IS_INTEGER(v))
 		return PyLong_FromLongLong(YAJL_GET_INTEGER(v));
+	/* past int64 (yield.seed is unsigned): keep it an int; the reader bounds the depth */
+	if (YAJL_IS_NUMBER(v) && strlen(v->u.number.r) <= 20 && !strpbrk(v->u.number.r, ".eE"))
+		return PyLong_FromString(v->u.number.r, NULL, 10);
 	if (YAJL_IS_NUMBER(v))
 		return PyFloat_FromDouble(YAJL_GET_DOUBLE(v));
 	if (YAJL_IS_ARRAY(v)) {
@@ -949,8 +952,7 @@ static PyObject *mod_load_report(PyObject *m, PyObject *arg)
 	rc = tr_report_load(PyBytes_AS_STRING(bytes_path), &tree, err, sizeof(err));
 	if (rc < 0) {
 		if (rc == -EINVAL)
-			PyErr_Format(PyExc_ValueError, "%s: %s", PyBytes_AS_STRING(bytes_path),
-				     err[0] ? err : "not a tracer report");
+			PyErr_SetString(PyExc_ValueError, err[0] ? err : "not a tracer report");
 		else
 			raise_errno(rc, PyBytes_AS_STRING(bytes_path));
 		goto out;

@@ -105,6 +105,29 @@ static int publish(int dfd, const char *tmp, const char *name)
 	return -errno;
 }
 
+/* mkdir -p with mode 0700 for every directory it creates (existing ones are left as they
+ * are). Returns 0 or the -errno of the first component that could not be made. */
+static int make_dirs(const char *dir)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(dir);
+
+	if (len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, dir, len + 1);
+	for (size_t i = 1; i <= len; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		if (buf[i - 1] == '/')
+			continue;   /* "a//b", or a trailing slash */
+		buf[i] = '\0';
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		buf[i] = dir[i];
+	}
+	return 0;
+}
+
 int tr_store_put(const char *dir, const char *stem, const char *buf, size_t len,
 		 char *path_out, size_t path_size)
 {
@@ -121,7 +144,7 @@ int tr_store_put(const char *dir, const char *stem, const char *buf, size_t len,
 	    strlen(dir) + 1 + strlen(safe) + sizeof("-1000.json") > path_size)
 		return -ENAMETOOLONG;
 
-	rc = mkdir(dir, 0700) < 0 && errno != EEXIST ? -errno : 0;
+	rc = make_dirs(dir);
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		/* mkdir's reason is the better one, unless it only said the dir was there. */

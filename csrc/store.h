@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-/* Creates dir if missing (mode 0700, one level). Writes buf to dir/<stem>.json, or
+/* Creates dir and its missing parents (each mode 0700; existing ones are left alone). Writes buf to dir/<stem>.json, or
  * dir/<stem>-N.json if taken. The chosen path goes to path_out. Returns 0 or -errno. */
 int tr_store_put(const char *dir, const char *stem, const char *buf, size_t len,
 		 char *path_out, size_t path_size);

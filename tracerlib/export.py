@@ -115,16 +115,17 @@ def export(arg, live_report):
     if source:
         try:
             report = _core.load_report(source)
-        except (OSError, ValueError) as e:
-            raise TracerError(f"cannot read report {source}: {e}") from None
+        except ValueError as e:     # the reader's one line, which starts with the path
+            raise TracerError(f"cannot read report {e}") from None
+        except OSError as e:
+            raise TracerError(f"cannot read report {source}: {e.strerror}") from None
     else:
         report = live_report()
+    text = html(report) if fmt == "html" else json.dumps(chrome(report))
     try:
-        with open(path, "x") as f:
-            if fmt == "html":
-                f.write(html(report))
-            else:
-                json.dump(chrome(report), f)
+        # As reports are written (they hold the same payloads): mode 0600, atomically, never
+        # over an existing file, never through a symlink.
+        _core.store_put_path(path, text)
     except OSError as e:
         raise TracerError(f"cannot write {path}: {e.strerror}") from None
     return f"tracer: {len(report['events'])} events exported to {path} ({fmt})"

@@ -29,14 +29,20 @@ class Setting:
         return "int" if isinstance(self.default, int) else "str"
 
     def parse(self, text):
-        """Validates a user's text; returns the typed value or raises SettingError."""
-        text = str(text).strip()
+        """Validates a user's text; returns the typed value or raises SettingError.
+
+        ints: a whole number in decimal (or 0x hex), optionally signed, within [low, high];
+        `1.5`, `1e3`, `1_000`, `abc` are refused, and every message names the range.
+        strings and enums: one pair of matching quotes around the value is removed (gdb and
+        lldb hand them over as typed), and an empty or blank value is refused."""
+        if isinstance(text, bool):
+            text = str(int(text))
+        text = _unquote(str(text).strip())
         if self.kind == "int":
-            try:
-                value = int(text, 0)
-            except ValueError:
-                raise SettingError(f"tracer {self.name} takes a number "
-                                   f"from {self.low} to {self.high}, not '{text}'") from None
+            value = _whole_number(text)
+            if value is None:
+                raise SettingError(f"tracer {self.name} takes a whole number "
+                                   f"from {self.low} to {self.high}, not '{text}'")
             if not self.low <= value <= self.high:
                 raise SettingError(f"tracer {self.name} must be from {self.low} to {self.high} "
                                    f"(got {value})")
@@ -46,9 +52,33 @@ class Setting:
                 raise SettingError(f"tracer {self.name} is one of {', '.join(self.choices)}, "
                                    f"not '{text}'")
             return text
-        if not text:
-            raise SettingError(f"tracer {self.name} needs a value")
+        if not text.strip():
+            raise SettingError(f"tracer {self.name} needs a value (not empty)")
+        if any(ord(c) < 0x20 or c == "\x7f" for c in text):
+            raise SettingError(f"tracer {self.name} may not contain control characters")
         return text
+
+
+def _unquote(text):
+    """'x' or "x" -> x (one pair, matching); anything else as it is."""
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
+def _whole_number(text):
+    """int of '42', '-1', '+7', '0x1f', '010' (decimal); None for anything else."""
+    body = text[1:] if text[:1] in "+-" else text
+    if body[:2].lower() == "0x":
+        digits, base = body[2:], 16
+        ok = digits and all(c in "0123456789abcdefABCDEF" for c in digits)
+    else:
+        digits, base = body, 10
+        ok = digits and all(c in "0123456789" for c in digits)
+    if not ok:
+        return None
+    value = int(digits, base)
+    return -value if text[:1] == "-" else value
 
 
 SETTINGS = (

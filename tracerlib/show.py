@@ -30,8 +30,8 @@ def event_table(events, sites=None):
         else:
             ret = str(ev["ret"])
         data = preview(ev["data"]) + ("…" if ev["truncated"] else "")
-        rows.append((str(ev["t_us"]), f"{ev['pid']}/{ev['tid']}", ev["dir"], ev["fn"],
-                     ev["endpoint"], f"{ev['len']}/{ret}", data, _site(ev, sites)))
+        rows.append((str(ev["t_us"]), f"{ev['pid']}/{ev['tid']}", ev["dir"], ev["fn"] or "?",
+                     ev["endpoint"] or "?", f"{ev['len']}/{ret}", data, _site(ev, sites)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
@@ -43,7 +43,9 @@ def recorder_line(rec):
 
 
 def report_text(report, last=None):
-    """A stored report as `tracer show FILE` prints it."""
+    """A stored report as `tracer show FILE` prints it. `report` is what _core.load_report
+    returns: checked against the schema, so every required key is there with its type (text
+    and integers may still be null where the schema says so)."""
     out = []
     stop = report.get("stop") or {}
     program = report.get("program") or {}
@@ -78,7 +80,8 @@ def report_text(report, last=None):
                 continue
             msgs = f", {mb['messages']} messages" if mb.get("messages") is not None else ""
             data = f" \"{preview(mb['data'], 48)}\"" if mb.get("data") else ""
-            out.append(f"  mailbox fd {mb['fd']} {mb['endpoint']}: {mb['pending']} bytes"
+            pending = mb["pending"] if mb.get("pending") is not None else "?"
+            out.append(f"  mailbox fd {mb['fd']} {mb['endpoint'] or '?'}: {pending} bytes"
                        f" pending{msgs} (approx){data}")
     y = report.get("yield") or {}
     if y.get("enabled"):

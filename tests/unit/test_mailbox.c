@@ -188,7 +188,8 @@ static void mb_make_objects(struct mb_report *r)
 	MB_TRY("pipe a", pipe2(a, O_NONBLOCK));
 	MB_TRY("write a", mb_send_all(a[1], "pipe-data-0123456789"));
 	mb_stream(mb_add(r, "pipe read end", a[0], true, MB_READ), "pipe-data-0123456789");
-	mb_stream(mb_add(r, "pipe write end", a[1], true, MB_NONE), "pipe-data-0123456789");
+	/* the same pipe: listed once, under the lower fd */
+	mb_add(r, "pipe write end", a[1], false, MB_NONE);
 
 	MB_TRY("pipe b", pipe2(b, O_NONBLOCK));
 	MB_TRY("write b", mb_send_all(b[1], "only-the-write-end"));
@@ -211,13 +212,16 @@ static void mb_make_objects(struct mb_report *r)
 	MB_TRY("write packet", mb_send_all(d[1], "cd"));
 	MB_TRY("write packet", mb_send_all(d[1], "ef"));
 	mb_stream(mb_add(r, "packet pipe read end", d[0], true, MB_READ), "abcdef");
-	mb_stream(mb_add(r, "packet pipe write end", d[1], true, MB_NONE), "abcdef");
+	mb_add(r, "packet pipe write end", d[1], false, MB_NONE);
 
 	MB_TRY("socketpair", socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sp));
 	MB_TRY("write socketpair", mb_send_all(sp[0], "stream "));
 	MB_TRY("write socketpair", mb_send_all(sp[0], "pair bytes"));
 	mb_add(r, "socketpair writer", sp[0], false, MB_NONE);
 	mb_stream(mb_add(r, "socketpair reader", sp[1], true, MB_READ), "stream pair bytes");
+	/* a dup of the reader: one receive queue, listed once */
+	MB_TRY("dup", fd = dup(sp[1]));
+	mb_add(r, "socketpair reader dup", fd, false, MB_NONE);
 
 	MB_TRY("socketpair empty", socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, es));
 	mb_add(r, "empty socketpair a", es[0], false, MB_NONE);
@@ -284,9 +288,8 @@ static void mb_make_objects(struct mb_report *r)
 		m->pending = 11;
 		m->messages = 2;
 		m->all_len = (size_t)snprintf(m->all, sizeof(m->all), "m1message-2");
-		m = mb_add(r, "posix mq, write-only", qw, true, MB_NONE);
-		m->pending = 11;
-		m->messages = 2;
+		/* the same queue opened twice: listed once */
+		mb_add(r, "posix mq, write-only", qw, false, MB_NONE);
 	}
 
 	MB_TRY("file", fd = open(mb_path(path, sizeof(path), "file", getpid()),
@@ -407,6 +410,15 @@ static const struct tr_mailbox *mb_find(const struct tr_mailbox_set *set, int fd
 /* Checks every case against a scan made with `preview`. */
 static void mb_check_scan(const struct tr_mailbox_set *set, size_t preview)
 {
+	/* one entry per IPC object: no endpoint twice (pipe, socket and queue names are unique
+	 * per object) */
+	for (size_t i = 0; i < set->n; i++)
+		for (size_t j = i + 1; j < set->n; j++)
+			cr_expect(!set->items[i].endpoint || !set->items[j].endpoint ||
+				  strcmp(set->items[i].endpoint, set->items[j].endpoint),
+				  "%s listed twice (fds %lld and %lld)", set->items[i].endpoint,
+				  (long long)set->items[i].fd, (long long)set->items[j].fd);
+
 	for (int i = 0; i < mb_rep.n; i++) {
 		const struct mb_case *c = &mb_rep.c[i];
 		const struct tr_mailbox *m = mb_find(set, c->fd);
@@ -657,6 +669,11 @@ static void mb_check_refused(const struct mb_refusal_row *rows, int n, const cha
 		for (int j = 0; j < n; j++)
 			if (rows[j].fd == c->fd)
 				row = &rows[j];
+		if (strstr(c->label, " dup")) {
+			/* the object is listed under its first fd, refused or not */
+			cr_expect_null(row, "%s listed twice", c->label);
+			continue;
+		}
 		if (socket_case) {
 			/* every socket is listed, with the refusal and no count: even the
 			 * empty ones, since the scan could not tell they were empty */

@@ -1126,7 +1126,19 @@ Test(report_read, ok_and_optional_err)
 
 	rep_tmpdir(dir, sizeof(dir));
 	snprintf(path, sizeof(path), "%s/ok.json", dir);
-	rep_write_file(path, "{\"version\": 1, \"key\": \"k\"}\n", 27);
+	{
+		/* the smallest report the schema allows */
+		static const char ok[] =
+			"{\"version\":1,\"key\":\"k\",\"program\":{\"path\":null,\"argv\":[],"
+			"\"pid\":1},\"started\":null,\"debugger\":null,\"stop\":{\"reason\":null,"
+			"\"signal\":null,\"status\":null,\"pid\":1,\"tid\":1},\"recorder\":{"
+			"\"cap\":1,\"budget\":1,\"payload\":0,\"backtrace\":0,\"count\":0,"
+			"\"dropped\":0,\"overflow\":false,\"frozen\":true},\"events\":[],"
+			"\"processes\":[],\"yield\":{\"enabled\":false,\"seed\":0,"
+			"\"strategy\":null,\"probability\":null,\"sites\":0,\"injected\":0}}\n";
+
+		rep_write_file(path, ok, sizeof(ok) - 1);
+	}
 	cr_assert_eq(tr_report_load(path, &doc, NULL, 0), 0);
 	cr_assert_str_eq(rep_str(doc, "key"), "k");
 	yajl_tree_free(doc);

@@ -271,14 +271,38 @@ Test(store, put_bad_arguments)
 	sto_rm_rf(dir);
 }
 
-Test(store, put_only_makes_last_component)
+Test(store, put_makes_missing_parents_0700)
 {
-	char base[64], dir[128], path[256];
+	char base[64], dir[128], path[256], want[256];
+	struct stat st;
 
 	sto_tmpdir(base, sizeof(base));
-	snprintf(dir, sizeof(dir), "%s/missing/reports", base);
-	cr_assert_eq(tr_store_put(dir, "k", "x", 1, path, sizeof(path)), -ENOENT);
-	cr_assert_eq(sto_count(base, NULL), 0);
+	snprintf(dir, sizeof(dir), "%s/missing//reports/", base);
+	cr_assert_eq(tr_store_put(dir, "k", "x", 1, path, sizeof(path)), 0);
+	snprintf(want, sizeof(want), "%s/missing//reports/k.json", base);
+	cr_assert_str_eq(path, want);
+	cr_assert_eq(stat(path, &st), 0, "the report was written");
+	cr_assert_eq(st.st_mode & 07777, 0600);
+	snprintf(want, sizeof(want), "%s/missing", base);
+	cr_assert_eq(stat(want, &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0700, "parent made 0700: %o", st.st_mode & 07777);
+	snprintf(want, sizeof(want), "%s/missing/reports", base);
+	cr_assert_eq(stat(want, &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0700);
+	sto_rm_rf(base);
+}
+
+Test(store, put_fails_loudly_when_a_parent_cannot_be_made)
+{
+	char base[64], dir[128], blocker[128], path[256];
+
+	sto_tmpdir(base, sizeof(base));
+	snprintf(blocker, sizeof(blocker), "%s/file", base);
+	close(open(blocker, O_CREAT | O_WRONLY, 0600));
+	snprintf(dir, sizeof(dir), "%s/file/deeper/reports", base);
+	cr_assert_eq(tr_store_put(dir, "k", "x", 1, path, sizeof(path)), -ENOTDIR);
+	cr_assert_str_eq(path, "");
+	cr_assert_eq(sto_count(base, NULL), 1, "nothing made beside the blocker");
 	sto_rm_rf(base);
 }
 
