@@ -16,14 +16,24 @@ EXAMPLES  := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 BUG_SRC   := $(filter-out tests/fixtures/bugs/perturb_shim.c,$(wildcard tests/fixtures/bugs/*.c))
 BUGS      := $(patsubst tests/fixtures/bugs/%.c,$(B)/bugs/%,$(BUG_SRC))
 
-.PHONY: all ext unit fixtures examples check clean bench
-all: ext unit fixtures examples
+.PHONY: all ext agent unit fixtures examples check clean bench
+all: ext agent unit fixtures examples
 
 ext: $(B)/.ext-stamp
 $(B)/.ext-stamp: $(wildcard csrc/*.c) $(CORE_HDR) setup.py
 	@mkdir -p $(B)
 	$(PY) setup.py -q build_ext --inplace --build-temp $(B)/ext
 	@touch $@
+
+# The in-process agent (agent mode): LD_PRELOAD=tracerlib/libtracer_agent.so, see
+# csrc/agent/agent.h. It shares the core's sources; only its wrappers are exported.
+AGENT     := tracerlib/libtracer_agent.so
+AGENT_SRC := $(wildcard csrc/agent/*.c) csrc/shared_ring.c csrc/catalogue.c \
+             csrc/yield_policy.c csrc/endpoint.c csrc/pidfd.c
+agent: $(AGENT)
+$(AGENT): $(AGENT_SRC) $(wildcard csrc/agent/*.h) $(CORE_HDR)
+	$(CC) -std=gnu11 -g -O2 -fPIC -shared -fvisibility=hidden -U_FORTIFY_SOURCE $(WARN) \
+	  -Icsrc -o $@ $(AGENT_SRC) -ldl -lpthread
 
 unit: $(B)/unit_tests $(B)/unit_tests_asan
 $(B)/unit_tests: $(UNIT_SRC) $(CORE_SRC) $(CORE_HDR) $(wildcard tests/unit/*.h)

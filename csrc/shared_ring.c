@@ -279,7 +279,8 @@ int tr_shared_ring_put(struct tr_shared_ring *r, uint64_t seq, uint64_t t_ns,
 }
 
 int tr_shared_ring_complete(struct tr_shared_ring *r, uint64_t seq, int32_t pid, int64_t ret,
-			    int32_t err, const void *data, size_t data_len, bool truncated)
+			    int32_t err, int64_t len, const void *data, size_t data_len,
+			    bool truncated)
 {
 	struct tr_ring_slot *slot = tr_shared_ring_slot(r, seq);
 	uint64_t old = atomic_load_explicit(&slot->commit, memory_order_relaxed);
@@ -295,6 +296,8 @@ int tr_shared_ring_complete(struct tr_shared_ring *r, uint64_t seq, int32_t pid,
 	slot->ret = ret;
 	slot->err = err;
 	slot->returned = 1;
+	if (len >= 0)
+		slot->len = len;
 	if (data) {
 		keep = fill_payload(r, slot, data, data_len);
 		slot->truncated = truncated || data_len > keep;

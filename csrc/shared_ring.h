@@ -150,10 +150,12 @@ int tr_shared_ring_claim(struct tr_shared_ring *r, uint64_t *seq);
  * out and counted in busy_skips). */
 int tr_shared_ring_put(struct tr_shared_ring *r, uint64_t seq, uint64_t t_ns,
 		       const struct tr_ring_write *w);
-/* Patches the return of committed event `seq`: ret/err, returned = true, and (if data is
- * not NULL) the payload. 0, or -ESTALE (the slot moved on or the ring is frozen). */
+/* Patches the return of committed event `seq`: ret/err, returned = true, len (when >= 0)
+ * and (if data is not NULL) the payload. 0, or -ESTALE (the slot moved on or the ring is
+ * frozen). */
 int tr_shared_ring_complete(struct tr_shared_ring *r, uint64_t seq, int32_t pid, int64_t ret,
-			    int32_t err, const void *data, size_t data_len, bool truncated);
+			    int32_t err, int64_t len, const void *data, size_t data_len,
+			    bool truncated);
 /* The slot of `seq` (no check). */
 struct tr_ring_slot *tr_shared_ring_slot(const struct tr_shared_ring *r, uint64_t seq);
 /* Process ordinals, shared by the whole tree. claim() hands out the next one (a parent

@@ -215,7 +215,7 @@ Test(shared_ring, frozen_ring_takes_nothing)
 	}
 	tr_shared_ring_freeze(&r);
 	cr_assert_eq(tr_shared_ring_claim(&r, &seq), -ECANCELED);
-	cr_assert_eq(tr_shared_ring_complete(&r, 0, getpid(), 8, 0, NULL, 0, false), -ESTALE);
+	cr_assert_eq(tr_shared_ring_complete(&r, 0, getpid(), 8, 0, -1, NULL, 0, false), -ESTALE);
 	cr_assert_eq(tr_shared_ring_snapshot(&r, &s), 0);
 	cr_assert(s.frozen);
 	cr_assert_eq(s.n, 1);
@@ -239,12 +239,12 @@ Test(shared_ring, complete_patches_the_return_of_a_send)
 	wr.returned = false;
 	wr.data = NULL;
 	cr_assert_eq(tr_shared_ring_put(&r, seq, 5, &wr), 0);
-	cr_assert_eq(tr_shared_ring_complete(&r, seq, getpid(), -1, EAGAIN, "abcdefghij", 10,
+	cr_assert_eq(tr_shared_ring_complete(&r, seq, getpid(), -1, EAGAIN, 77, "abcdefghij", 10,
 					     false), 0);
 	/* two laps later the slot holds another event: a late completion is dropped */
 	cr_assert_eq(put_one(&r, 2, 1, 0), 0);
 	cr_assert_eq(put_one(&r, 2, 2, 0), 0);
-	cr_assert_eq(tr_shared_ring_complete(&r, seq, getpid(), 1, 0, NULL, 0, false), -ESTALE);
+	cr_assert_eq(tr_shared_ring_complete(&r, seq, getpid(), 1, 0, -1, NULL, 0, false), -ESTALE);
 	cr_assert_eq(tr_shared_ring_snapshot(&r, &s), 0);
 	cr_assert_eq(s.n, 2);
 	cr_assert_eq(s.events[0].seq, 1);
@@ -256,13 +256,14 @@ Test(shared_ring, complete_patches_the_return_of_a_send)
 	cr_assert_eq(tr_shared_ring_claim(&r, &seq), 0);
 	cr_assert_eq(tr_shared_ring_put(&r, seq, 5, &wr), 0);
 	(void)buf;
-	cr_assert_eq(tr_shared_ring_complete(&r, seq, getpid(), -1, EAGAIN, "abcdefghij", 10,
+	cr_assert_eq(tr_shared_ring_complete(&r, seq, getpid(), -1, EAGAIN, 77, "abcdefghij", 10,
 					     false), 0);
 	cr_assert_eq(tr_shared_ring_snapshot(&r, &s), 0);
 	cr_assert_eq(s.n, 1);
 	cr_assert(s.events[0].returned);
 	cr_assert_eq(s.events[0].ret, -1);
 	cr_assert_eq(s.events[0].err, EAGAIN);
+	cr_assert_eq(s.events[0].len, 77);
 	cr_assert_eq(s.data_len[0], 8);
 	cr_assert(s.events[0].truncated);
 	cr_assert_eq(memcmp(s.data, "abcdefgh", 8), 0);
