@@ -61,7 +61,7 @@ $(B)/examples/%: examples/%.c
 	$(CC) -std=gnu11 -g -O0 $(WARN) -o $@ $< -lpthread
 
 # Benchmarks print ratios against baselines measured in the same run; see bench/README.md.
-bench: ext fixtures $(B)/bench_core $(B)/bench_endpoint $(B)/bench_dwarf
+bench: ext agent fixtures $(B)/bench_core $(B)/bench_endpoint $(B)/bench_dwarf
 $(B)/bench_core: bench/bench_core.c $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(B)
 	$(CC) -std=gnu11 -O2 $(WARN) $(INCS) -o $@ bench/bench_core.c $(CORE_SRC) $(LIBS)
