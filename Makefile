@@ -20,14 +20,24 @@ FUZZ_SRC  := tests/fuzz/fuzz_report.c csrc/report_read.c csrc/escape.c
 CLANG     ?= $(shell command -v clang 2>/dev/null)
 FUZZ      := $(B)/fuzz_report $(if $(CLANG),$(B)/fuzz_report_libfuzzer)
 
-.PHONY: all ext unit fixtures examples fuzz check clean bench
-all: ext unit fixtures examples fuzz
+.PHONY: all ext agent unit fixtures examples fuzz check clean bench
+all: ext agent unit fixtures examples fuzz
 
 ext: $(B)/.ext-stamp
 $(B)/.ext-stamp: $(wildcard csrc/*.c) $(CORE_HDR) setup.py
 	@mkdir -p $(B)
 	$(PY) setup.py -q build_ext --inplace --build-temp $(B)/ext
 	@touch $@
+
+# The in-process agent (agent mode): LD_PRELOAD=tracerlib/libtracer_agent.so, see
+# csrc/agent/agent.h. It shares the core's sources; only its wrappers are exported.
+AGENT     := tracerlib/libtracer_agent.so
+AGENT_SRC := $(wildcard csrc/agent/*.c) csrc/shared_ring.c csrc/catalogue.c \
+             csrc/yield_policy.c csrc/endpoint.c csrc/pidfd.c
+agent: $(AGENT)
+$(AGENT): $(AGENT_SRC) $(wildcard csrc/agent/*.h) $(CORE_HDR)
+	$(CC) -std=gnu11 -g -O2 -fPIC -shared -fvisibility=hidden -U_FORTIFY_SOURCE $(WARN) \
+	  -Icsrc -o $@ $(AGENT_SRC) -ldl -lpthread
 
 unit: $(B)/unit_tests $(B)/unit_tests_asan
 $(B)/unit_tests: $(UNIT_SRC) $(CORE_SRC) $(CORE_HDR) $(wildcard tests/unit/*.h)
@@ -66,7 +76,7 @@ $(B)/examples/%: examples/%.c
 	$(CC) -std=gnu11 -g -O0 $(WARN) -o $@ $< -lpthread
 
 # Benchmarks print ratios against baselines measured in the same run; see bench/README.md.
-bench: ext fixtures $(B)/bench_core $(B)/bench_endpoint $(B)/bench_dwarf
+bench: ext agent fixtures $(B)/bench_core $(B)/bench_endpoint $(B)/bench_dwarf
 $(B)/bench_core: bench/bench_core.c $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(B)
 	$(CC) -std=gnu11 -O2 $(WARN) $(INCS) -o $@ bench/bench_core.c $(CORE_SRC) $(LIBS)

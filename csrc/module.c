@@ -36,11 +36,13 @@ static module_state *get_state(PyObject *module)
 	return (module_state *)PyModule_GetState(module);
 }
 
-static PyObject *raise_errno(int neg_errno, const char *what)
+PyObject *tr_py_raise_errno(int neg_errno, const char *what)
 {
 	errno = -neg_errno;
 	return PyErr_SetFromErrnoWithFilename(PyExc_OSError, what);
 }
+
+#define raise_errno tr_py_raise_errno
 
 /* ---- a small arena: every C copy made while converting one Python object graph ---- */
 
@@ -675,8 +677,8 @@ fail:
 	return NULL;
 }
 
-static PyObject *event_to_dict(const struct tr_session *s, const struct tr_event *ev,
-			       const uint8_t *data, size_t data_len)
+PyObject *tr_py_event_dict(const struct tr_event *ev, uint64_t t_us, const uint8_t *data,
+			   size_t data_len)
 {
 	PyObject *ret = ev->returned ? PyLong_FromLongLong(ev->ret) : Py_NewRef(Py_None);
 	PyObject *d;
@@ -685,7 +687,7 @@ static PyObject *event_to_dict(const struct tr_session *s, const struct tr_event
 		return NULL;
 	d = Py_BuildValue("{s:K,s:K,s:i,s:i,s:s,s:s,s:L,s:s,s:L,s:N,s:i,s:y#,s:O,s:K}",
 			  "seq", (unsigned long long)ev->seq,
-			  "t_us", (unsigned long long)tr_recorder_t_us(&s->rec, ev),
+			  "t_us", (unsigned long long)t_us,
 			  "pid", ev->pid, "tid", ev->tid,
 			  "dir", ev->dir == TR_DIR_SEND ? "send" : "recv",
 			  "fn", ev->fn, "fd", (long long)ev->fd, "endpoint", ev->endpoint,
@@ -694,6 +696,12 @@ static PyObject *event_to_dict(const struct tr_session *s, const struct tr_event
 			  "truncated", ev->truncated ? Py_True : Py_False,
 			  "site", (unsigned long long)ev->site);
 	return d;
+}
+
+static PyObject *event_to_dict(const struct tr_session *s, const struct tr_event *ev,
+			       const uint8_t *data, size_t data_len)
+{
+	return tr_py_event_dict(ev, tr_recorder_t_us(&s->rec, ev), data, data_len);
 }
 
 PyDoc_STRVAR(events_doc, "events(last=None) -> list of dicts, oldest first");
@@ -772,6 +780,21 @@ out:
 	return result;
 }
 
+PyDoc_STRVAR(absorb_doc, "absorb(ring) -> None\n\n"
+	     "Agent mode: replaces this session's recorder with the kept events of a SharedRing\n"
+	     "(seq, t, count, dropped, overflow preserved; cap/budget/payload become the ring's)\n"
+	     "and freezes it, so render() reports them exactly as in breakpoint mode. The ring's\n"
+	     "not_ipc count is added to this session's.");
+
+static PyObject *Session_absorb(SessionObject *self, PyObject *ring)
+{
+	if (!check_ready(self))
+		return NULL;
+	if (tr_py_ring_absorb(PyType_GetModule(Py_TYPE(self)), ring, &self->s) < 0)
+		return NULL;
+	Py_RETURN_NONE;
+}
+
 static PyObject *get_u64_attr(uint64_t v)
 {
 	return PyLong_FromUnsignedLongLong(v);
@@ -827,6 +850,7 @@ static PyMethodDef Session_methods[] = {
 	{ "push", (PyCFunction)(void (*)(void))Session_push, METH_VARARGS | METH_KEYWORDS, push_doc },
 	{ "events", (PyCFunction)(void (*)(void))Session_events, METH_VARARGS | METH_KEYWORDS, events_doc },
 	{ "render", (PyCFunction)Session_render, METH_O, render_doc },
+	{ "absorb", (PyCFunction)Session_absorb, METH_O, absorb_doc },
 	{ NULL },
 };
 
@@ -1180,7 +1204,7 @@ static int module_exec(PyObject *m)
 	st->session_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &Session_spec, NULL);
 	if (!st->session_type || PyModule_AddType(m, st->session_type) < 0)
 		return -1;
-	if (tr_py_add_dwarf(m) < 0 || tr_py_add_yield(m) < 0)
+	if (tr_py_add_dwarf(m) < 0 || tr_py_add_yield(m) < 0 || tr_py_add_ring(m) < 0)
 		return -1;
 #define CONST(name, value) \
 	if (PyModule_AddIntConstant(m, name, value) < 0) \

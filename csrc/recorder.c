@@ -151,6 +151,49 @@ void tr_recorder_freeze(struct tr_recorder *r)
 	r->frozen = true;
 }
 
+int tr_recorder_load(struct tr_recorder *r, const struct tr_recorder_config *cfg,
+		     const struct tr_event *events, const uint8_t *data, size_t stride,
+		     const uint32_t *data_len, size_t n, uint64_t count, uint64_t first_ns,
+		     bool overflow)
+{
+	struct tr_recorder fresh;
+	size_t from;
+	int rc;
+
+	if (count < n)
+		return -EINVAL;
+	for (size_t i = 1; i < n; i++)
+		if (events[i].seq <= events[i - 1].seq)
+			return -EINVAL;
+	if (n && events[n - 1].seq >= count)
+		return -EINVAL;
+	rc = tr_recorder_init(&fresh, cfg);
+	if (rc < 0)
+		return rc;
+	from = n > fresh.cap ? n - fresh.cap : 0;
+	for (size_t i = from; i < n; i++) {
+		size_t k = fresh.len++;
+		size_t have = data && data_len ? data_len[i] : 0;
+		size_t keep = have < fresh.payload ? have : fresh.payload;
+
+		fresh.slots[k] = events[i];
+		if (keep)
+			memcpy(fresh.arena + k * fresh.payload, data + i * stride, keep);
+		fresh.data_len[k] = (uint32_t)keep;
+		fresh.slots[k].truncated = events[i].truncated || have > keep;
+	}
+	fresh.count = count;
+	fresh.dropped = count - fresh.len;
+	fresh.first_ns = first_ns;
+	fresh.overflow = overflow;
+	fresh.frozen = true;
+	fresh.clock = r->clock ? r->clock : fresh.clock;
+	fresh.clock_ctx = r->clock_ctx;
+	tr_recorder_destroy(r);
+	*r = fresh;
+	return 0;
+}
+
 size_t tr_recorder_len(const struct tr_recorder *r)
 {
 	return r->len;

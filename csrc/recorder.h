@@ -59,6 +59,18 @@ enum tr_push_result tr_recorder_push(struct tr_recorder *r, const struct tr_even
 bool tr_recorder_set_return(struct tr_recorder *r, uint64_t seq, int64_t ret, int32_t err);
 void tr_recorder_freeze(struct tr_recorder *r);
 
+/* Replaces everything in r with events recorded elsewhere (the shared ring of agent mode):
+ * the recorder is re-made with cfg's cap/budget/payload, then holds the n events (oldest
+ * first, seq ascending; only the last cap are kept) with their seq, t_ns and flags as given;
+ * event i's preview is data[i * stride .. + data_len[i]) (cut to the payload, then marked
+ * truncated). count, first_ns and overflow are taken as given, dropped = count - kept, and
+ * the recorder ends frozen. 0, or -EINVAL (cfg out of range, events out of order, count
+ * below n) / -ENOMEM; on failure r is unchanged. */
+int tr_recorder_load(struct tr_recorder *r, const struct tr_recorder_config *cfg,
+		     const struct tr_event *events, const uint8_t *data, size_t stride,
+		     const uint32_t *data_len, size_t n, uint64_t count, uint64_t first_ns,
+		     bool overflow);
+
 size_t tr_recorder_len(const struct tr_recorder *r);
 /* i-th kept event, oldest first (i < len); its preview through *data / *data_len. */
 const struct tr_event *tr_recorder_at(const struct tr_recorder *r, size_t i,

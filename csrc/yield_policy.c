@@ -308,12 +308,42 @@ int tr_yield_process_gone(struct tr_yield_policy *p, int32_t pid)
 
 /* ---- decisions ---- */
 
+int tr_yield_decide_keyed(const struct tr_yield_config *cfg, uint32_t proc_ord,
+			  uint32_t thread_ord, uint64_t point, uint64_t site,
+			  struct tr_yield_decision *out)
+{
+	uint64_t h;
+	double u;
+
+	memset(out, 0, sizeof(*out));
+	out->proc_ord = proc_ord;
+	out->thread_ord = thread_ord;
+	out->point = point;
+	h = combine(tr_mix64(cfg->seed ^ KEY_SEED), proc_ord);
+	h = combine(h, thread_ord);
+	h = combine(h, point);
+	h = combine(h, site);
+	/* The top 53 bits as a double in [0, 1): p = 0 never yields, p = 1 always does. */
+	u = (double)(h >> 11) * 0x1.0p-53;
+	if (!(u < cfg->probability))
+		return 0;
+	out->yield = true;
+	if (cfg->strategy == TR_YIELD_SLEEP) {
+		/* 32 fresh bits scaled onto [0, max_us) by multiply-shift (Lemire): no division,
+		 * bias below max_us / 2^32. */
+		uint64_t r = tr_mix64(h ^ KEY_US) >> 32;
+		uint32_t max_us = cfg->max_us ? cfg->max_us : TR_YIELD_MAX_US_DEFAULT;
+
+		out->us = 1 + (uint32_t)((r * max_us) >> 32);
+	}
+	return 0;
+}
+
 int tr_yield_decide(struct tr_yield_policy *p, int32_t pid, int32_t tid, uint64_t site,
 		    struct tr_yield_decision *out)
 {
 	struct tr_yield_thread *t;
-	uint64_t h;
-	double u;
+	uint64_t point;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -323,27 +353,11 @@ int tr_yield_decide(struct tr_yield_policy *p, int32_t pid, int32_t tid, uint64_
 			p->refused++;
 		return rc;
 	}
-	out->proc_ord = t->proc_ord;
-	out->thread_ord = t->thread_ord;
-	out->point = t->points++;
+	point = t->points++;
 	p->points++;
-
-	h = combine(tr_mix64(p->cfg.seed ^ KEY_SEED), t->proc_ord);
-	h = combine(h, t->thread_ord);
-	h = combine(h, out->point);
-	h = combine(h, site);
-	/* The top 53 bits as a double in [0, 1): p = 0 never yields, p = 1 always does. */
-	u = (double)(h >> 11) * 0x1.0p-53;
-	if (!(u < p->cfg.probability))
-		return 0;
-	out->yield = true;
-	p->yields++;
-	if (p->cfg.strategy == TR_YIELD_SLEEP) {
-		/* 32 fresh bits scaled onto [0, max_us) by multiply-shift (Lemire): no division,
-		 * bias below max_us / 2^32. */
-		uint64_t r = tr_mix64(h ^ KEY_US) >> 32;
-
-		out->us = 1 + (uint32_t)((r * p->cfg.max_us) >> 32);
+	tr_yield_decide_keyed(&p->cfg, t->proc_ord, t->thread_ord, point, site, out);
+	if (out->yield) {
+		p->yields++;
 		p->slept_us += out->us;
 	}
 	return 0;

@@ -136,6 +136,14 @@ int tr_yield_process_gone(struct tr_yield_policy *p, int32_t pid);
 int tr_yield_decide(struct tr_yield_policy *p, int32_t pid, int32_t tid, uint64_t site,
 		    struct tr_yield_decision *out);
 
+/* The pure decision under tr_yield_decide(), for callers that keep the stable identity
+ * themselves (the in-process agent: one per-thread counter, no table, no lock): the same
+ * seed, ordinals, point and site give the same answer as tr_yield_decide() would. cfg must
+ * be validated (max_us 0 means the default). Fills out (yield, us, ords, point); 0. */
+int tr_yield_decide_keyed(const struct tr_yield_config *cfg, uint32_t proc_ord,
+			  uint32_t thread_ord, uint64_t point, uint64_t site,
+			  struct tr_yield_decision *out);
+
 void tr_yield_policy_stats(const struct tr_yield_policy *p, struct tr_yield_stats *out);
 
 /* "yield" -> TR_YIELD_SCHED (max_us 0); "sleep" -> TR_YIELD_SLEEP with the default;

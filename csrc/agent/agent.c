@@ -1,0 +1,170 @@
+/* agent.c - start-up, identity and real functions of the in-process agent (see agent.h).
+ *
+ * Environment (read once, by the constructor of every process image):
+ *   TRACER_RING=/path          the ring to write; absent or invalid: the agent does nothing
+ *   TRACER_YIELD=SEED:P:STRAT  yield injection; STRAT is "yield" or "sleep:MAX_US"
+ *   TRACER_YIELD_CLASSES=...   which catalogue classes are yield points (sync,proc,send,recv)
+ *   TRACER_YIELD_SITES=/path   only these call sites (see yield.c) */
+#define _GNU_SOURCE
+#include "agent.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "../catalogue.h"
+
+struct tr_agent_state tr_agent;
+TR_TLS int tr_in_agent;
+
+static TR_TLS int32_t my_tid;          /* 0: not known yet */
+static TR_TLS uint32_t my_ord;         /* ordinal + 1; 0: not known yet */
+static TR_TLS uint32_t child_ord;      /* claimed in the fork prepare handler */
+static _Atomic uint32_t next_thread_ord;
+
+const char *const tr_agent_fn_name[FN_COUNT] = {
+	"write", "writev", "send", "sendto", "sendmsg", "mq_send", "mq_timedsend", "msgsnd",
+	"read", "readv", "recv", "recvfrom", "recvmsg", "mq_receive", "mq_timedreceive", "msgrcv",
+	"pthread_mutex_lock", "pthread_mutex_trylock", "pthread_mutex_unlock",
+	"pthread_rwlock_rdlock", "pthread_rwlock_wrlock", "pthread_rwlock_tryrdlock",
+	"pthread_rwlock_trywrlock", "pthread_rwlock_unlock", "pthread_cond_wait",
+	"pthread_cond_timedwait", "pthread_cond_signal", "pthread_cond_broadcast", "sem_wait",
+	"sem_trywait", "sem_timedwait", "sem_post",
+	"fork", "pthread_create", "pthread_join", "waitpid", "kill", "usleep", "nanosleep",
+};
+int tr_agent_call[FN_COUNT];
+
+static void *_Atomic real_fn[FN_COUNT];
+
+/* pthread_cond_* exist twice in glibc; plain dlsym may hand out the 2.2.5 compatibility
+ * version, whose condvar layout differs. Ask for the current one first. */
+static void *lookup(int idx)
+{
+	const char *name = tr_agent_fn_name[idx];
+	void *p = NULL;
+
+	if (!strncmp(name, "pthread_cond_", 13))
+		p = dlvsym(RTLD_NEXT, name, "GLIBC_2.3.2");
+	if (!p)
+		p = dlsym(RTLD_NEXT, name);
+	return p;
+}
+
+void *tr_agent_real(int idx)
+{
+	void *p = atomic_load_explicit(&real_fn[idx], memory_order_relaxed);
+	int saved;
+
+	if (p)
+		return p;
+	/* Before our constructor (another library's constructor calling write...). glibc's
+	 * dlsym does not call any function we wrap, so this cannot recurse. */
+	saved = errno;
+	p = lookup(idx);
+	atomic_store_explicit(&real_fn[idx], p, memory_order_relaxed);
+	errno = saved;
+	return p;
+}
+
+int32_t tr_agent_tid(void)
+{
+	if (!my_tid)
+		my_tid = (int32_t)syscall(SYS_gettid);
+	return my_tid;
+}
+
+uint32_t tr_agent_thread_claim(void)
+{
+	return atomic_fetch_add_explicit(&next_thread_ord, 1, memory_order_relaxed);
+}
+
+void tr_agent_thread_start(uint32_t ord)
+{
+	my_tid = 0;
+	my_ord = ord + 1;
+}
+
+uint32_t tr_agent_thread_ord(void)
+{
+	if (!my_ord)
+		my_ord = tr_agent_thread_claim() + 1;
+	return my_ord - 1;
+}
+
+/* ---- fork: the child is a new process with one thread, ordinal 0 ---- */
+
+static void at_prepare(void)
+{
+	if (tr_agent.on)
+		child_ord = tr_shared_ring_proc_claim(&tr_agent.ring);
+}
+
+static void at_child(void)
+{
+	tr_agent.pid = (int32_t)getpid();
+	my_tid = 0;
+	my_ord = 1;
+	atomic_store_explicit(&next_thread_ord, 1, memory_order_relaxed);
+	tr_in_agent = 0;
+	if (tr_agent.on) {
+		tr_agent.proc_ord = child_ord;
+		tr_shared_ring_proc_publish(&tr_agent.ring, child_ord, tr_agent.pid);
+	}
+}
+
+/* ---- start-up ---- */
+
+static uint32_t crc32_of(const char *s)
+{
+	uint32_t crc = 0xffffffffu;
+
+	for (; *s; s++) {
+		crc ^= (uint8_t)*s;
+		for (int k = 0; k < 8; k++)
+			crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1)));
+	}
+	return ~crc;
+}
+
+__attribute__((constructor)) static void tr_agent_init(void)
+{
+	const char *path = getenv("TRACER_RING");
+	int saved = errno;
+	int64_t ord;
+
+	tr_in_agent = 1;
+	for (int i = 0; i < FN_COUNT; i++) {
+		tr_agent_call[i] = tr_catalogue_find(tr_agent_fn_name[i]);
+		if (tr_agent_call[i] >= 0 && (size_t)tr_agent_call[i] < 64)
+			tr_agent.name_key[tr_agent_call[i]] = crc32_of(tr_agent_fn_name[i]);
+		tr_agent_real(i);
+	}
+	tr_agent.pid = (int32_t)getpid();
+	if (!path || !*path || tr_shared_ring_open(&tr_agent.ring, path) != 0)
+		goto out;
+	/* An exec'd image keeps the ordinal its pid already has. */
+	ord = tr_shared_ring_proc_find(&tr_agent.ring, tr_agent.pid);
+	if (ord < 0) {
+		ord = tr_shared_ring_proc_claim(&tr_agent.ring);
+		tr_shared_ring_proc_publish(&tr_agent.ring, (uint32_t)ord, tr_agent.pid);
+	}
+	tr_agent.proc_ord = (uint32_t)ord;
+	my_ord = 1;
+	atomic_store_explicit(&next_thread_ord, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&tr_agent.ring.hdr->agents, 1, memory_order_relaxed);
+	if (pthread_atfork(at_prepare, NULL, at_child) != 0)
+		goto off;
+	tr_agent_yield_init();
+	tr_agent.on = true;
+	goto out;
+off:
+	tr_shared_ring_close(&tr_agent.ring);
+out:
+	tr_in_agent = 0;
+	errno = saved;
+}

@@ -1,0 +1,80 @@
+/* agent.h - the in-process agent's private interface (the files of csrc/agent).
+ *
+ * libtracer_agent.so is loaded with LD_PRELOAD. Its constructor reads TRACER_RING (a ring made
+ * by tr_shared_ring_create()); without it, or with a ring that fails validation, it stays off
+ * and every wrapper only calls through. Per concern:
+ *   agent.c           start-up, environment, process/thread identity, fork, real functions
+ *   fdcache.c         fd -> (is it a message?, endpoint name), keyed by fd and (dev, ino)
+ *   wrappers.c        the catalogue's send/recv functions -> events in the ring
+ *   yield_wrappers.c  the sync/proc functions -> yield points (and the pthread_create
+ *                     trampoline that hands out thread ordinals in creation order)
+ *   yield.c           the in-process yield decisions (tr_yield_decide_keyed) and sites
+ *
+ * Rules on every path: no malloc on the hot path, errno as the real call left it, and never a
+ * call to a wrapped function except through its real pointer (tr_in_agent guards re-entry:
+ * calls the agent makes itself, or a signal handler interrupting the agent, go straight
+ * through unrecorded). */
+#ifndef TRACER_AGENT_H
+#define TRACER_AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "../shared_ring.h"
+#include "../yield_policy.h"
+
+#define TR_AGENT_HIDDEN __attribute__((visibility("hidden")))
+#define TR_AGENT_EXPORT __attribute__((visibility("default")))
+#define TR_TLS __thread __attribute__((tls_model("initial-exec")))
+
+struct tr_agent_state {
+	bool on;                      /* the ring is mapped: record */
+	bool yield_on;                /* TRACER_YIELD parsed */
+	int yield_classes;            /* mask of tr_class (TRACER_YIELD_CLASSES) */
+	struct tr_yield_config ycfg;
+	uint64_t *site_call;          /* TRACER_YIELD_SITES: call pcs (file addresses) */
+	uint64_t *site_ret;           /* their return pcs, 0 when unknown */
+	size_t nsites;                /* 0: every call of yield_classes is a point */
+	uint32_t name_key[64];        /* crc32 of each catalogue name: keys without sites */
+	struct tr_shared_ring ring;
+	int32_t pid;                  /* getpid(), refreshed in the fork child */
+	uint32_t proc_ord;
+};
+
+extern struct tr_agent_state tr_agent TR_AGENT_HIDDEN;
+extern TR_TLS int tr_in_agent TR_AGENT_HIDDEN;
+
+/* This thread's tid (cached) and ordinal (order of first appearance, or of creation). */
+int32_t tr_agent_tid(void) TR_AGENT_HIDDEN;
+uint32_t tr_agent_thread_ord(void) TR_AGENT_HIDDEN;
+void tr_agent_thread_start(uint32_t ord) TR_AGENT_HIDDEN;   /* trampoline side */
+uint32_t tr_agent_thread_claim(void) TR_AGENT_HIDDEN;        /* creator side */
+
+/* Real functions: resolved in the constructor, or on first use. NULL only if libc has none. */
+void *tr_agent_real(int idx) TR_AGENT_HIDDEN;
+
+/* Catalogue index of each wrapped function, by name (set at start-up). */
+enum tr_agent_fn {
+	FN_WRITE, FN_WRITEV, FN_SEND, FN_SENDTO, FN_SENDMSG, FN_MQ_SEND, FN_MQ_TIMEDSEND,
+	FN_MSGSND,
+	FN_READ, FN_READV, FN_RECV, FN_RECVFROM, FN_RECVMSG, FN_MQ_RECEIVE, FN_MQ_TIMEDRECEIVE,
+	FN_MSGRCV,
+	FN_MUTEX_LOCK, FN_MUTEX_TRYLOCK, FN_MUTEX_UNLOCK, FN_RW_RDLOCK, FN_RW_WRLOCK,
+	FN_RW_TRYRDLOCK, FN_RW_TRYWRLOCK, FN_RW_UNLOCK, FN_COND_WAIT, FN_COND_TIMEDWAIT,
+	FN_COND_SIGNAL, FN_COND_BROADCAST, FN_SEM_WAIT, FN_SEM_TRYWAIT, FN_SEM_TIMEDWAIT,
+	FN_SEM_POST,
+	FN_FORK, FN_PTHREAD_CREATE, FN_PTHREAD_JOIN, FN_WAITPID, FN_KILL, FN_USLEEP, FN_NANOSLEEP,
+	FN_COUNT
+};
+extern const char *const tr_agent_fn_name[FN_COUNT] TR_AGENT_HIDDEN;
+extern int tr_agent_call[FN_COUNT] TR_AGENT_HIDDEN;   /* catalogue index, -1 unknown */
+
+/* fdcache.c: names the handle of catalogue call `call`. Returns the endpoint kind (> 0: a
+ * message endpoint, name filled), 0 (not a message: a file, a tty...), or < 0 (unknown fd). */
+int tr_agent_endpoint(int call, int64_t handle, char *name) TR_AGENT_HIDDEN;
+
+/* yield.c: the yield point before catalogue call `fn`, called from `ret_addr`. */
+void tr_agent_yield(enum tr_agent_fn fn, const void *ret_addr) TR_AGENT_HIDDEN;
+int tr_agent_yield_init(void) TR_AGENT_HIDDEN;
+
+#endif

@@ -1,0 +1,104 @@
+/* yield_wrappers.c - the catalogue's sync and proc functions: yield points only, nothing is
+ * recorded. Each wrapper asks yield.c before calling through; with yields off it costs one
+ * load and a branch. pthread_create also hands the new thread its ordinal in creation order
+ * (a trampoline), so a replay does not depend on which thread reaches a point first. */
+#define _GNU_SOURCE
+#include "agent.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define REAL(fn, T) ((T)tr_agent_real(fn))
+
+static inline void point(enum tr_agent_fn fn, const void *site)
+{
+	int saved;
+
+	if (__builtin_expect(!tr_agent.yield_on, 1) || tr_in_agent)
+		return;
+	saved = errno;
+	tr_in_agent = 1;
+	tr_agent_yield(fn, site);
+	tr_in_agent = 0;
+	errno = saved;
+}
+
+#define WRAP(RT, NAME, FN, PARAMS, ARGS)                                            \
+	typedef RT (*NAME##_fn) PARAMS;                                             \
+	TR_AGENT_EXPORT RT NAME PARAMS                                              \
+	{                                                                           \
+		point(FN, __builtin_return_address(0));                             \
+		return REAL(FN, NAME##_fn) ARGS;                                    \
+	}
+
+WRAP(int, pthread_mutex_lock, FN_MUTEX_LOCK, (pthread_mutex_t *m), (m))
+WRAP(int, pthread_mutex_trylock, FN_MUTEX_TRYLOCK, (pthread_mutex_t *m), (m))
+WRAP(int, pthread_mutex_unlock, FN_MUTEX_UNLOCK, (pthread_mutex_t *m), (m))
+WRAP(int, pthread_rwlock_rdlock, FN_RW_RDLOCK, (pthread_rwlock_t *l), (l))
+WRAP(int, pthread_rwlock_wrlock, FN_RW_WRLOCK, (pthread_rwlock_t *l), (l))
+WRAP(int, pthread_rwlock_tryrdlock, FN_RW_TRYRDLOCK, (pthread_rwlock_t *l), (l))
+WRAP(int, pthread_rwlock_trywrlock, FN_RW_TRYWRLOCK, (pthread_rwlock_t *l), (l))
+WRAP(int, pthread_rwlock_unlock, FN_RW_UNLOCK, (pthread_rwlock_t *l), (l))
+WRAP(int, pthread_cond_wait, FN_COND_WAIT, (pthread_cond_t *restrict c, pthread_mutex_t *restrict m),
+     (c, m))
+WRAP(int, pthread_cond_timedwait, FN_COND_TIMEDWAIT,
+     (pthread_cond_t *restrict c, pthread_mutex_t *restrict m, const struct timespec *restrict t),
+     (c, m, t))
+WRAP(int, pthread_cond_signal, FN_COND_SIGNAL, (pthread_cond_t *c), (c))
+WRAP(int, pthread_cond_broadcast, FN_COND_BROADCAST, (pthread_cond_t *c), (c))
+WRAP(int, sem_wait, FN_SEM_WAIT, (sem_t *s), (s))
+WRAP(int, sem_trywait, FN_SEM_TRYWAIT, (sem_t *s), (s))
+WRAP(int, sem_timedwait, FN_SEM_TIMEDWAIT, (sem_t *restrict s, const struct timespec *restrict t),
+     (s, t))
+WRAP(int, sem_post, FN_SEM_POST, (sem_t *s), (s))
+WRAP(pid_t, fork, FN_FORK, (void), ())
+WRAP(int, pthread_join, FN_PTHREAD_JOIN, (pthread_t t, void **ret), (t, ret))
+WRAP(pid_t, waitpid, FN_WAITPID, (pid_t pid, int *status, int options), (pid, status, options))
+WRAP(int, kill, FN_KILL, (pid_t pid, int sig), (pid, sig))
+WRAP(int, usleep, FN_USLEEP, (useconds_t us), (us))
+WRAP(int, nanosleep, FN_NANOSLEEP, (const struct timespec *req, struct timespec *rem), (req, rem))
+
+struct start {
+	void *(*fn)(void *);
+	void *arg;
+	uint32_t ord;
+};
+
+static void *trampoline(void *p)
+{
+	struct start s = *(struct start *)p;
+
+	free(p);
+	tr_agent_thread_start(s.ord);
+	return s.fn(s.arg);
+}
+
+typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+
+TR_AGENT_EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr,
+				   void *(*fn)(void *), void *arg)
+{
+	pthread_create_fn real = REAL(FN_PTHREAD_CREATE, pthread_create_fn);
+	struct start *s;
+	int rc;
+
+	point(FN_PTHREAD_CREATE, __builtin_return_address(0));
+	if (!tr_agent.yield_on || tr_in_agent)
+		return real(t, attr, fn, arg);
+	s = malloc(sizeof(*s));
+	if (!s)
+		return real(t, attr, fn, arg);
+	s->fn = fn;
+	s->arg = arg;
+	s->ord = tr_agent_thread_claim();
+	rc = real(t, attr, trampoline, s);
+	if (rc != 0)
+		free(s);
+	return rc;
+}
