@@ -1,11 +1,30 @@
-/* module.h - the parts of the tracerlib._core binding that live in their own files. */
+/* module.h - private to the tracerlib._core binding: what its files (module.c and the
+ * module_*.c beside it) offer one another. module.c builds the module from these; no other
+ * file of the core includes this header. */
 #ifndef TRACER_MODULE_H
 #define TRACER_MODULE_H
 
 #include <Python.h>
 
+struct tr_recorder;
+
+/* Sets OSError from a negative errno value, naming `what`; returns NULL. */
+PyObject *tr_py_raise_errno(int neg_errno, const char *what);
+
 /* Creates a heap type from spec and adds it to the module; 0 or -1 with an exception set. */
 int tr_py_add_type(PyObject *module, PyType_Spec *spec);
+
+/* module_session.c: the Session type. */
+extern PyType_Spec tr_py_session_spec;
+
+/* module_report.c: store_put, store_put_path, load_report, escape, unescape; and the report
+ * of a recorder as JSON text, from the meta dict Session.render() takes (a new str, or NULL
+ * with an exception set). */
+extern PyMethodDef tr_py_report_methods[];
+PyObject *tr_py_render(const struct tr_recorder *rec, PyObject *meta);
+
+/* module_mailbox.c: endpoint, mailboxes. */
+extern PyMethodDef tr_py_mailbox_methods[];
 
 /* Each adds its type to the module; 0 or -1 with an exception set. */
 int tr_py_add_dwarf(PyObject *module);
