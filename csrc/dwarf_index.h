@@ -155,7 +155,7 @@ const struct tr_dwarf_site *tr_dwarf_next_site(const struct tr_dwarf_index *ix,
  * no -g), all executable sections but the PLT. It looks for direct calls and jumps whose
  * target is exactly a PLT stub or a known function's entry, and for RIP-relative calls and
  * jumps through an imported function's GOT slot (-fno-plt). A heuristic byte scan, not a
- * disassembly: see scan_range() in dwarf_index.c for why it is good enough.
+ * disassembly: see scan_range() in elf_plt_scan.c for why it is good enough.
  * A call that DWARF already lists only completes that site (call_pc); a new one whose callee
  * `f` accepts (f may be NULL) is added with TR_SITE_FROM_CODE. Calling it again adds nothing
  * new. x86-64 only (-ENOTSUP otherwise); -ENOENT, -ENOEXEC as tr_dwarf_open. *added (may be
