@@ -1,8 +1,9 @@
 /* module.c - tracerlib._core: the thin CPython binding of the recorder core. This file holds
  * the module itself (state, constants, the catalogue); each concern binds in its own file:
  * module_session.c (Session), module_report.c (render, store, load_report, escaping),
- * module_mailbox.c (endpoints, mailboxes), module_yield.c (YieldPolicy), module_dwarf.c
- * (DwarfIndex).
+ * module_mailbox.c (endpoints, mailboxes), module_yield.c (YieldPolicy). The DWARF index is
+ * another extension, tracerlib._dwarf (module_dwarf.c), so that libdwarf never loads into the
+ * debugger: this one links neither libdwarf nor libelf.
  *
  * Module state instead of globals, types from specs, one exit label per function. Errors from
  * the core (negative errno) become Python exceptions in the binding, and only there. Nothing
@@ -100,7 +101,7 @@ static int module_exec(PyObject *m)
 	if (PyModule_AddFunctions(m, tr_py_report_methods) < 0 ||
 	    PyModule_AddFunctions(m, tr_py_mailbox_methods) < 0)
 		return -1;
-	if (tr_py_add_dwarf(m) < 0 || tr_py_add_yield(m) < 0)
+	if (tr_py_add_yield(m) < 0)
 		return -1;
 #define CONST(name, value) \
 	if (PyModule_AddIntConstant(m, name, value) < 0) \

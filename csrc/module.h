@@ -26,8 +26,7 @@ PyObject *tr_py_render(const struct tr_recorder *rec, PyObject *meta);
 /* module_mailbox.c: endpoint, mailboxes. */
 extern PyMethodDef tr_py_mailbox_methods[];
 
-/* Each adds its type to the module; 0 or -1 with an exception set. */
-int tr_py_add_dwarf(PyObject *module);
+/* module_yield.c: adds the YieldPolicy type; 0 or -1 with an exception set. */
 int tr_py_add_yield(PyObject *module);
 
 #endif
