@@ -12,7 +12,7 @@
  *
  * Build: gcc -std=gnu11 -O2 -Icsrc -I/usr/include/libdwarf -o build/bench_dwarf \
  *            bench/bench_dwarf.c csrc/dwarf_index.c csrc/dwarf_walk.c csrc/dwarf_lines.c \
- *            csrc/elf_plt_scan.c -ldwarf -lelf
+ *            csrc/elf_plt_scan.c csrc/x86_insn.c -ldwarf -lelf
  */
 #define _GNU_SOURCE
 #include "dwarf_index.h"

@@ -1,7 +1,8 @@
 /* elf_plt_scan.c - finds calls in a program's machine code with libelf, for builds whose
  * DWARF has no call-site entries (gcc -O0, clang -O0): direct calls and jumps that land exactly
  * on a PLT stub or a known function's entry, and calls through an imported function's GOT
- * slot. See tr_dwarf_scan_calls() in dwarf_index.h. */
+ * slot, walking instruction boundaries with the decoder of x86_insn.c. See
+ * tr_dwarf_scan_calls() in dwarf_index.h. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <libelf.h>
 
 #include "dwarf_index_private.h"
+#include "x86_insn.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Finding calls in the machine code (gcc -O0 has no call-site DIEs)                         */
@@ -344,17 +346,37 @@ static int found_call(struct scan_ctx *c, uint64_t call_pc, unsigned len, const 
 	return 0;
 }
 
-/* Scans [lo, hi) for
- *   e8 rel32 (call) and e9 rel32 (jmp: a tail call) whose target is exactly a PLT stub or a
- *   function's entry, and ff 15 / ff 25 disp32 (call / jmp *slot(%rip), gcc -fno-plt) whose
- *   slot is exactly an imported function's GOT slot.
- * This is a linear byte scan, not a disassembly, so an e8 byte inside another instruction
- * (an immediate, a displacement, a ModRM byte) is also looked at. It is a heuristic, and good
- * enough because a false positive needs the four following bytes to form, by chance, exactly
- * the distance to one of the few hundred stub or entry addresses out of 2^32 possible values:
- * about one in ten million per stray e8 byte. The cost of a false hit is one wasted yield
- * point, never a wrong pc for a real call. Once a call is accepted its bytes are skipped, as
- * a real instruction cannot overlap the next. */
+/* The first known function entry at or after addr (DWARF entries, .symtab, .dynsym), or 0. */
+static uint64_t next_entry(const struct elf_img *im, uint64_t addr)
+{
+	const struct addr_name *lists[3] = { im->entries, im->syms, im->dynsyms };
+	size_t counts[3] = { im->nentries, im->nsyms, im->ndynsyms };
+	uint64_t best = 0;
+
+	for (int k = 0; k < 3; k++) {
+		size_t lo = 0, hi = counts[k];
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (lists[k][mid].addr < addr)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < counts[k] && (!best || lists[k][lo].addr < best))
+			best = lists[k][lo].addr;
+	}
+	return best;
+}
+
+/* Walks [lo, hi) instruction by instruction (x86_insn.c) and looks at
+ *   call/jmp rel32 (a jmp is a tail call) whose target is exactly a PLT stub or a function's
+ *   entry, and call/jmp *disp32(%rip) (gcc -fno-plt) whose slot is exactly an imported
+ *   function's GOT slot.
+ * Only instruction boundaries are looked at, so an e8 byte inside another instruction (an
+ * immediate, a displacement) is never taken for a call: a breakpoint must never land inside
+ * an instruction. When the decoder meets bytes it cannot size (data in the code, an opcode
+ * it does not know), it does not guess: the scan resumes at the next known function entry
+ * inside the range, if any, and the range is counted in stats.undecoded. */
 static int scan_range(struct scan_ctx *c, uint64_t lo, uint64_t hi, uint32_t func, uint32_t unit)
 {
 	const struct elf_img *im = c->im;
@@ -362,36 +384,40 @@ static int scan_range(struct scan_ctx *c, uint64_t lo, uint64_t hi, uint32_t fun
 	if (!p)
 		return 0;                  /* not in this file's code (e.g. NOBITS): nothing to scan */
 	uint64_t n = hi - lo;
-	for (uint64_t i = 0; i + 5 <= n; i++) {
-		int rc = 0;
-		if (p[i] == 0xe8 || p[i] == 0xe9) {
-			int32_t rel;
-			memcpy(&rel, p + i + 1, 4);
-			uint64_t target = lo + i + 5 + (int64_t)rel;
-			const struct addr_name *an = find_exact(im->stubs, im->nstubs, target);
-			if (!an)
-				an = find_exact(im->entries, im->nentries, target);
-			if (!an)
-				an = find_exact(im->syms, im->nsyms, target);
-			if (!an)
-				an = find_exact(im->dynsyms, im->ndynsyms, target);
-			if (an) {
-				rc = found_call(c, lo + i, 5, an->name, p[i] == 0xe9, func, unit);
-				i += 4;
-			}
-		} else if (p[i] == 0xff && i + 6 <= n && (p[i + 1] == 0x15 || p[i + 1] == 0x25)) {
-			int32_t disp;
-			memcpy(&disp, p + i + 2, 4);
-			uint64_t slot = lo + i + 6 + (int64_t)disp;
-			const struct addr_name *an = find_exact(im->slots, im->nslots, slot);
-			if (an) {
-				rc = found_call(c, lo + i, 6, an->name, p[i + 1] == 0x25, func, unit);
-				i += 5;
-			}
+	bool stopped = false;
+	for (uint64_t i = 0; i < n;) {
+		struct tr_x86_insn in;
+		unsigned len = tr_x86_decode(p + i, n - i, lo + i, &in);
+		if (!len) {
+			uint64_t next = next_entry(im, lo + i + 1);
+			stopped = true;
+			if (!next || next >= hi)
+				break;
+			i = next - lo;
+			continue;
 		}
-		if (rc)
-			return rc;
+		const struct addr_name *an = NULL;
+		bool tail = in.kind == TR_X86_JMP_REL || in.kind == TR_X86_JMP_RIP;
+		if (in.kind == TR_X86_CALL_REL || in.kind == TR_X86_JMP_REL) {
+			an = find_exact(im->stubs, im->nstubs, in.target);
+			if (!an)
+				an = find_exact(im->entries, im->nentries, in.target);
+			if (!an)
+				an = find_exact(im->syms, im->nsyms, in.target);
+			if (!an)
+				an = find_exact(im->dynsyms, im->ndynsyms, in.target);
+		} else if (in.kind == TR_X86_CALL_RIP || in.kind == TR_X86_JMP_RIP) {
+			an = find_exact(im->slots, im->nslots, in.target);
+		}
+		if (an) {
+			int rc = found_call(c, lo + i, len, an->name, tail, func, unit);
+			if (rc)
+				return rc;
+		}
+		i += len;
 	}
+	if (stopped)
+		c->ix->st.undecoded++;
 	return 0;
 }
 
@@ -444,9 +470,9 @@ int tr_dwarf_scan_calls(struct tr_dwarf_index *ix, const char *elf_path,
 				rc = scan_range(&c, im.syms[i].addr, im.syms[i].addr + im.syms[i].size,
 						TR_DWARF_NONE, TR_DWARF_NONE);
 	} else if (!by_unit && !ix->nfuncs) {
-		/* Stripped: no bounds at all, so scan all code but the PLT itself. The exact-target
-		 * rule above is what makes this safe; padding and data in .text add no false hits
-		 * beyond the same one-in-ten-million odds. */
+		/* Stripped: no bounds but the sections', so scan all code but the PLT itself, from
+		 * each section's start (an instruction boundary); past bytes the decoder cannot
+		 * size, from the next exported function's entry. */
 		for (size_t i = 0; rc == 0 && i < im.nxs; i++)
 			if (!im.xs[i].is_plt)
 				rc = scan_range(&c, im.xs[i].addr, im.xs[i].addr + im.xs[i].size,

@@ -274,10 +274,11 @@ static PyObject *Dwarf_get_stats(DwarfObject *self, void *c)
 	if (!ready(self))
 		return NULL;
 	st = tr_dwarf_stats(self->ix);
-	return Py_BuildValue("{s:n,s:n,s:n,s:n,s:n,s:I}", "units", (Py_ssize_t)st.units,
+	return Py_BuildValue("{s:n,s:n,s:n,s:n,s:n,s:n,s:I}", "units", (Py_ssize_t)st.units,
 			     "functions", (Py_ssize_t)st.functions, "sites", (Py_ssize_t)st.sites,
 			     "sites_from_code", (Py_ssize_t)st.sites_from_code, "bad_units",
-			     (Py_ssize_t)st.bad_units, "truncated", st.truncated);
+			     (Py_ssize_t)st.bad_units, "undecoded", (Py_ssize_t)st.undecoded,
+			     "truncated", st.truncated);
 }
 
 static PyMethodDef Dwarf_methods[] = {
