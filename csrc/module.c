@@ -42,9 +42,10 @@ static PyObject *mod_catalogue(PyObject *m, PyObject *unused)
 		return NULL;
 	for (size_t i = 0; i < tr_catalogue_len; i++) {
 		const struct tr_call *c = &tr_catalogue[i];
-		PyObject *row = Py_BuildValue("{s:s,s:s,s:O}", "name", c->name, "class",
-					      tr_class_name(c->cls), "capture_return",
-					      c->capture_return ? Py_True : Py_False);
+		PyObject *row = Py_BuildValue("{s:s,s:s,s:z,s:O}", "name", c->name, "class",
+					      tr_class_name(c->cls), "handle",
+					      tr_handle_name(c->handle), "capture_return",
+					      tr_call_records(c) ? Py_True : Py_False);
 
 		if (!row) {
 			Py_DECREF(list);
@@ -74,7 +75,8 @@ static PyObject *mod_parse_classes(PyObject *m, PyObject *arg)
 
 static PyMethodDef module_methods[] = {
 	{ "catalogue", mod_catalogue, METH_NOARGS,
-	  "catalogue() -> [{name, class, capture_return}], index = call id" },
+	  "catalogue() -> [{name, class, handle, capture_return}], index = call id.\n"
+	  "handle: what the first argument names ('fd', 'mqd', 'msqid') or None." },
 	{ "parse_classes", mod_parse_classes, METH_O, "parse_classes('send,recv') -> class mask" },
 	{ NULL },
 };
