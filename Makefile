@@ -8,6 +8,9 @@ INCS      := -Icsrc -I/usr/include/libdwarf
 LIBS      := -ldwarf -lelf -lyajl -lpthread
 CORE_SRC  := $(filter-out csrc/module%.c,$(wildcard csrc/*.c))
 CORE_HDR  := $(wildcard csrc/*.h)
+# The DWARF index: the only code that needs libdwarf and libelf.
+DWARF_SRC := csrc/dwarf_index.c csrc/dwarf_walk.c csrc/dwarf_lines.c csrc/elf_plt_scan.c \
+             csrc/x86_insn.c
 UNIT_SRC  := $(wildcard tests/unit/*.c)
 FIXT_SRC  := $(wildcard tests/fixtures/*.c)
 FIXTURES  := $(patsubst tests/fixtures/%.c,$(B)/fixtures/%,$(FIXT_SRC)) \
@@ -83,9 +86,9 @@ $(B)/bench_core: bench/bench_core.c $(CORE_SRC) $(CORE_HDR)
 $(B)/bench_endpoint: bench/bench_endpoint.c csrc/endpoint.c csrc/endpoint.h csrc/pidfd.c
 	@mkdir -p $(B)
 	$(CC) -std=gnu11 -O2 $(WARN) $(INCS) -o $@ bench/bench_endpoint.c csrc/pidfd.c
-$(B)/bench_dwarf: bench/bench_dwarf.c csrc/dwarf_index.c csrc/dwarf_index.h
+$(B)/bench_dwarf: bench/bench_dwarf.c $(DWARF_SRC) $(CORE_HDR)
 	@mkdir -p $(B)
-	$(CC) -std=gnu11 -O2 $(WARN) $(INCS) -o $@ bench/bench_dwarf.c csrc/dwarf_index.c $(LIBS)
+	$(CC) -std=gnu11 -O2 $(WARN) $(INCS) -o $@ bench/bench_dwarf.c $(DWARF_SRC) $(LIBS)
 
 check: all
 	scripts/run-tests

@@ -11,7 +11,8 @@
  * lookups per second over random pcs inside the indexed functions.
  *
  * Build: gcc -std=gnu11 -O2 -Icsrc -I/usr/include/libdwarf -o build/bench_dwarf \
- *            bench/bench_dwarf.c csrc/dwarf_index.c -ldwarf -lelf
+ *            bench/bench_dwarf.c csrc/dwarf_index.c csrc/dwarf_walk.c csrc/dwarf_lines.c \
+ *            csrc/elf_plt_scan.c csrc/x86_insn.c -ldwarf -lelf
  */
 #define _GNU_SOURCE
 #include "dwarf_index.h"

@@ -3,9 +3,9 @@
 
 #include <string.h>
 
-#define SEND(n, h, b, ba, la) { n, TR_CLASS_SEND, h, b, ba, la, true }
-#define RECV(n, h, b, ba, la) { n, TR_CLASS_RECV, h, b, ba, la, true }
-#define HOOK(n, c)            { n, c, TR_HANDLE_NONE, TR_BUF_NONE, -1, -1, false }
+#define SEND(n, h, b, ba, la) { n, TR_CLASS_SEND, h, b, ba, la }
+#define RECV(n, h, b, ba, la) { n, TR_CLASS_RECV, h, b, ba, la }
+#define HOOK(n, c)            { n, c, TR_HANDLE_NONE, TR_BUF_NONE, -1, -1 }
 
 const struct tr_call tr_catalogue[] = {
 	/* messages out: name, handle, buffer, buffer arg, length arg */
@@ -77,6 +77,21 @@ const char *tr_class_name(enum tr_class cls)
 		if (class_names[i].cls == cls)
 			return class_names[i].word;
 	return "?";
+}
+
+const char *tr_handle_name(enum tr_handle handle)
+{
+	switch (handle) {
+	case TR_HANDLE_FD:
+		return "fd";
+	case TR_HANDLE_MQD:
+		return "mqd";
+	case TR_HANDLE_MSQID:
+		return "msqid";
+	case TR_HANDLE_NONE:
+		break;
+	}
+	return NULL;
 }
 
 int tr_class_parse(const char *list)

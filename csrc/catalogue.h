@@ -1,6 +1,18 @@
 /* catalogue.h - the IPC catalogue: one row per function the tracer knows, holding only what
- * is needed to decode it. To add a function: add a row in catalogue.c, a fixture that calls
- * it under tests/fixtures/, and an end-to-end expectation. */
+ * is needed to decode it. It is the one place that knows the functions: the front ends and
+ * the driver learn them from tracerlib._core.catalogue() (name, class, handle kind...), never
+ * from a list of their own.
+ *
+ * To add a function:
+ *  1. a row in catalogue.c: class, what arg 0 names (handle), the buffer shape and the 0-based
+ *     argument positions of the C prototype. tests/unit/test_catalogue.c checks every row
+ *     against the rules of its shape; a new shape also needs capture() in session.c and a
+ *     case in tests/unit/test_session.c;
+ *  2. a fixture under tests/fixtures/ that makes the call and writes down, with fx_expect()
+ *     (fixture.h), exactly what the tracer must report;
+ *  3. a line naming that fixture in SCENARIOS of tests/e2e/test_both_debuggers.py, so that it
+ *     runs under gdb and lldb alike;
+ *  4. the name in the list of traced functions in docs/guide.md ("What is traced"). */
 #ifndef TRACER_CATALOGUE_H
 #define TRACER_CATALOGUE_H
 
@@ -34,9 +46,15 @@ struct tr_call {
 	enum tr_class cls;
 	enum tr_handle handle;    /* in arg[0] when not NONE */
 	enum tr_buffer buffer;
-	signed char buf_arg, len_arg;
-	bool capture_return;      /* the tracer needs a stop when the call returns */
+	signed char buf_arg, len_arg; /* -1 where the shape has none */
 };
+
+/* Sends and receives are recorded (a stop at entry, another at return); sync and proc rows
+ * are yield points only. */
+static inline bool tr_call_records(const struct tr_call *c)
+{
+	return (c->cls & (TR_CLASS_SEND | TR_CLASS_RECV)) != 0;
+}
 
 extern const struct tr_call tr_catalogue[];
 extern const size_t tr_catalogue_len;
@@ -46,5 +64,7 @@ int tr_catalogue_find(const char *name);
 /* Parses "send,recv,sync,proc" into a mask of tr_class; -1 on an unknown word. */
 int tr_class_parse(const char *list);
 const char *tr_class_name(enum tr_class cls);
+/* "fd", "mqd", "msqid", or NULL for TR_HANDLE_NONE. */
+const char *tr_handle_name(enum tr_handle handle);
 
 #endif

@@ -95,6 +95,8 @@ struct tr_dwarf_stats {
 	size_t units, functions, sites, sites_from_code, line_rows, sequences;
 	size_t discarded_functions;       /* functions at address 0: code the linker threw away */
 	size_t bad_units;                 /* units skipped on a DWARF error */
+	size_t undecoded;                 /* code ranges whose scan stopped at bytes the x86 decoder
+	                                     could not size (tr_dwarf_scan_calls) */
 	unsigned truncated;               /* enum tr_dwarf_cut */
 };
 
@@ -154,8 +156,10 @@ const struct tr_dwarf_site *tr_dwarf_next_site(const struct tr_dwarf_index *ix,
  * also the .symtab functions DWARF does not describe, and, when there are neither (stripped,
  * no -g), all executable sections but the PLT. It looks for direct calls and jumps whose
  * target is exactly a PLT stub or a known function's entry, and for RIP-relative calls and
- * jumps through an imported function's GOT slot (-fno-plt). A heuristic byte scan, not a
- * disassembly: see scan_range() in dwarf_index.c for why it is good enough.
+ * jumps through an imported function's GOT slot (-fno-plt). It decodes instructions (the
+ * x86-64 length decoder of x86_insn.c), so only real instructions are reported, never bytes
+ * inside another one; a range holding bytes the decoder cannot size is scanned up to them
+ * (then from the next known function entry) and counted in stats.undecoded.
  * A call that DWARF already lists only completes that site (call_pc); a new one whose callee
  * `f` accepts (f may be NULL) is added with TR_SITE_FROM_CODE. Calling it again adds nothing
  * new. x86-64 only (-ENOTSUP otherwise); -ENOENT, -ENOEXEC as tr_dwarf_open. *added (may be

@@ -1,13 +1,15 @@
-/* module_dwarf.c - tracerlib._core.DwarfIndex: the DWARF call-site index for Python. */
+/* module_dwarf.c - tracerlib._dwarf: the DWARF call-site index for Python, an extension of its
+ * own. It links libdwarf and libelf, which must never load into gdb (elfutils' libdw exports
+ * the same names: dwarf_tag, dwarf_attr... and inside gdb libdwarf's calls bind to libdw's),
+ * so only tracerlib/dwarf_worker.py imports it, in a process of its own; tracerlib._core
+ * links neither library. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include <errno.h>
 #include <string.h>
 
-#include "catalogue.h"
 #include "dwarf_index.h"
-#include "module.h"
 
 typedef struct {
 	PyObject_HEAD
@@ -272,10 +274,11 @@ static PyObject *Dwarf_get_stats(DwarfObject *self, void *c)
 	if (!ready(self))
 		return NULL;
 	st = tr_dwarf_stats(self->ix);
-	return Py_BuildValue("{s:n,s:n,s:n,s:n,s:n,s:I}", "units", (Py_ssize_t)st.units,
+	return Py_BuildValue("{s:n,s:n,s:n,s:n,s:n,s:n,s:I}", "units", (Py_ssize_t)st.units,
 			     "functions", (Py_ssize_t)st.functions, "sites", (Py_ssize_t)st.sites,
 			     "sites_from_code", (Py_ssize_t)st.sites_from_code, "bad_units",
-			     (Py_ssize_t)st.bad_units, "truncated", st.truncated);
+			     (Py_ssize_t)st.bad_units, "undecoded", (Py_ssize_t)st.undecoded,
+			     "truncated", st.truncated);
 }
 
 static PyMethodDef Dwarf_methods[] = {
@@ -309,13 +312,39 @@ static PyType_Slot Dwarf_slots[] = {
 };
 
 static PyType_Spec Dwarf_spec = {
-	.name = "tracerlib._core.DwarfIndex",
+	.name = "tracerlib._dwarf.DwarfIndex",
 	.basicsize = sizeof(DwarfObject),
 	.flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
 	.slots = Dwarf_slots,
 };
 
-int tr_py_add_dwarf(PyObject *module)
+static int module_exec(PyObject *m)
 {
-	return tr_py_add_type(module, &Dwarf_spec);
+	PyObject *type = PyType_FromModuleAndSpec(m, &Dwarf_spec, NULL);
+	int rc;
+
+	if (!type)
+		return -1;
+	rc = PyModule_AddType(m, (PyTypeObject *)type);
+	Py_DECREF(type);
+	return rc;
+}
+
+static PyModuleDef_Slot module_slots[] = {
+	{ Py_mod_exec, module_exec },
+	{ 0, NULL },
+};
+
+static struct PyModuleDef dwarf_module = {
+	PyModuleDef_HEAD_INIT,
+	.m_name = "tracerlib._dwarf",
+	.m_doc = "Tracer's DWARF index (libdwarf, libelf): import it only in a worker process, "
+		 "never inside gdb or lldb.",
+	.m_size = 0,
+	.m_slots = module_slots,
+};
+
+PyMODINIT_FUNC PyInit__dwarf(void)
+{
+	return PyModuleDef_Init(&dwarf_module);
 }

@@ -219,7 +219,7 @@ enum tr_action tr_session_entry(struct tr_session *s, int call, pid_t pid, pid_t
 	if (call < 0 || (size_t)call >= tr_catalogue_len)
 		return TR_ACT_CONTINUE;
 	c = &tr_catalogue[call];
-	if (!(c->cls & (TR_CLASS_SEND | TR_CLASS_RECV)))
+	if (!tr_call_records(c))
 		return TR_ACT_CONTINUE;
 	if (s->rec.overflow)
 		return TR_ACT_DISARM;

@@ -4,18 +4,20 @@ Why a process: gdb links elfutils' libdw, whose exported functions have the same
 libdwarf's (dwarf_tag, dwarf_attr, dwarf_child...). Inside gdb, the dynamic linker binds our
 libdwarf calls - and libdwarf's own internal ones - to libdw's, which take other arguments:
 the index comes out empty or the call crashes the user's debugger. Out of process, libdwarf
-is itself, and a malformed binary cannot take the debugger down either.
+is itself, and a malformed binary cannot take the debugger down either. For the same reason
+the index is an extension of its own, tracerlib._dwarf: tracerlib._core, which the debuggers
+load, links neither libdwarf nor libelf. Import _dwarf here and nowhere inside a debugger.
 
     /usr/bin/python3 -m tracerlib.dwarf_worker PROGRAM
 """
 import json
 import sys
 
-from . import _core
+from . import _dwarf
 
 
 def index(path):
-    ix = _core.DwarfIndex(path)
+    ix = _dwarf.DwarfIndex(path)
     return {"path": path, "has_debug_info": ix.has_debug_info, "units": ix.units(),
             "sites": ix.sites(scan=path)}
 

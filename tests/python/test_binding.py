@@ -256,6 +256,17 @@ def test_catalogue_and_classes():
         _core.parse_classes("send,bogus")
 
 
+def test_catalogue_rows_say_what_the_driver_needs():
+    """The driver learns from the rows, not from lists of names of its own: SysV queues are
+    the calls whose handle is a msqid (run.py's mailbox snapshot)."""
+    rows = _core.catalogue()
+    assert {c["name"] for c in rows if c["handle"] == "msqid"} == {"msgsnd", "msgrcv"}
+    assert {c["handle"] for c in rows} == {"fd", "mqd", "msqid", None}
+    for c in rows:
+        assert c["capture_return"] == (c["class"] in ("send", "recv"))
+        assert (c["handle"] is None) == (c["class"] in ("sync", "proc"))
+
+
 def test_endpoint_and_mailboxes_of_own_pipe():
     r, w = os.pipe()
     try:

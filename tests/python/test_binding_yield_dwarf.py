@@ -7,7 +7,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
-from tracerlib import _core  # noqa: E402
+from tracerlib import _core, _dwarf  # noqa: E402
 
 SOURCE = """#include <pthread.h>
 static pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
@@ -30,7 +30,7 @@ def program(tmp_path_factory):
 
 
 def test_sites_of_an_O0_program_come_from_the_code(program):
-    ix = _core.DwarfIndex(program)
+    ix = _dwarf.DwarfIndex(program)
     assert ix.has_debug_info and ix.units()[-1].endswith("m.c")
     sites = ix.sites(functions=["pthread_mutex_lock", "pthread_mutex_unlock"], scan=program)
     assert [(s["caller"], s["callee"], s["line"]) for s in sites] == [
@@ -42,12 +42,12 @@ def test_sites_of_an_O0_program_come_from_the_code(program):
 
 def test_dwarf_misuse(tmp_path, program):
     with pytest.raises(FileNotFoundError):
-        _core.DwarfIndex(str(tmp_path / "missing"))
+        _dwarf.DwarfIndex(str(tmp_path / "missing"))
     text = tmp_path / "text"
     text.write_text("not an ELF file\n")
     with pytest.raises(ValueError):
-        _core.DwarfIndex(str(text))
-    ix = _core.DwarfIndex(program)
+        _dwarf.DwarfIndex(str(text))
+    ix = _dwarf.DwarfIndex(program)
     with pytest.raises(LookupError, match="no module"):
         ix.sites(module="nope.c")
     with pytest.raises(TypeError):
@@ -82,3 +82,18 @@ def test_yield_strategy_yield_means_zero_microseconds():
     p = _core.YieldPolicy(seed=1, probability=1.0, strategy="yield")
     p.thread_seen(1, 1)
     assert p.decide(1, 1, 0) == 0 and p.info["strategy"] == "yield"
+
+
+def test_core_keeps_libdwarf_out_of_the_debugger():
+    """gdb links elfutils' libdw, whose dwarf_* symbols shadow libdwarf's: the extension the
+    debuggers load must neither link nor load libdwarf/libelf. Only the worker imports _dwarf."""
+    assert not hasattr(_core, "DwarfIndex")
+    code = ("import sys; sys.path.insert(0, %r); from tracerlib import _core, yields\n"
+            "maps = open('/proc/self/maps').read()\n"
+            "print('libdwarf' in maps or 'libelf' in maps)") % ROOT
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    ldd = subprocess.run(["ldd", _core.__file__], capture_output=True, text=True, check=True)
+    assert "libdwarf" not in ldd.stdout and "libelf" not in ldd.stdout
+    assert "libdwarf" in subprocess.run(["ldd", _dwarf.__file__], capture_output=True,
+                                        text=True, check=True).stdout

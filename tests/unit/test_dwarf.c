@@ -342,6 +342,60 @@ Test(dwarf_index, gcc_O0_code_scan)
 	tr_dwarf_close(ix);
 }
 
+/* An e8 byte inside another instruction's immediate, followed by exactly the distance to a
+ * function's entry: a byte scan took it for a call (and a breakpoint there would land inside
+ * the movabs); the scan walks instructions and reports only main's real call. */
+static const char decoy_src[] =
+	"__attribute__((noinline)) int victim(int x)\n"
+	"{\n"
+	"\treturn x + 1;\n"
+	"}\n"
+	"__attribute__((noinline)) void decoy(void)\n"
+	"{\n"
+	"\t__asm__ volatile(\".byte 0x48, 0xb8, 0xe8\\n\\t.long victim - . - 4\\n\\t.byte 0, 0, 0\"\n"
+	"\t\t\t ::: \"rax\");\n"
+	"}\n"
+	"int main(void)\n"
+	"{\n"
+	"\tdecoy();\n"
+	"\treturn victim(-1);\n"
+	"}\n";
+
+Test(dwarf_index, O0_code_scan_walks_instructions_not_bytes)
+{
+	char src[128], bin[128], cmd[400], err[256] = "";
+	snprintf(src, sizeof(src), "%s/decoy.c", dw_dir);
+	snprintf(bin, sizeof(bin), "%s/decoy", dw_dir);
+	FILE *f = fopen(src, "w");
+	cr_assert_not_null(f);
+	fputs(decoy_src, f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "gcc -O0 -g -o '%s' '%s'", bin, src);
+	cr_assert_eq(system(cmd), 0, "build failed: %s", cmd);
+
+	struct tr_dwarf_index *ix = dw_open(bin);
+	static const char *const names[] = { "victim", NULL };
+	struct tr_site_filter flt = { .names = names };
+	size_t added = 0;
+	cr_assert_eq(tr_dwarf_scan_calls(ix, bin, &flt, &added, err, sizeof(err)), 0, "%s", err);
+	uint32_t decoy = tr_dwarf_find_function(ix, "decoy");
+	uint32_t main_fn = tr_dwarf_find_function(ix, "main");
+	cr_assert_neq(decoy, TR_DWARF_NONE);
+	cr_assert_neq(main_fn, TR_DWARF_NONE);
+	size_t cursor = 0, n = 0;
+	const struct tr_dwarf_site *s;
+	while ((s = tr_dwarf_next_site(ix, &flt, &cursor)) != NULL) {
+		n++;
+		cr_expect_eq(s->function, main_fn, "a call to victim reported in %s at 0x%llx",
+			     s->function == decoy ? "decoy" : "?", (unsigned long long)s->call_pc);
+		cr_expect_eq(s->call_pc + 5, s->return_pc);
+	}
+	cr_expect_eq(n, 1);
+	cr_expect_eq(added, 1);
+	cr_expect_eq(tr_dwarf_stats(ix).undecoded, 0);
+	tr_dwarf_close(ix);
+}
+
 Test(dwarf_index, gcc_O0_ibt_plt_sec)
 {
 	/* -fcf-protection with -z ibtplt: calls go to .plt.sec stubs, not .plt. */

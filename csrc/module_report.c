@@ -1,0 +1,602 @@
+/* module_report.c - the report side of tracerlib._core: the meta dict a render needs turned
+ * into C (one arena per render), reports written to the store and read back, payload escaping.
+ * Errors become Python exceptions here; nothing aborts. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "escape.h"
+#include "mailbox.h"
+#include "module.h"
+#include "recorder.h"
+#include "report.h"
+#include "report_read.h"
+#include "store.h"
+
+/* ---- a small arena: every C copy made while converting one Python object graph ---- */
+
+struct arena {
+	void **blocks;
+	size_t n, alloc;
+};
+
+static void *arena_alloc(struct arena *a, size_t size)
+{
+	void *p;
+
+	if (a->n == a->alloc) {
+		size_t grown = a->alloc ? a->alloc * 2 : 32;
+		void **b = PyMem_Realloc(a->blocks, grown * sizeof(*b));
+
+		if (!b) {
+			PyErr_NoMemory();
+			return NULL;
+		}
+		a->blocks = b;
+		a->alloc = grown;
+	}
+	p = PyMem_Calloc(1, size ? size : 1);
+	if (!p) {
+		PyErr_NoMemory();
+		return NULL;
+	}
+	a->blocks[a->n++] = p;
+	return p;
+}
+
+static void arena_free(struct arena *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		PyMem_Free(a->blocks[i]);
+	PyMem_Free(a->blocks);
+	memset(a, 0, sizeof(*a));
+}
+
+/* ---- reading fields of the meta dict; absent or None means "unknown" ---- */
+
+static PyObject *field(PyObject *dict, const char *key)
+{
+	PyObject *v;
+
+	if (!dict || dict == Py_None)
+		return NULL;
+	if (!PyDict_Check(dict)) {
+		PyErr_Format(PyExc_TypeError, "expected a dict holding '%s'", key);
+		return NULL;
+	}
+	v = PyDict_GetItemString(dict, key);   /* borrowed */
+	return v == Py_None ? NULL : v;
+}
+
+/* Strings stay owned by the dict, which outlives the render. */
+static int get_str(PyObject *dict, const char *key, const char **out)
+{
+	PyObject *v = field(dict, key);
+
+	*out = NULL;
+	if (PyErr_Occurred())
+		return -1;
+	if (!v)
+		return 0;
+	if (!PyUnicode_Check(v)) {
+		PyErr_Format(PyExc_TypeError, "'%s' must be a str", key);
+		return -1;
+	}
+	*out = PyUnicode_AsUTF8(v);
+	return *out ? 0 : -1;
+}
+
+static int get_i64(PyObject *dict, const char *key, int64_t dflt, int64_t *out)
+{
+	PyObject *v = field(dict, key);
+
+	*out = dflt;
+	if (PyErr_Occurred())
+		return -1;
+	if (!v)
+		return 0;
+	if (!PyLong_Check(v)) {
+		PyErr_Format(PyExc_TypeError, "'%s' must be an int", key);
+		return -1;
+	}
+	*out = PyLong_AsLongLong(v);
+	return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int get_int(PyObject *dict, const char *key, int dflt, int *out)
+{
+	int64_t v;
+
+	if (get_i64(dict, key, dflt, &v) < 0)
+		return -1;
+	if (v < INT32_MIN || v > INT32_MAX) {
+		PyErr_Format(PyExc_OverflowError, "'%s' out of range", key);
+		return -1;
+	}
+	*out = (int)v;
+	return 0;
+}
+
+static int get_u64(PyObject *dict, const char *key, uint64_t *out)
+{
+	PyObject *v = field(dict, key);
+
+	*out = 0;
+	if (PyErr_Occurred())
+		return -1;
+	if (!v)
+		return 0;
+	if (!PyLong_Check(v)) {
+		PyErr_Format(PyExc_TypeError, "'%s' must be an int", key);
+		return -1;
+	}
+	*out = PyLong_AsUnsignedLongLongMask(v);
+	return PyErr_Occurred() ? -1 : 0;
+}
+
+static int get_bool(PyObject *dict, const char *key, bool *out)
+{
+	PyObject *v = field(dict, key);
+	int t;
+
+	*out = false;
+	if (PyErr_Occurred())
+		return -1;
+	if (!v)
+		return 0;
+	t = PyObject_IsTrue(v);
+	if (t < 0)
+		return -1;
+	*out = t;
+	return 0;
+}
+
+static int get_bytes(PyObject *dict, const char *key, const uint8_t **data, size_t *len)
+{
+	PyObject *v = field(dict, key);
+
+	*data = NULL;
+	*len = 0;
+	if (PyErr_Occurred())
+		return -1;
+	if (!v)
+		return 0;
+	if (!PyBytes_Check(v)) {
+		PyErr_Format(PyExc_TypeError, "'%s' must be bytes", key);
+		return -1;
+	}
+	*data = (const uint8_t *)PyBytes_AS_STRING(v);
+	*len = (size_t)PyBytes_GET_SIZE(v);
+	return 0;
+}
+
+/* A list field as a fast sequence (new reference, or NULL with no error when absent). */
+static PyObject *get_list(PyObject *dict, const char *key)
+{
+	PyObject *v = field(dict, key);
+
+	if (!v)
+		return NULL;
+	if (!PyList_Check(v) && !PyTuple_Check(v)) {
+		PyErr_Format(PyExc_TypeError, "'%s' must be a list", key);
+		return NULL;
+	}
+	return PySequence_Fast(v, key);
+}
+
+static int convert_frame(PyObject *d, struct tr_frame *f)
+{
+	return get_u64(d, "pc", &f->pc) || get_str(d, "function", &f->function) ||
+	       get_str(d, "file", &f->file) || get_int(d, "line", 0, &f->line) ? -1 : 0;
+}
+
+static int convert_thread(PyObject *d, struct tr_thread *t, struct arena *a)
+{
+	PyObject *frames = NULL;
+	struct tr_frame *fs;
+	int rc = -1;
+
+	if (get_int(d, "tid", 0, &t->tid) || get_str(d, "name", &t->name))
+		goto out;
+	frames = get_list(d, "backtrace");
+	if (!frames) {
+		rc = PyErr_Occurred() ? -1 : 0;
+		goto out;
+	}
+	t->nframes = (size_t)PySequence_Fast_GET_SIZE(frames);
+	fs = arena_alloc(a, t->nframes * sizeof(*fs));
+	if (!fs)
+		goto out;
+	for (size_t i = 0; i < t->nframes; i++)
+		if (convert_frame(PySequence_Fast_GET_ITEM(frames, i), &fs[i]) < 0)
+			goto out;
+	t->frames = fs;
+	rc = 0;
+out:
+	Py_XDECREF(frames);
+	return rc;
+}
+
+static int convert_mailbox(PyObject *d, struct tr_mailbox *m)
+{
+	return get_i64(d, "fd", -1, &m->fd) || get_str(d, "endpoint", &m->endpoint) ||
+	       get_i64(d, "pending", -1, &m->pending) || get_i64(d, "messages", -1, &m->messages) ||
+	       get_bytes(d, "data", &m->data, &m->data_len) ||
+	       get_bool(d, "truncated", &m->truncated) || get_str(d, "error", &m->error) ? -1 : 0;
+}
+
+static int convert_process(PyObject *d, struct tr_process *p, struct arena *a)
+{
+	PyObject *threads = NULL, *boxes = NULL;
+	struct tr_thread *ts;
+	struct tr_mailbox *ms;
+	int rc = -1;
+
+	if (get_int(d, "pid", 0, &p->pid) || get_bool(d, "alive", &p->alive) ||
+	    get_int(d, "exit_status", -1, &p->exit_status) ||
+	    get_int(d, "exit_signal", 0, &p->exit_signal))
+		goto out;
+	threads = get_list(d, "threads");
+	if (!threads && PyErr_Occurred())
+		goto out;
+	if (threads) {
+		p->nthreads = (size_t)PySequence_Fast_GET_SIZE(threads);
+		ts = arena_alloc(a, p->nthreads * sizeof(*ts));
+		if (!ts)
+			goto out;
+		for (size_t i = 0; i < p->nthreads; i++)
+			if (convert_thread(PySequence_Fast_GET_ITEM(threads, i), &ts[i], a) < 0)
+				goto out;
+		p->threads = ts;
+	}
+	boxes = get_list(d, "mailboxes");
+	if (!boxes && PyErr_Occurred())
+		goto out;
+	if (boxes) {
+		p->nmailboxes = (size_t)PySequence_Fast_GET_SIZE(boxes);
+		ms = arena_alloc(a, p->nmailboxes * sizeof(*ms));
+		if (!ms)
+			goto out;
+		for (size_t i = 0; i < p->nmailboxes; i++)
+			if (convert_mailbox(PySequence_Fast_GET_ITEM(boxes, i), &ms[i]) < 0)
+				goto out;
+		p->mailboxes = ms;
+	}
+	rc = 0;
+out:
+	Py_XDECREF(threads);
+	Py_XDECREF(boxes);
+	return rc;
+}
+
+/* Call sites: meta["sites"] maps pc -> {"function", "file", "line"}. */
+struct site_ctx {
+	PyObject *sites;   /* borrowed dict or NULL */
+	bool failed;
+};
+
+static bool resolve_site(void *ctx, uint64_t pc, struct tr_frame *out)
+{
+	struct site_ctx *sc = ctx;
+	PyObject *key, *v;
+
+	if (!sc->sites || sc->failed)
+		return false;
+	key = PyLong_FromUnsignedLongLong(pc);
+	if (!key) {
+		sc->failed = true;
+		return false;
+	}
+	v = PyDict_GetItemWithError(sc->sites, key);
+	Py_DECREF(key);
+	if (!v) {
+		if (PyErr_Occurred())
+			sc->failed = true;
+		return false;
+	}
+	if (convert_frame(v, out) < 0) {
+		sc->failed = true;
+		return false;
+	}
+	out->pc = pc;
+	return true;
+}
+
+static int convert_meta(PyObject *d, struct tr_report_meta *m, struct site_ctx *sc,
+			struct arena *a)
+{
+	PyObject *argv = NULL, *procs = NULL, *stop, *yld, *sites;
+	const char **av;
+	struct tr_process *ps;
+	int64_t backtrace;
+	int rc = -1;
+
+	if (!PyDict_Check(d)) {
+		PyErr_SetString(PyExc_TypeError, "meta must be a dict");
+		return -1;
+	}
+	if (get_str(d, "key", &m->key) || get_str(d, "program", &m->program) ||
+	    get_int(d, "pid", 0, &m->pid) || get_str(d, "started", &m->started) ||
+	    get_str(d, "debugger", &m->debugger) ||
+	    get_i64(d, "backtrace", TR_BACKTRACE_DEFAULT, &backtrace))
+		goto out;
+	if (backtrace < 0 || backtrace > TR_BACKTRACE_MAX) {
+		PyErr_Format(PyExc_ValueError, "backtrace must be 0..%d", TR_BACKTRACE_MAX);
+		goto out;
+	}
+	m->backtrace_limit = (int)backtrace;
+	if (!m->key) {
+		PyErr_SetString(PyExc_ValueError, "meta needs a 'key'");
+		goto out;
+	}
+	argv = get_list(d, "argv");
+	if (!argv && PyErr_Occurred())
+		goto out;
+	if (argv) {
+		m->argc = (size_t)PySequence_Fast_GET_SIZE(argv);
+		av = arena_alloc(a, m->argc * sizeof(*av));
+		if (!av)
+			goto out;
+		for (size_t i = 0; i < m->argc; i++) {
+			av[i] = PyUnicode_Check(PySequence_Fast_GET_ITEM(argv, i))
+					? PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(argv, i)) : NULL;
+			if (!av[i]) {
+				if (!PyErr_Occurred())
+					PyErr_SetString(PyExc_TypeError, "argv must hold str");
+				goto out;
+			}
+		}
+		m->argv = av;
+	}
+	stop = field(d, "stop");
+	if (PyErr_Occurred() || get_str(stop, "reason", &m->stop.reason) ||
+	    get_int(stop, "signal", 0, &m->stop.signal) ||
+	    get_int(stop, "status", -1, &m->stop.status) || get_int(stop, "pid", 0, &m->stop.pid) ||
+	    get_int(stop, "tid", 0, &m->stop.tid))
+		goto out;
+	yld = field(d, "yield");
+	if (PyErr_Occurred() || get_bool(yld, "enabled", &m->yield.enabled) ||
+	    get_u64(yld, "seed", &m->yield.seed) || get_str(yld, "strategy", &m->yield.strategy) ||
+	    get_i64(yld, "sites", 0, &m->yield.sites) ||
+	    get_i64(yld, "injected", 0, &m->yield.injected))
+		goto out;
+	if (yld && field(yld, "probability")) {
+		m->yield.probability = PyFloat_AsDouble(field(yld, "probability"));
+		if (PyErr_Occurred())
+			goto out;
+	}
+	procs = get_list(d, "processes");
+	if (!procs && PyErr_Occurred())
+		goto out;
+	if (procs) {
+		m->nprocesses = (size_t)PySequence_Fast_GET_SIZE(procs);
+		ps = arena_alloc(a, m->nprocesses * sizeof(*ps));
+		if (!ps)
+			goto out;
+		for (size_t i = 0; i < m->nprocesses; i++)
+			if (convert_process(PySequence_Fast_GET_ITEM(procs, i), &ps[i], a) < 0)
+				goto out;
+		m->processes = ps;
+	}
+	sites = field(d, "sites");
+	if (PyErr_Occurred())
+		goto out;
+	if (sites && !PyDict_Check(sites)) {
+		PyErr_SetString(PyExc_TypeError, "'sites' must be a dict of pc -> frame dict");
+		goto out;
+	}
+	sc->sites = sites;
+	m->resolve_site = resolve_site;
+	m->resolve_ctx = sc;
+	rc = 0;
+out:
+	Py_XDECREF(argv);
+	Py_XDECREF(procs);
+	return rc;
+}
+
+PyObject *tr_py_render(const struct tr_recorder *rec, PyObject *meta_obj)
+{
+	struct tr_report_meta meta;
+	struct site_ctx sc = { 0 };
+	struct arena a = { 0 };
+	PyObject *result = NULL;
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	memset(&meta, 0, sizeof(meta));
+	meta.stop.status = -1;
+	if (convert_meta(meta_obj, &meta, &sc, &a) < 0)
+		goto out;
+	rc = tr_report_render(rec, &meta, &text, &len);
+	if (sc.failed)
+		goto out;
+	if (rc < 0) {
+		tr_py_raise_errno(rc, "render report");
+		goto out;
+	}
+	result = PyUnicode_DecodeUTF8(text, (Py_ssize_t)len, "strict");
+out:
+	free(text);
+	arena_free(&a);
+	return result;
+}
+
+static PyObject *mod_store_put(PyObject *m, PyObject *args)
+{
+	const char *dir, *stem, *text;
+	Py_ssize_t len;
+	char path[4096];
+	int rc;
+
+	if (!PyArg_ParseTuple(args, "sss#:store_put", &dir, &stem, &text, &len))
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	rc = tr_store_put(dir, stem, text, (size_t)len, path, sizeof(path));
+	Py_END_ALLOW_THREADS
+	if (rc < 0)
+		return tr_py_raise_errno(rc, dir);
+	return PyUnicode_DecodeFSDefault(path);
+}
+
+static PyObject *mod_store_put_path(PyObject *m, PyObject *args)
+{
+	const char *path, *text;
+	Py_ssize_t len;
+	int rc;
+
+	if (!PyArg_ParseTuple(args, "ss#:store_put_path", &path, &text, &len))
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	rc = tr_store_put_path(path, text, (size_t)len);
+	Py_END_ALLOW_THREADS
+	if (rc < 0)
+		return tr_py_raise_errno(rc, path);
+	Py_RETURN_NONE;
+}
+
+/* yajl tree -> Python objects. */
+static PyObject *from_yajl(yajl_val v)
+{
+	if (YAJL_IS_NULL(v))
+		Py_RETURN_NONE;
+	if (YAJL_IS_TRUE(v))
+		Py_RETURN_TRUE;
+	if (YAJL_IS_FALSE(v))
+		Py_RETURN_FALSE;
+	if (YAJL_IS_STRING(v))
+		return PyUnicode_FromString(YAJL_GET_STRING(v));
+	if (YAJL_IS_INTEGER(v))
+		return PyLong_FromLongLong(YAJL_GET_INTEGER(v));
+	/* past int64 (yield.seed is unsigned): keep it an int; the reader bounds the depth */
+	if (YAJL_IS_NUMBER(v) && strlen(v->u.number.r) <= 20 && !strpbrk(v->u.number.r, ".eE"))
+		return PyLong_FromString(v->u.number.r, NULL, 10);
+	if (YAJL_IS_NUMBER(v))
+		return PyFloat_FromDouble(YAJL_GET_DOUBLE(v));
+	if (YAJL_IS_ARRAY(v)) {
+		PyObject *list = PyList_New((Py_ssize_t)v->u.array.len);
+
+		if (!list)
+			return NULL;
+		for (size_t i = 0; i < v->u.array.len; i++) {
+			PyObject *item = from_yajl(v->u.array.values[i]);
+
+			if (!item) {
+				Py_DECREF(list);
+				return NULL;
+			}
+			PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+		}
+		return list;
+	}
+	if (YAJL_IS_OBJECT(v)) {
+		PyObject *dict = PyDict_New();
+
+		if (!dict)
+			return NULL;
+		for (size_t i = 0; i < v->u.object.len; i++) {
+			PyObject *item = from_yajl(v->u.object.values[i]);
+
+			if (!item || PyDict_SetItemString(dict, v->u.object.keys[i], item) < 0) {
+				Py_XDECREF(item);
+				Py_DECREF(dict);
+				return NULL;
+			}
+			Py_DECREF(item);
+		}
+		return dict;
+	}
+	PyErr_SetString(PyExc_ValueError, "unexpected JSON value");
+	return NULL;
+}
+
+PyDoc_STRVAR(load_report_doc, "load_report(path) -> dict\n\n"
+	     "Parses a stored report. Payloads stay escaped strings: decode with unescape().");
+
+static PyObject *mod_load_report(PyObject *m, PyObject *arg)
+{
+	PyObject *bytes_path = NULL, *result = NULL;
+	yajl_val tree = NULL;
+	char err[256] = "";
+	int rc;
+
+	if (!PyUnicode_FSConverter(arg, &bytes_path))
+		return NULL;
+	rc = tr_report_load(PyBytes_AS_STRING(bytes_path), &tree, err, sizeof(err));
+	if (rc < 0) {
+		if (rc == -EINVAL)
+			PyErr_SetString(PyExc_ValueError, err[0] ? err : "not a tracer report");
+		else
+			tr_py_raise_errno(rc, PyBytes_AS_STRING(bytes_path));
+		goto out;
+	}
+	result = from_yajl(tree);
+out:
+	if (tree)
+		yajl_tree_free(tree);
+	Py_XDECREF(bytes_path);
+	return result;
+}
+
+static PyObject *mod_escape(PyObject *m, PyObject *arg)
+{
+	Py_buffer in;
+	char *out;
+	size_t n;
+	PyObject *result;
+
+	if (PyObject_GetBuffer(arg, &in, PyBUF_SIMPLE) < 0)
+		return NULL;
+	out = PyMem_Malloc(TR_ESCAPED_MAX((size_t)in.len) + 1);
+	if (!out) {
+		PyBuffer_Release(&in);
+		return PyErr_NoMemory();
+	}
+	n = tr_escape(in.buf, (size_t)in.len, out);
+	result = PyUnicode_FromStringAndSize(out, (Py_ssize_t)n);
+	PyMem_Free(out);
+	PyBuffer_Release(&in);
+	return result;
+}
+
+static PyObject *mod_unescape(PyObject *m, PyObject *arg)
+{
+	const char *in;
+	Py_ssize_t n;
+	uint8_t *out;
+	long got;
+	PyObject *result;
+
+	in = PyUnicode_Check(arg) ? PyUnicode_AsUTF8AndSize(arg, &n) : NULL;
+	if (!in) {
+		if (!PyErr_Occurred())
+			PyErr_SetString(PyExc_TypeError, "unescape() takes a str");
+		return NULL;
+	}
+	out = PyMem_Malloc((size_t)n + 1);
+	if (!out)
+		return PyErr_NoMemory();
+	got = tr_unescape(in, (size_t)n, out);
+	if (got < 0) {
+		PyMem_Free(out);
+		return PyErr_Format(PyExc_ValueError, "malformed escaped payload");
+	}
+	result = PyBytes_FromStringAndSize((const char *)out, got);
+	PyMem_Free(out);
+	return result;
+}
+
+PyMethodDef tr_py_report_methods[] = {
+	{ "store_put", mod_store_put, METH_VARARGS,
+	  "store_put(dir, stem, text) -> path: write a report into the store, never overwriting" },
+	{ "store_put_path", mod_store_put_path, METH_VARARGS,
+	  "store_put_path(path, text): write a report to exactly path; fails if it exists" },
+	{ "load_report", mod_load_report, METH_O, load_report_doc },
+	{ "escape", mod_escape, METH_O, "escape(bytes) -> str, the report's payload form" },
+	{ "unescape", mod_unescape, METH_O, "unescape(str) -> bytes, inverse of escape" },
+	{ NULL },
+};
