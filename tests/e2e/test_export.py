@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from harness import REPO, fixture_path, run_gdb
+from controller import run_gdb
+from harness import REPO, fixture_path
 
 
 def check_chrome(doc, report):

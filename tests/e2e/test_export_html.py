@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 
-from harness import fixture_path, run_gdb
+from controller import run_gdb
+from harness import fixture_path
 
 CHROMIUM = shutil.which("chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--host-resolver-rules=MAP * ~NOTFOUND"]

@@ -1,5 +1,6 @@
 """A custom instrumenter from Python: a predicate chooses the sites, `insert` the strategy."""
-from harness import REPO, run_gdb
+from controller import run_gdb
+from harness import REPO
 
 BUGS = REPO / "build" / "bugs"
 

@@ -27,67 +27,21 @@ from pathlib import Path
 
 import pytest
 
-from harness import (REPO, assert_events_match, assert_gdb_sane, collect, fixture_path,
-                     kill_leftovers, run_gdb, validate)
+import controller
+from checks import assert_events_match, assert_exited, assert_report, validate
+from controller import collect, run_gdb
+from harness import BUG_SRC, DELAYS_C, build_c, REPO, bug, compile_c, fixture_path, kill_leftovers
 
 sys.path.insert(0, str(REPO))
 from tracerlib import _core  # noqa: E402  (the catalogue: what `tracer sites` looks for)
 
 CATALOGUE = [c["name"] for c in _core.catalogue()]
 CLASS_OF = {c["name"]: c["class"] for c in _core.catalogue()}
-BUG_SRC = REPO / "tests" / "fixtures" / "bugs"
-BUGS = REPO / "build" / "bugs"
-BUG_CFLAGS = ["-std=gnu11", "-g", "-O0", "-Wall", "-Wextra", "-Wno-unused-parameter",
-              "-pthread"]                                   # the Makefile's
 BIG = {"cap": 10000}
 _seq = itertools.count()
 
 
 # --------------------------------------------------------------------------- programs
-
-DELAYS_C = r"""
-/* delays [OUT [N [FAIL_ABOVE_US]]]: N times (default 4), times one pthread_mutex_lock call
- * with CLOCK_MONOTONIC and writes the durations (microseconds, one a line) to OUT (default
- * delays.txt). Exit 1 when one took longer than FAIL_ABOVE_US (default 100000; 0: never).
- * One thread: its yield decisions depend on the seed alone, and an injected sleep shows as a
- * slow lock. */
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
-
-static pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
-
-static long now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000L + ts.tv_nsec / 1000;
-}
-
-int main(int argc, char **argv)
-{
-	FILE *out = fopen(argc > 1 ? argv[1] : "delays.txt", "w");
-	int n = argc > 2 ? atoi(argv[2]) : 4, slow = 0;
-	long limit = argc > 3 ? atol(argv[3]) : 100000;
-
-	if (!out)
-		return 2;
-	for (int i = 0; i < n; i++) {
-		long t0 = now_us(), d;
-
-		pthread_mutex_lock(&m);
-		d = now_us() - t0;
-		pthread_mutex_unlock(&m);
-		fprintf(out, "%ld\n", d);
-		if (limit && d > limit)
-			slow = 1;
-	}
-	fclose(out);
-	return slow;
-}
-"""
 
 MOD_MAIN_C = r"""
 #include <pthread.h>
@@ -120,41 +74,26 @@ void helper(int fd)
 """
 
 
-def _cc(out, sources, flags):
-    cmd = ["gcc", *flags, "-o", str(out), *[str(s) for s in sources]]
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    assert p.returncode == 0, f"$ {' '.join(cmd)}\n{p.stderr}"
-    return out
-
-
-def _bug(name):
-    """build/bugs/NAME, rebuilt with the Makefile's command when missing or stale (the
-    conftest builds tests/fixtures only)."""
-    src, out = BUG_SRC / f"{name}.c", BUGS / name
-    if not out.exists() or out.stat().st_mtime < src.stat().st_mtime:
-        BUGS.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f"{name}.tmp{os.getpid()}")
-        _cc(tmp, [src], BUG_CFLAGS)
-        os.replace(tmp, out)
-    return out
-
-
 @pytest.fixture(scope="module")
 def progs(tmp_path_factory):
     d = tmp_path_factory.mktemp("yield-progs")
-    (d / "delays.c").write_text(DELAYS_C)
     (d / "mod_main.c").write_text(MOD_MAIN_C)
     (d / "mod_helper.c").write_text(MOD_HELPER_C)
-    p = {name: _bug(name) for name in ("lock_order", "send_before_ready", "check_then_act")}
+    p = {name: bug(name) for name in ("lock_order", "send_before_ready", "check_then_act")}
     for name in ("lock_order", "send_before_ready"):
-        p[f"{name}-O2"] = _cc(d / f"{name}-O2", [BUG_SRC / f"{name}.c"],
+        p[f"{name}-O2"] = compile_c(d / f"{name}-O2", [BUG_SRC / f"{name}.c"],
                               ["-O2", "-g", "-pthread"])
-    p["nodebug"] = _cc(d / "lock_order-nodebug", [BUG_SRC / "lock_order.c"], ["-O0", "-pthread"])
-    p["delays"] = _cc(d / "delays", [d / "delays.c"], ["-O0", "-g", "-pthread"])
-    p["twomod"] = _cc(d / "twomod", [d / "mod_main.c", d / "mod_helper.c"],
+    p["nodebug"] = compile_c(d / "lock_order-nodebug", [BUG_SRC / "lock_order.c"], ["-O0", "-pthread"])
+    p["delays"] = build_c(DELAYS_C, "delays", d)
+    p["twomod"] = compile_c(d / "twomod", [d / "mod_main.c", d / "mod_helper.c"],
                       ["-O0", "-g", "-pthread"])
     p["dir"] = d
     return p
+
+
+@pytest.fixture(scope="module")
+def delays(progs):
+    return progs["delays"]
 
 
 def gdb(program, *commands, tmp, args=(), timeout=60, **kw):
@@ -232,7 +171,7 @@ def sites_rows(output):
 
 def sites_of(program, tmp, *options):
     run = gdb(program, "tracer sites " + " ".join(options), tmp=tmp)
-    assert_gdb_sane(run)
+    run.debugger.assert_sane(run)
     assert run.returncode == 0, run.describe()
     return sites_rows(run.stdout)
 
@@ -322,7 +261,7 @@ def test_sites_module_selects_one_unit(progs, tmp_path, tracer):
 def assert_one_line_error(run, *fragments):
     """The failing command printed exactly one line, `tracer: ...` holding every fragment;
     gdb went on to the next command (a `tracer yield status` saying yields are off)."""
-    assert_gdb_sane(run)
+    run.debugger.assert_sane(run)
     err = [l for l in run.stderr.splitlines() if l.strip()]
     assert len(err) == 1 and err[0].startswith("tracer: "), (
         "expected one `tracer:` error line\n" + run.describe())
@@ -379,7 +318,7 @@ def test_yield_on_before_program_then_file(progs, tmp_path, tracer):
     """Yields asked before a program is loaded fail; after `file PROG` they work."""
     run = gdb(None, "tracer yield on", f"file {progs['lock_order']}", "tracer yield on",
               "tracer yield status", tmp=tmp_path)
-    assert_gdb_sane(run)
+    run.debugger.assert_sane(run)
     err = [l for l in run.stderr.splitlines() if l.strip()]
     assert len(err) == 1 and err[0].startswith("tracer: ") and "no program" in err[0], (
         run.describe())
@@ -392,7 +331,7 @@ def test_no_dwarf_sites_say_so(progs, tmp_path, tracer):
     `tracer sites` lists, it is either call sites or a clear word about the missing debug
     info, never a silent empty table."""
     run = gdb(progs["nodebug"], "tracer sites", tmp=tmp_path)
-    assert_gdb_sane(run)
+    run.debugger.assert_sane(run)
     entries = re.findall(r"^\(any\)\s+(\S+)\s+-\s+function entry$", run.stdout, re.M)
     assert {"pthread_mutex_lock", "pthread_mutex_unlock", "pthread_create"} <= set(entries), (
         run.describe())
@@ -407,7 +346,7 @@ def test_no_dwarf_app_yields(progs, tmp_path, tracer):
     info; it must not blame the selection."""
     run = gdb(progs["nodebug"], "tracer yield on --app --probability 1 --seed 3",
               tmp=tmp_path, run_command="tracer run", report="always", timeout=60)
-    assert_gdb_sane(run)
+    run.debugger.assert_sane(run)
     m = re.search(r"tracer: yields on at (\d+) functions \(no DWARF", run.stdout)
     if m:   # the fallback: at the entry of the called functions themselves, said plainly
         assert int(m.group(1)) > 0, run.describe()
@@ -442,7 +381,7 @@ def test_yield_off_leaves_no_site(progs, tmp_path, tracer):
               after=["maint info breakpoints", mark, "tracer yield off", mark,
                      "maint info breakpoints", mark, "tracer yield status", mark, "tracer run",
                      mark, "maint info breakpoints"], timeout=90)
-    assert_gdb_sane(run)
+    run.debugger.assert_sane(run)
     parts = run.stdout.split("===\n")
     assert len(parts) == 6, run.describe()
     before, off, after, status, _, after_run = parts
@@ -471,18 +410,26 @@ def test_yield_off_leaves_no_site(progs, tmp_path, tracer):
 
 # --------------------------------------------------------------------------- injection
 
-def test_yields_injected_threads_pipe(tmp_path, tracer):
+def site_count(debugger, program, tmp):
+    """The `N call sites` line of `tracer sites` (the table's rows are checked under gdb by
+    sites_rows)."""
+    run = controller.run(debugger, program, run_command="tracer sites", report=None, tmp=tmp)
+    debugger.assert_sane(run)
+    m = re.search(r"^(\d+) call sites$", run.stdout, re.M)
+    assert m, run.describe()
+    return int(m.group(1))
+
+
+def test_yields_injected_threads_pipe(debugger, tmp_path):
     """Probability 1, seed 7, on four threads sharing a pipe under a mutex: the report says
     yields were on (seed, strategy, probability, sites), many were injected, and every thread's
     IPC is exactly what the program did."""
     prog = fixture_path("threads_pipe")
-    nsites = len(sites_of(prog, tmp_path))
-    run = run_gdb(prog, ["5"], settings=BIG, tmp=tmp_path / "run",
-                  commands=["tracer yield on --probability 1 --seed 7"], timeout=90)
-    assert_gdb_sane(run)
+    nsites = site_count(debugger, prog, tmp_path / "sites")
+    run = controller.run(debugger, prog, ["5"], settings=BIG, tmp=tmp_path / "run",
+                         commands=["tracer yield on --probability 1 --seed 7"], timeout=90)
+    rep = assert_report(run, prog)
     assert run.returncode == 0, run.describe()
-    rep = run.report
-    validate(rep)
     y = rep["yield"]
     assert y["enabled"] is True and y["seed"] == 7 and y["probability"] == 1, y
     assert y["strategy"] == "sleep:1000" and y["sites"] == nsites, y
@@ -494,15 +441,18 @@ def test_yields_injected_threads_pipe(tmp_path, tracer):
     assert run.report_paths[0].name.endswith("-s7.json"), run.report_paths
 
 
-def test_yield_strategy_yield(tmp_path, tracer):
+@pytest.mark.parametrize("opt", ["O0", "O2"])
+def test_yield_strategy_yield(debugger, opt, tmp_path):
     """--strategy yield (sched_yield) on the same program: recorded, injected, events exact."""
-    run = run_gdb(fixture_path("threads_pipe"), ["3"], settings=BIG, tmp=tmp_path,
-                  commands=["tracer yield on --probability 1 --seed 11 --strategy yield"],
-                  timeout=90)
-    assert_gdb_sane(run)
-    y = run.report["yield"]
+    prog = fixture_path("threads_pipe", opt)
+    run = controller.run(debugger, prog, ["3"], settings=BIG, tmp=tmp_path,
+                         commands=["tracer yield on --probability 1 --seed 11 --strategy yield"],
+                         timeout=90)
+    rep = assert_report(run, prog)
+    assert rep["stop"]["reason"] == "exit" and rep["stop"]["status"] == 0, rep["stop"]
+    y = rep["yield"]
     assert y["enabled"] and y["strategy"] == "yield" and y["seed"] == 11 and y["injected"] > 0
-    assert_events_match(run.report, run.expectations)
+    assert_events_match(rep, run.expectations)
 
 
 def durations(path):
@@ -516,21 +466,19 @@ def mismatches(a, b, tol):
     return sum(abs(x - y) > tol for x, y in zip(a, b))
 
 
-def test_sleeps_really_happen(progs, tmp_path, tracer):
+def test_sleeps_really_happen(debugger, delays, tmp_path):
     """A program timing its own pthread_mutex_lock calls: with probability 1 and sleeps of up
     to 100 ms, every call is injected (injected == calls) and the calls take ~50 ms on average;
     with probability 0 (the same breakpoint stops, no insertion) they stay fast."""
-    prog, n = progs["delays"], 12
-    total = {}
+    n, total = 12, {}
     for p in ("1", "0"):
         out = tmp_path / f"d{p}.txt"
-        run = gdb(prog, "set tracer report always",
-                  f"tracer yield on --function pthread_mutex_lock --probability {p} --seed 7 "
-                  "--strategy sleep:100000", tmp=tmp_path, args=[out, n, 0],
-                  run_command="tracer run", timeout=60)
-        assert_gdb_sane(run)
-        assert run.returncode == 0, run.describe()
-        y = run.report["yield"]
+        run = controller.run(debugger, delays, [out, n, 0], tmp=tmp_path / p, timeout=60,
+                             commands=[f"tracer yield on --function pthread_mutex_lock "
+                                       f"--probability {p} --seed 7 --strategy sleep:100000"])
+        rep = assert_report(run, delays)
+        assert_exited(run, rep)
+        y = rep["yield"]
         assert y["enabled"] and y["sites"] == 1 and y["strategy"] == "sleep:100000", y
         assert y["injected"] == (n if p == "1" else 0), y
         d = durations(out)
@@ -549,7 +497,7 @@ def test_same_seed_same_decisions_pingpong(tmp_path, tracer):
         run = run_gdb(fixture_path("pipe_pingpong"), ["5"], settings=BIG,
                       tmp=tmp_path / f"r{i}", after=["tracer yield status"],
                       commands=["tracer yield on --seed 5 --probability 0.5"], timeout=90)
-        assert_gdb_sane(run)
+        run.debugger.assert_sane(run)
         assert run.returncode == 0, run.describe()
         assert_events_match(run.report, run.expectations)
         y = run.report["yield"]
@@ -571,7 +519,7 @@ def test_same_seed_same_sleeps(progs, tmp_path, tracer):
         run = gdb(prog, f"tracer yield on --function pthread_mutex_lock --probability 0.5 "
                         f"--seed {seed} --strategy sleep:100000", tmp=tmp_path, args=[out, n, 0],
                   run_command="tracer run", timeout=60)
-        assert_gdb_sane(run)
+        run.debugger.assert_sane(run)
         assert run.returncode == 0, run.describe()
         runs[i] = durations(out)
     # A busy machine can stall one call by a few ms: one outlier is tolerated. Seeds 5 and 6
@@ -620,13 +568,13 @@ def run_replay(command, tmp, timeout=120):
             raise AssertionError(f"replay did not finish within {timeout} s: {command}")
         finally:
             kill_leftovers(tmp)
-    return collect(argv, rc, tmp, store, time.monotonic() - t0)
+    return collect("gdb", argv, rc, tmp, store, time.monotonic() - t0)
 
 
 def assert_hunt_failed(run, runs, first):
     """gdb exit 1, progress lines run 1..k with seeds first.., the last FAILED, exactly one
     report (the failing run's, named in its line) whose yield.seed is the failing seed."""
-    assert_gdb_sane(run)
+    run.debugger.assert_sane(run)
     steps = progress(run)
     assert steps, run.describe()
     assert [s[0] for s in steps] == list(range(1, len(steps) + 1)), steps
@@ -644,7 +592,7 @@ def assert_hunt_failed(run, runs, first):
 
 
 def assert_same_failure(replay, rep, seed):
-    assert_gdb_sane(replay)
+    replay.debugger.assert_sane(replay)
     assert replay.returncode == 1, "the replay did not fail\n" + replay.describe()
     again = replay.report
     for k in ("reason", "signal", "status"):
@@ -693,7 +641,7 @@ def test_hunt_replay_is_exact(progs, tmp_path, tracer):
     if seed > 100:                       # a seed the hunt saw pass passes again
         passing = command.replace(f"--seed {seed}", f"--seed {seed - 1}")
         replay = run_replay(passing, tmp_path / "replay-pass")
-        assert_gdb_sane(replay)
+        replay.debugger.assert_sane(replay)
         assert replay.returncode == 0 and not replay.reports, replay.describe()
         assert max(durations(replay.tmp / "delays.txt")) <= 100000
 
@@ -715,7 +663,7 @@ def test_hunt_without_failure(tmp_path, tracer):
     """3 runs of a correct program: 3 progress lines, no failure, gdb exit 0, no report."""
     run = gdb(fixture_path("pipe_pingpong"), "tracer hunt --runs 3 --seed 0 --timeout 60",
               tmp=tmp_path, args=["3"], timeout=120)
-    assert_gdb_sane(run)
+    run.debugger.assert_sane(run)
     assert run.returncode == 0, run.describe()
     assert progress(run) == [(i, 3, i - 1, "passed") for i in (1, 2, 3)], run.describe()
     assert "no failure in 3 runs" in run.output, run.describe()

@@ -1,36 +1,24 @@
 """End-to-end tests of the snapshot on stop, the report policy and batch runs (issue 4): a crash
 with bytes pending, an assert in a child, a deadlock bounded by the timeout, the exit-status
-report policy and an unwritable store. Real gdb, real fixtures, reports validated against
-docs/report.schema.json.
+report policy and an unwritable store. Real debuggers, real fixtures, reports validated
+against docs/report.schema.json. The forking fixtures here run under gdb only (lldb-16 follows
+one process: test_lldb.py covers the same stops with threads); the report policy runs under
+both.
 """
 import json
 import re
 
 import pytest
 
-from harness import (assert_events_match, assert_gdb_sane, assert_mailboxes_match,
-                     assert_recorder_consistent, fixture_path, frame_functions, pid_alive,
-                     process, run_gdb, signal_name, validate)
+import controller
+from checks import (assert_command_error, assert_events_match, assert_mailboxes_match,
+                    assert_no_leftovers, assert_recorder_consistent, frame_functions, pids_of,
+                    process, signal_name, validate)
+from controller import run_gdb
+from harness import fixture_path
 
 OPTS = pytest.mark.parametrize("opt", ["O0", "O2"])
 BIG = {"cap": 10000}
-
-
-def pids_of(run):
-    """{pid: [tids]} of the program's processes, from the fixture's expectations."""
-    out = {}
-    for e in run.expectations:
-        out.setdefault(e["pid"], set()).add(e["tid"])
-    return out
-
-
-def assert_no_leftovers(run):
-    """Nothing the run started is still alive (the harness killed leftovers; it must not
-    have had to)."""
-    alive = [p for p in pids_of(run) if pid_alive(p)]
-    assert not alive, f"processes still alive after gdb exited: {alive}\n" + run.describe()
-    assert not run.leftovers, (f"processes left running after gdb exited (killed by the "
-                               f"harness): {run.leftovers}\n" + run.describe())
 
 
 @OPTS
@@ -39,7 +27,7 @@ def test_crash_with_pending_bytes(opt, tmp_path, tracer):
     report (default policy: the run failed), stop = SIGSEGV in the parent, the mailboxes hold
     exactly those bytes, the child's sends are the events."""
     run = run_gdb(fixture_path("crash_pending", opt), settings=BIG, report=None, tmp=tmp_path)
-    assert_gdb_sane(run)
+    run.debugger.assert_sane(run)
     rep = run.report
     validate(rep)
     assert len(run.pending) == 2, "the fixture did not write its pending expectations"
@@ -65,22 +53,23 @@ def test_crash_with_pending_bytes(opt, tmp_path, tracer):
     assert_no_leftovers(run)
 
 
-CRASH_PEEK_SCRIPT = """\
-break fixture_marker
-tracer run
-tracer snapshot {snap}
-continue
-"""
+RESUME_AFTER_SNAPSHOT = {"gdb": "continue", "lldb": "tracer run"}
+EXITED_NORMALLY = {     # the debugger's (or the tracer's) words for the parent's normal end
+    "gdb": r"\[Inferior \d+ \(process {pid}\) exited normally\]",
+    "lldb": r"tracer: program exited normally",
+}
 
 
-def test_snapshot_consumes_nothing(tmp_path, tracer):
-    """Stopped at a user breakpoint with the same bytes pending, `tracer snapshot FILE` shows
-    them; continuing, the program still reads every one of them (the fixture checks the bytes
-    and exits 0)."""
+def test_snapshot_consumes_nothing(debugger, tmp_path):
+    """Stopped at a user breakpoint with bytes pending, `tracer snapshot FILE` shows them;
+    continuing, the program still reads every one of them (crash_pending --peek checks the
+    bytes and exits 0)."""
     snap = tmp_path / "snap.json"
-    run = run_gdb(fixture_path("crash_pending", "O0"), ["--peek"], settings=BIG,
-                  tmp=tmp_path, script=CRASH_PEEK_SCRIPT.format(snap=snap), run_command=None)
-    assert_gdb_sane(run)
+    script = "\n".join([debugger.break_command.format(fn="fixture_marker"), "tracer run",
+                        f"tracer snapshot {snap}", RESUME_AFTER_SNAPSHOT[debugger.name], ""])
+    run = controller.run(debugger, fixture_path("crash_pending", "O0"), ["--peek"],
+                         settings=BIG, tmp=tmp_path, script=script, run_command=None)
+    debugger.assert_sane(run)
     assert snap.exists(), "tracer snapshot FILE wrote nothing\n" + run.describe()
     rep = json.loads(snap.read_text())
     validate(rep)
@@ -94,8 +83,8 @@ def test_snapshot_consumes_nothing(tmp_path, tracer):
     assert [bytes.fromhex(e["data_hex"]) for e in reads] == \
         [bytes.fromhex(p["data_hex"]) for p in run.pending], run.describe()
     assert "FIXTURE-FAIL" not in run.output, run.describe()
-    assert re.search(r"\[Inferior \d+ \(process %d\) exited normally\]" % parent,
-                     run.stdout), run.describe()
+    assert re.search(EXITED_NORMALLY[debugger.name].format(pid=parent), run.stdout), \
+        run.describe()
     assert_no_leftovers(run)
 
 
@@ -105,7 +94,7 @@ def test_child_assert(opt, tmp_path, tracer):
     (listener thread): one report; the child dead by SIGABRT; the parent alive with both
     threads' backtraces."""
     run = run_gdb(fixture_path("child_assert", opt), settings=BIG, report=None, tmp=tmp_path)
-    assert_gdb_sane(run)
+    run.debugger.assert_sane(run)
     rep = run.report
     validate(rep)
     child = next(e["pid"] for e in run.expectations if e["tid"] == e["pid"]
@@ -138,7 +127,7 @@ def test_deadlock_timeout(tmp_path, tracer):
     snapshots both (backtraces in read) and kills them."""
     run = run_gdb(fixture_path("deadlock_read", "O0"), settings={**BIG, "timeout": 5},
                   report=None, tmp=tmp_path, timeout=90)
-    assert_gdb_sane(run)
+    run.debugger.assert_sane(run)
     assert run.duration < 60, f"the timeout took {run.duration:.0f} s\n" + run.describe()
     rep = run.report
     validate(rep)
@@ -160,15 +149,18 @@ def test_deadlock_timeout(tmp_path, tracer):
     (0, None, 0),        # the default policy is `failure`
     (0, "failure", 0),
     (0, "always", 1),
+    (0, "never", 0),
     (3, None, 1),
     (3, "failure", 1),
+    (3, "never", 0),
 ])
-def test_exit_status_report_policy(status, policy, nreports, tmp_path, tracer):
-    """Exit 0 writes no report by default, and does with `report always`; exit 3 writes one.
-    In batch mode gdb's exit status says whether the program failed, and the outcome line
-    names the report."""
-    run = run_gdb(fixture_path("exit_code", "O0"), [status], report=policy, tmp=tmp_path)
-    assert_gdb_sane(run)
+def test_exit_status_report_policy(debugger, status, policy, nreports, tmp_path):
+    """Exit 0 writes no report by default, and does with `report always`; exit 3 writes one
+    unless `report never`. In batch mode the debugger's exit status says whether the program
+    failed, and the outcome line names the report."""
+    run = controller.run(debugger, fixture_path("exit_code", "O0"), [status], report=policy,
+                         tmp=tmp_path)
+    debugger.assert_sane(run)
     assert len(run.reports) == nreports, (
         f"exit {status} with report={policy}: {len(run.reports)} reports\n" + run.describe())
     if nreports:
@@ -179,14 +171,17 @@ def test_exit_status_report_policy(status, policy, nreports, tmp_path, tracer):
         assert str(run.report_paths[0]) in run.output, (
             "the outcome line does not name the report\n" + run.describe())
     assert (run.returncode == 0) == (status == 0), (
-        f"gdb exit status {run.returncode} for a program exiting {status}\n" + run.describe())
+        f"{debugger.name} exit status {run.returncode} for a program exiting {status}\n"
+        + run.describe())
+    if status:
+        assert_command_error(run, f"tracer: program failed: exit status {status}")
     assert_no_leftovers(run)
 
 
 def test_crash_fails_batch_gdb(tmp_path, tracer):
     """A program killed by a signal makes batch gdb exit non-zero (CI sees the failure)."""
     run = run_gdb(fixture_path("crash_pending", "O0"), report=None, tmp=tmp_path)
-    assert_gdb_sane(run)
+    run.debugger.assert_sane(run)
     assert run.returncode != 0, "gdb exited 0 for a crashed program\n" + run.describe()
     assert str(run.report_paths[0]) in run.output, run.describe()
 
@@ -198,7 +193,7 @@ def test_show_stored_report(tmp_path, tracer):
     path = crash.report_paths[0] if crash.report_paths else None
     assert path, "no report to show\n" + crash.describe()
     run = run_gdb(None, run_command=f"tracer show {path}", report=None, tmp=tmp_path / "show")
-    assert_gdb_sane(run)
+    run.debugger.assert_sane(run)
     out = run.stdout
     parent = crash.pending[0]["pid"]
     for want in (str(parent), crash.pending[0]["endpoint"], "pipe msg 1", "sock first",
@@ -209,7 +204,7 @@ def test_show_stored_report(tmp_path, tracer):
 def test_budget_overflow_in_report(tmp_path, tracer):
     """Budget overflow is visible in the report of a failing run."""
     run = run_gdb(fixture_path("chatty", "O0"), [50], settings={"budget": 7}, tmp=tmp_path)
-    assert_gdb_sane(run)
+    run.debugger.assert_sane(run)
     rep = run.report
     validate(rep)
     assert rep["recorder"]["overflow"] is True and rep["recorder"]["count"] == 7, rep["recorder"]
@@ -232,7 +227,7 @@ def test_unwritable_store(tmp_path, tracer):
     other = tmp_path / "other.json"
     run = run_gdb(fixture_path("exit_code", "O0"), [3], report=None, store=store,
                   tmp=tmp_path, after=[f"tracer snapshot {other}"])
-    assert_gdb_sane(run)
+    run.debugger.assert_sane(run)
     assert str(store) in run.output, (
         "the error does not name the unwritable store\n" + run.describe())
     assert other.exists(), "tracer snapshot OTHER_PATH saved nothing\n" + run.describe()
