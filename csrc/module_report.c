@@ -320,7 +320,7 @@ static int convert_meta(PyObject *d, struct tr_report_meta *m, struct site_ctx *
 	}
 	if (get_str(d, "key", &m->key) || get_str(d, "program", &m->program) ||
 	    get_int(d, "pid", 0, &m->pid) || get_str(d, "started", &m->started) ||
-	    get_str(d, "debugger", &m->debugger) ||
+	    get_str(d, "debugger", &m->debugger) || get_str(d, "mode", &m->mode) ||
 	    get_i64(d, "backtrace", TR_BACKTRACE_DEFAULT, &backtrace))
 		goto out;
 	if (backtrace < 0 || backtrace > TR_BACKTRACE_MAX) {

@@ -574,6 +574,10 @@ int tr_report_render(const struct tr_recorder *r, const struct tr_report_meta *m
 	gen_text(&c, meta->started);
 	gen_key(&c, "debugger");
 	gen_text(&c, meta->debugger);
+	if (meta->mode) {
+		gen_key(&c, "mode");
+		gen_text(&c, meta->mode);
+	}
 	gen_key(&c, "stop");
 	gen_stop(&c, &meta->stop);
 	gen_key(&c, "recorder");

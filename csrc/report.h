@@ -77,6 +77,7 @@ struct tr_report_meta {
 	int pid;                /* the first traced process */
 	const char *started;    /* ISO 8601 UTC */
 	const char *debugger;   /* "gdb 13.1", "lldb 16.0.6" */
+	const char *mode;       /* "breakpoint", "agent": how the calls were recorded; NULL: omitted */
 	struct tr_stop stop;
 	const struct tr_process *processes;
 	size_t nprocesses;

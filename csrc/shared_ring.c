@@ -409,6 +409,11 @@ int tr_shared_ring_snapshot(const struct tr_shared_ring *r, struct tr_ring_snaps
 		out->data_len[out->n] = dlen;
 		out->n++;
 	}
+	/* A writer claims its seq, then reads the clock: two racing writers can stamp out of
+	 * seq order by that gap. seq is the order; times are made to agree with it. */
+	for (size_t i = 1; i < out->n; i++)
+		if (out->events[i].t_ns < out->events[i - 1].t_ns)
+			out->events[i].t_ns = out->events[i - 1].t_ns;
 	out->first_ns = atomic_load_explicit(&((struct tr_ring_header *)h)->first_ns,
 					     memory_order_relaxed);
 	out->dropped = out->count - out->n;

@@ -183,7 +183,9 @@ struct tr_ring_snapshot {
 	bool overflow, frozen;
 };
 
-/* Copies the kept events out. 0, -ENOMEM. Free with tr_ring_snapshot_free(). */
+/* Copies the kept events out, in seq order, their times made non-decreasing in that order
+ * (a writer stamps its time just after claiming its seq). 0, -ENOMEM. Free with
+ * tr_ring_snapshot_free(). */
 int tr_shared_ring_snapshot(const struct tr_shared_ring *r, struct tr_ring_snapshot *out);
 void tr_ring_snapshot_free(struct tr_ring_snapshot *s);
 

@@ -58,6 +58,14 @@ def _program_args():
                                 if text.count('"') >= 2 else "")
 
 
+def _vanished(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
 def _ids(thread):
     pid, lwp, _ = thread.ptid
     return pid, lwp or pid
@@ -201,8 +209,10 @@ class GdbPort(Port):
         del frame["pc"]
         return frame
 
-    def arm(self):
+    def arm(self, mode="breakpoint"):
         for name, value in GDB_SETTINGS:
+            if mode == "agent" and name == "maint target-non-stop":
+                continue                # no breakpoint to step over: gdb's own default
             try:
                 self.saved[name] = _show_setting(name)
                 _quiet(_set_setting(name, value))
@@ -289,6 +299,11 @@ class GdbPort(Port):
         self.last = Stop(EXITED, pid)
         self.driver.on_exit(pid, status=getattr(event, "exit_code", None))
 
+    def set_environment(self, variables):
+        for name, value in variables.items():
+            _quiet(f"unset environment {name}" if value is None
+                   else f"set environment {name}={value}")
+
     def set_args(self, args):
         if args:
             _quiet("set args " + args)
@@ -309,12 +324,27 @@ class GdbPort(Port):
                 gdb.execute(command)
                 break
             except gdb.error as e:
-                # gdb loses a race with a parent reaping its short-lived child: "No
-                # unwaited-for children left." The processes are fine; resume again.
-                if "unwaited-for" not in str(e) or attempt == 2 or not self._live():
+                # gdb 13 loses the exit of a child whose parent reaps it ("No unwaited-for
+                # children left.", or "Couldn't get registers: No such process." when it
+                # resumes one that is gone): forget what vanished, resume the rest.
+                if attempt == 2 or not ("unwaited-for" in str(e) or self._forget_vanished()):
                     raise
+                if not self._live():
+                    break
                 command = "continue"
         return self.last
+
+    def _forget_vanished(self):
+        """Inferiors whose process is gone (or a zombie) without gdb seeing it exit."""
+        gone = [inf for inf in self._live() if _vanished(inf.pid)]
+        for inf in gone:
+            pid = inf.pid
+            try:
+                _quiet(f"kill inferiors {inf.num}")
+            except gdb.error:
+                pass
+            self.driver.on_exit(pid)    # how it ended is unknown: never called a failure
+        return bool(gone)
 
     def before_run(self):
         """Back to inferior 1, the exited children's inferiors removed (a hunt would pile up
@@ -401,7 +431,7 @@ def _parameter(setting):
             enum = setting.kind == "enum"
             super().__init__(f"tracer {setting.name}", gdb.COMMAND_DATA,
                              *((gdb.PARAM_ENUM, list(setting.choices)) if enum
-                               else (gdb.PARAM_STRING,)))
+                               else (gdb.PARAM_STRING_NOESCAPE,)))
             self.value = setting.default if enum else str(setting.default)
 
         def get_set_string(self):
@@ -409,8 +439,9 @@ def _parameter(setting):
             try:
                 values.set(setting.name, self.value or "")
             except settings.SettingError as e:
-                self.value = str(getattr(values, setting.name))
                 raise gdb.GdbError(f"tracer: {e}") from None
+            finally:                    # what is in force, as the setting typed it
+                self.value = str(getattr(values, setting.name))
             return ""
 
         def get_show_string(self, svalue):

@@ -124,11 +124,11 @@ class LldbPort(Port):
     def __init__(self, debugger):
         self.debugger = debugger
         words = lldb.SBDebugger.GetVersionString().split()
-        self.name = (f"lldb {words[2] if len(words) > 2 and words[1] == 'version' else '?'}"
-                     " (forked children not traced)")
+        self.name = f"lldb {words[2] if len(words) > 2 and words[1] == 'version' else '?'}"
         self.driver = Driver(self)
         self.target = self.exit_bp = self.stop_hook = self.launch_args = None
         self.handlers = {}            # breakpoint id -> handler(ctx)
+        self.environment = {}         # extra environment of the next launch
         self.exit_calls = {}          # pid -> status passed to _exit (see _on_exit_call)
         self.thread_pointers = {}     # pid -> ThreadPointers
         self.watch = None             # tracerlib.interrupts.Watch during `tracer run`
@@ -209,7 +209,7 @@ class LldbPort(Port):
             self.thread_pointers[pid] = ThreadPointers(pid, self.symbol)
         return self.thread_pointers[pid].fs_base(tid)
 
-    def arm(self):
+    def arm(self, mode="breakpoint"):
         target = self.debugger.GetSelectedTarget()
         if not target.IsValid():                  # `tracer attach` with no program loaded
             error = lldb.SBError()
@@ -338,6 +338,9 @@ class LldbPort(Port):
         else:
             self.driver.on_exit(run.pid)
 
+    def set_environment(self, variables):
+        self.environment.update(variables)
+
     def set_args(self, args):
         self.launch_args = shlex.split(args) if args.strip() else None
 
@@ -350,7 +353,13 @@ class LldbPort(Port):
         info = target.GetLaunchInfo()
         if self.launch_args is not None:
             info.SetArguments(self.launch_args, False)
-        info.SetEnvironment(target.GetEnvironment(), False)
+        env = target.GetEnvironment()
+        for name, value in self.environment.items():
+            if value is None:
+                env.Unset(name)
+            else:
+                env.Set(name, value, True)
+        info.SetEnvironment(env, False)
         # Stop at the entry so the timeout is armed before any of the program's code runs.
         info.SetLaunchFlags(info.GetLaunchFlags() | lldb.eLaunchFlagStopAtEntry)
         self._enter_run(target)

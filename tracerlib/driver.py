@@ -7,7 +7,7 @@ else. Nothing here imports gdb or lldb.
 """
 import os
 
-from . import _core, export, frontend, settings, yields
+from . import _core, agent, export, frontend, settings, yields
 from .port import EXEC, FATAL, INTERRUPT, OTHER, OURS, TIMEOUT, USER
 from .run import Run, TracerError
 
@@ -37,11 +37,13 @@ class Driver:
         self.symbols = {}             # (pid, name) -> runtime address, for this process image
         self.policy = None            # _core.YieldPolicy while yields are on
         self.yield_opts = None
+        self.yield_sites = []         # where yields go (breakpoints, or the agent's list)
         self.yield_bps = []
         self.yield_plans = {}         # tid -> microseconds to insert (0: sched_yield)
         self.yield_saved = {}         # tid -> (pid, registers saved before the inserted call)
         self.yields_abandoned = 0     # inserted calls whose thread or image went away
         self.threads_seen = set()     # (pid, tid) announced to the policy
+        self.armed_mode = None        # "breakpoint" or "agent": what arm() set up
 
     # ================================================================ hot path
     # Handlers run inside the debugger's breakpoint callbacks: they never raise.
@@ -172,11 +174,14 @@ class Driver:
         self.run.sites.setdefault(pc, self.port.describe_pc(pc))
 
     # ================================================================ arming
-    def arm(self):
-        self.port.arm()
+    def arm(self, mode="breakpoint"):
+        """In agent mode the program records itself: no breakpoint per call."""
+        self.port.arm(mode)
         self.armed = True
+        self.armed_mode = mode
         self.disarming = False
-        self.missing = [CATALOGUE[c]["name"] for c in TRACED_CALLS]
+        self.missing = [CATALOGUE[c]["name"] for c in TRACED_CALLS] \
+            if mode == "breakpoint" else []
         self.place_entry_breakpoints()
 
     def place_entry_breakpoints(self):
@@ -313,9 +318,13 @@ class Driver:
             self._finish(frontend.stop("quit", self.run.pid))
 
     # ================================================================ runs
-    def _new_run(self, pid=0, argv=None):
+    def _new_run(self, pid=0, argv=None, mode="breakpoint"):
+        name = self.port.name
+        if mode == "breakpoint" and not self.port.follows_forks:
+            name += " (forked children not traced)"
         self.run = Run(self.values, self.port.program(),
-                       argv if argv is not None else self.port.argv(pid), self.port.name)
+                       argv if argv is not None else self.port.argv(pid), name)
+        self.run.mode = mode
         self.hot_path_error = None
         self.return_pcs.clear()
         self.symbols.clear()
@@ -341,7 +350,9 @@ class Driver:
         run = self.run
         if run is None or run.finished:
             return None
-        run.yield_info = frontend.yield_info(self.policy, len(self.yield_bps))
+        run.yield_info = frontend.yield_info(self.policy, len(self.yield_sites))
+        if run.agent is not None:
+            self._describe_agent_sites(run)
         if processes is None:
             processes = self.port.processes(self.values.backtrace) if live else []
         try:
@@ -351,6 +362,15 @@ class Driver:
         if not self.in_run_command:
             self.port.write(run.outcome())
         return run.report_path
+
+    def _describe_agent_sites(self, run):
+        """The agent records return addresses only: name them while the debugger still
+        knows the program's load addresses."""
+        for pc in {ev["site"] for ev in run.agent.ring.events()} - set(run.sites):
+            try:
+                run.sites[pc] = self.port.describe_pc(pc)
+            except Exception:           # noqa: BLE001 - an unknown site stays unnamed
+                run.sites[pc] = {"function": None, "file": None, "line": None}
 
     def _start_clock(self, pid):
         if self.values.timeout and self.in_run_command and not self.clock_on:
@@ -377,27 +397,67 @@ class Driver:
         live = self.port.live_pids()
         if not live and not self.port.program():
             raise TracerError("no program loaded: " + self.port.load_hint)
-        if self.armed and self.disarming and not live:
-            self.disarm()               # the last run spent its budget: a fresh one
+        mode = self.armed_mode if live else self._launch_mode()
+        if self.armed and ((self.disarming and not live) or mode != self.armed_mode):
+            self.disarm()               # a fresh run: the last spent its budget, or a mode
         if not self.armed:
-            self.arm()
+            self.arm(mode)
         self.in_run_command = True
         try:
             if live:                    # attached, or stopped at your breakpoint
                 if self.run is None or self.run.finished or self.run.pid not in live:
-                    self._new_run(live[0])
+                    self._new_run(live[0], mode=mode)
                 self._start_clock(live[0])
                 stop = self._resume()
             else:
                 self._before_launch()
                 self.port.set_args(args)
-                self._new_run()
-                stop = self.port.launch()
+                self._new_run(mode=mode)
+                stop = self._launch()
             return self._drive(stop)
         finally:
             self.in_run_command = False
             self.clock_on = False
             self.port.run_ended()
+
+    def _launch_mode(self):
+        """agent or breakpoint for the next launch; auto falls back to breakpoints (and
+        says so) where the agent cannot enter the program."""
+        wanted = self.values.mode
+        if wanted == "breakpoint":
+            return "breakpoint"
+        why = agent.cannot_enter(self.port.program())
+        if why is None:
+            return "agent"
+        self.port.write(f"tracer: {why}: breakpoint mode covers it"
+                        + ("" if wanted == "auto" else " (tracer mode is agent)"), error=True)
+        return "breakpoint"
+
+    def _launch(self):
+        """Starts the program; in agent mode with the agent, its ring and the yield policy
+        in its environment (for this launch only)."""
+        run = self.run
+        self._yield_breakpoints(run.mode == "breakpoint")
+        if run.mode != "agent":
+            return self.port.launch()
+        run.agent = agent.AgentRun(self.values)
+        env = run.agent.environment(self.policy, self.yield_opts, self.yield_sites)
+        self.port.set_environment(env)
+        try:
+            return self.port.launch()
+        finally:
+            self.port.set_environment({name: os.environ.get(name) for name in env})
+
+    def _yield_breakpoints(self, wanted):
+        """Yield sites as breakpoints (breakpoint mode), or none (the agent decides)."""
+        if wanted and self.policy is not None and not self.yield_bps:
+            self.yield_bps = [self.port.break_site(
+                site, lambda ctx, site=site: self.on_yield_site(site, ctx))
+                for site in self.yield_sites]
+        elif not wanted:
+            for bp in self.yield_bps:
+                self.port.delete(bp)
+            self.yield_bps = []
 
     def _drive(self, stop):
         unexplained = 0
@@ -475,9 +535,12 @@ class Driver:
 
     def cmd_status(self, arg):
         notes = [self.yield_status("").removeprefix("tracer: ")] if self.policy else []
+        if self.run is not None:
+            notes.append(f"mode: {self.run.mode}" + (" (calls recorded inside the program)"
+                                                     if self.run.mode == "agent" else ""))
         if self.yields_abandoned:
             notes.append(f"{self.yields_abandoned} yields abandoned (thread or image gone)")
-        if self.port.children_note:
+        if self.port.children_note and (self.run is None or self.run.mode == "breakpoint"):
             notes.append(f"{self.port.name.split()[0]} limitation: {self.port.children_note}")
         placed = [CATALOGUE[c]["name"] for c, bp in self.entry_bps.items()
                   if self.port.located(bp)]
@@ -495,7 +558,7 @@ class Driver:
         tid = self.port.selected_tid() or pid
         froze_live_run = run is not None and not run.finished
         if froze_live_run:
-            run.yield_info = frontend.yield_info(self.policy, len(self.yield_bps))
+            run.yield_info = frontend.yield_info(self.policy, len(self.yield_sites))
         path = frontend.snapshot(run, frontend.stop("snapshot", pid, tid),
                                  lambda: self.port.processes(self.values.backtrace),
                                  arg or None)
@@ -525,9 +588,10 @@ class Driver:
     def yield_on(self, arg):
         opts, policy, sites = yields.plan(self._program(), arg)
         self.yield_off(quiet=True)
-        self.policy, self.yield_opts = policy, opts
-        self.yield_bps = [self.port.break_site(
-            site, lambda ctx, site=site: self.on_yield_site(site, ctx)) for site in sites]
+        self.policy, self.yield_opts, self.yield_sites = policy, opts, sites
+        live_agent = self.port.live_pids() and self.run is not None and \
+            self.run.mode == "agent"
+        self._yield_breakpoints(not live_agent)
         self.threads_seen.clear()
         for pid in self.port.live_pids():
             self._announce(pid, pid)
@@ -539,16 +603,15 @@ class Driver:
     def yield_off(self, arg="", quiet=False):
         if self.policy is None and not quiet:
             raise TracerError("yields are not on")
-        for bp in self.yield_bps:
-            self.port.delete(bp)
-        self.yield_bps = []
+        self._yield_breakpoints(False)
+        self.yield_sites = []
         self.policy = None
         self.yield_plans.clear()
         self.yield_saved.clear()
         return None if quiet else "tracer: yields off, no site left instrumented"
 
     def yield_status(self, arg):
-        return frontend.yield_status_text(self.policy, len(self.yield_bps))
+        return frontend.yield_status_text(self.policy, len(self.yield_sites))
 
     def cmd_hunt(self, arg):
         opts = yields.parse_hunt_args(arg)

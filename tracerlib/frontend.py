@@ -183,8 +183,10 @@ def show_text(arg, run):
     if arg and not arg.isdigit():
         try:
             report = _core.load_report(os.path.expanduser(arg))
-        except (OSError, ValueError) as e:
-            raise TracerError(f"cannot read report {arg}: {e}") from None
+        except ValueError as e:             # the reader's message names the file
+            raise TracerError(f"cannot read report {e}") from None
+        except OSError as e:
+            raise TracerError(f"cannot read report {arg}: {e.strerror}") from None
         return show.report_text(report)
     if run is None:
         raise TracerError("nothing traced yet: `tracer run` or `tracer start` first")
@@ -239,7 +241,7 @@ def yield_on_args(opts, strategy, seed):
 
 def changed_limits(values):
     """"NAME VALUE" of the recorder limits not at their defaults, for a replay command."""
-    return [f"{name} {getattr(values, name)}" for name in ("timeout", "cap", "budget", "payload")
+    return [f"{name} {getattr(values, name)}" for name in ("timeout", "cap", "budget", "payload", "mode")
             if getattr(values, name) != settings.BY_NAME[name].default]
 
 

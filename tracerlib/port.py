@@ -123,8 +123,8 @@ class Port:
         raise NotImplementedError
 
     # ---- arming ----
-    def arm(self):
-        """Change the debugger settings tracing needs (kept for `disarm`)."""
+    def arm(self, mode="breakpoint"):
+        """Change the debugger settings tracing in `mode` needs (kept for `disarm`)."""
 
     def disarm(self):
         """Restore every debugger setting `arm` changed."""
@@ -152,6 +152,10 @@ class Port:
         raise NotImplementedError
 
     # ---- run control ----
+    def set_environment(self, variables):
+        """Environment of the next launch: {name: value, or None to unset}."""
+        raise NotImplementedError
+
     def set_args(self, args):
         """The arguments (shell words, as text) of the next launch; empty keeps them."""
         raise NotImplementedError

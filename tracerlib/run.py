@@ -11,6 +11,8 @@ import signal as _signal
 
 from . import _core
 
+SYSV_CALLS = frozenset(c["name"] for c in _core.catalogue() if c["handle"] == "msqid")
+
 # Default actions that end a process (signal(7)): a stop for one of these, with the signal
 # neither caught nor ignored, is the program stopping for good.
 _NON_FATAL = {"SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG",
@@ -77,6 +79,8 @@ class Run:
         self.yield_info = {"enabled": False, "seed": 0, "strategy": None,
                            "probability": 0.0, "sites": 0, "injected": 0}
         self.stop = None
+        self.mode = "breakpoint"     # how this run's calls are recorded
+        self.agent = None            # agent.AgentRun in agent mode
         self.finished = False
         self.report_text = None
         self.report_path = None
@@ -136,6 +140,10 @@ class Run:
         if self.finished:
             return None
         self.finished = True
+        if self.agent is not None:          # the program's own ring becomes the record
+            self.yield_info["injected"] = self.agent.ring.injected
+            self.agent.absorb_into(self.session)
+            self.agent.close()
         self.session.freeze()
         self.stop = stop
         if not (force or self.should_report(stop.get("reason"))):
@@ -200,14 +208,14 @@ class Run:
         return {"key": self.key, "program": self.program, "argv": self.argv, "pid": self.pid,
                 "started": self.started, "debugger": self.debugger,
                 "backtrace": self.values.backtrace, "stop": stop, "processes": processes,
-                "yield": self.yield_info, "sites": self.sites}
+                "yield": self.yield_info, "sites": self.sites, "mode": self.mode}
 
     def _sysv_owners(self):
         """SysV queues are not fds: list each under the first process that used it."""
         owners = {}
         claimed = set()
         for ev in self.session.events():
-            if ev["fn"] in ("msgsnd", "msgrcv") and ev["fd"] not in claimed:
+            if ev["fn"] in SYSV_CALLS and ev["fd"] not in claimed:
                 claimed.add(ev["fd"])
                 owners.setdefault(ev["pid"], []).append(ev["fd"])
         return owners

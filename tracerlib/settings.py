@@ -98,6 +98,10 @@ SETTINGS = (
     Setting("timeout", 0,
             "Seconds a `tracer run` may take before it is interrupted, snapshotted and killed "
             "(0: no limit).", 0, 7 * 24 * 3600),
+    Setting("mode", "auto",
+            "How calls are recorded: agent (a library inside the program, no stop per call), "
+            "breakpoint (a debugger stop per call), auto (agent where it can enter the program).",
+            choices=("auto", "agent", "breakpoint")),
 )
 
 BY_NAME = {s.name: s for s in SETTINGS}

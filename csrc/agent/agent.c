@@ -36,6 +36,7 @@ const char *const tr_agent_fn_name[FN_COUNT] = {
 	"pthread_cond_timedwait", "pthread_cond_signal", "pthread_cond_broadcast", "sem_wait",
 	"sem_trywait", "sem_timedwait", "sem_post",
 	"fork", "pthread_create", "pthread_join", "waitpid", "kill", "usleep", "nanosleep",
+	"connect",
 };
 int tr_agent_call[FN_COUNT];
 

@@ -64,6 +64,7 @@ enum tr_agent_fn {
 	FN_COND_SIGNAL, FN_COND_BROADCAST, FN_SEM_WAIT, FN_SEM_TRYWAIT, FN_SEM_TIMEDWAIT,
 	FN_SEM_POST,
 	FN_FORK, FN_PTHREAD_CREATE, FN_PTHREAD_JOIN, FN_WAITPID, FN_KILL, FN_USLEEP, FN_NANOSLEEP,
+	FN_CONNECT,             /* not recorded: a socket's name changes when it connects */
 	FN_COUNT
 };
 extern const char *const tr_agent_fn_name[FN_COUNT] TR_AGENT_HIDDEN;
@@ -72,6 +73,8 @@ extern int tr_agent_call[FN_COUNT] TR_AGENT_HIDDEN;   /* catalogue index, -1 unk
 /* fdcache.c: names the handle of catalogue call `call`. Returns the endpoint kind (> 0: a
  * message endpoint, name filled), 0 (not a message: a file, a tty...), or < 0 (unknown fd). */
 int tr_agent_endpoint(int call, int64_t handle, char *name) TR_AGENT_HIDDEN;
+/* fdcache.c: fd's name is stale (it connected): name it afresh at its next message. */
+void tr_agent_endpoint_forget(int fd) TR_AGENT_HIDDEN;
 
 /* yield.c: the yield point before catalogue call `fn`, called from `ret_addr`. */
 void tr_agent_yield(enum tr_agent_fn fn, const void *ret_addr) TR_AGENT_HIDDEN;

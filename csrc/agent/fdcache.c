@@ -121,3 +121,19 @@ int tr_agent_endpoint(int call, int64_t handle, char *name)
 		store(&t[fd & (FD_SLOTS - 1)], fd, &st, kind, name);
 	return kind;
 }
+
+void tr_agent_endpoint_forget(int fd)
+{
+	struct fd_entry *t = atomic_load_explicit(&table, memory_order_acquire);
+	struct fd_entry *e;
+	uint32_t v;
+
+	if (!t || fd < 0)
+		return;
+	e = &t[fd & (FD_SLOTS - 1)];
+	v = atomic_load_explicit(&e->ver, memory_order_relaxed);
+	/* a writer mid-store leaves its own (older) name: one stale lookup at worst */
+	if (!(v & 1) && e->fd == fd)
+		atomic_compare_exchange_strong_explicit(&e->ver, &v, 0, memory_order_acq_rel,
+							memory_order_relaxed);
+}

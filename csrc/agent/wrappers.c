@@ -385,3 +385,16 @@ TR_AGENT_EXPORT ssize_t msgrcv(int id, void *buf, size_t n, long type, int flags
 	RECV_BODY(FN_MSGRCV, id, ((struct msg){ .buf = buf, .len = n }),
 		  REAL(FN_MSGRCV, msgrcv_fn)(id, buf, n, type, flags));
 }
+
+typedef int (*connect_fn)(int, const struct sockaddr *, socklen_t);
+
+/* Not a message: a socket that connects gets a new name (udp:A becomes udp:A->B). */
+TR_AGENT_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	int r = REAL(FN_CONNECT, connect_fn)(fd, addr, len);
+	int e = errno;
+
+	tr_agent_endpoint_forget(fd);
+	errno = e;
+	return r;
+}

@@ -347,6 +347,10 @@ def assert_report(run, program=None):
     validate(rep)
     assert rep["version"] == 1
     assert run.debugger.banner.match(rep["debugger"]), rep["debugger"]
+    mode = getattr(run, "mode", "breakpoint")
+    assert rep.get("mode") == mode, (rep.get("mode"), mode)
+    if run.debugger.name == "lldb" and mode == "breakpoint":   # its documented limitation
+        assert "forked children not traced" in rep["debugger"], rep["debugger"]
     if program is not None:
         assert rep["program"]["path"].endswith(os.path.basename(str(program))), rep["program"]
     return rep

