@@ -5,7 +5,6 @@ settings. Every decision is the driver's (tracerlib/driver.py), shared with lldb
 """
 import os
 import re
-import shlex
 import sys
 
 import gdb

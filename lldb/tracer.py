@@ -17,11 +17,10 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 try:
-    from tracerlib import _core  # noqa: F401 - the core must be built
+    from tracerlib.driver import Driver
 except ImportError as _e:
     raise ImportError(f"tracer: the core is not built ({_e}); run `make` in {_ROOT}") from None
 from tracerlib import frontend, settings
-from tracerlib.driver import Driver
 from tracerlib.glibc_threads import ThreadPointers
 from tracerlib.interrupts import Watch
 from tracerlib.port import (EXEC, EXITED, FATAL, INTERRUPT, OTHER, TIMEOUT, USER, Context,
