@@ -105,7 +105,9 @@ def attach_pid(arg, debugger):
     try:
         pid = int(arg)
     except ValueError:
-        raise TracerError(f"tracer attach takes a process id, not '{arg}'") from None
+        pid = 0
+    if pid <= 0:
+        raise TracerError(f"tracer attach takes a process id (a number above 0), not '{arg}'")
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
