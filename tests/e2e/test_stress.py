@@ -120,6 +120,8 @@ def test_fanout_crash_lldb(lldb_tracer, tmp_path):
     rep = assert_report(r)
     parent, kids = fanout_children(r, rep)
     assert sum(kids.values()) == 39, kids
+    print(f"\nlldb fanout crash: exit {r.returncode}, report stop {rep['stop']} (the child's "
+          f"SIGSEGV is not recorded by the agent)")
 
 
 # --------------------------------------------------------------------------- 3. writers
@@ -200,6 +202,8 @@ def test_writer_sigkilled(debugger, tmp_path):
     assert len(written) >= 10 and len(sent) >= 10, (len(written), len(sent))
     datas = [unescape(e["data"]) for e in sent]
     assert datas[:10] == [f"tick {i:06d}\n".encode() for i in range(10)], datas[:10]
+    print(f"\n{r.debugger.name}: writer {pid} SIGKILLed after {len(sent)} recorded sends; "
+          f"report stop {rep['stop']}")
     assert r.duration < 170
 
 
@@ -209,16 +213,25 @@ _PROGRESS = re.compile(r"^hunt: run (\d+) of (\d+), seed (\d+): (passed|FAILED)"
 
 
 def test_hunt_correct_program(tracer, tmp_path):
-    """30 agent-mode hunt runs of threads_pipe (correct): no failure, exit 0."""
-    r = run(tracer, fixture_path("threads_pipe"), ["5"], mode="agent", tmp=tmp_path,
-            run_command="tracer hunt --runs 30 --seed 0 --timeout 60", report=None,
-            timeout=300)
-    r.debugger.assert_sane(r)
-    assert r.returncode == 0, r.describe()
-    steps = _PROGRESS.findall(r.stdout)
-    assert len(steps) == 30 and all(s[3] == "passed" for s in steps), r.describe()
-    assert "no failure in 30 runs" in r.output, r.describe()
-    assert not r.report_paths
+    """30 hunt runs of threads_pipe (correct) in agent mode: no failure, exit 0, no report.
+    The same hunt in breakpoint mode is timed too (30 full runs each: the per-run cost of
+    the two data planes; the ratio is printed, not asserted)."""
+    times = {}
+    for mode in ("agent", "breakpoint"):
+        t0 = time.monotonic()
+        r = run(tracer, fixture_path("threads_pipe"), ["5"], mode=mode, tmp=tmp_path / mode,
+                run_command="tracer hunt --runs 30 --seed 0 --timeout 60", report=None,
+                timeout=300)
+        times[mode] = time.monotonic() - t0
+        r.debugger.assert_sane(r)
+        assert r.returncode == 0, r.describe()
+        steps = _PROGRESS.findall(r.stdout)
+        assert len(steps) == 30 and all(s[3] == "passed" for s in steps), r.describe()
+        assert "no failure in 30 runs" in r.output, r.describe()
+        assert not r.report_paths
+    print(f"\nhunt threads_pipe x30 (no failure): agent {times['agent']:.1f} s, breakpoint "
+          f"{times['breakpoint']:.1f} s; breakpoint/agent = "
+          f"{times['breakpoint'] / times['agent']:.2f}x")
 
 
 HUNT_BUG = "check_then_act"
