@@ -339,8 +339,9 @@ class Driver:
             if not run.finished:
                 self._finish(frontend.stop("kill", run.pid), live=False)
             run = None
-        if run is None or (run.finished and run.pid != pid and pid not in run.pids):
-            run = self._new_run(pid)
+        if run is None or (run.finished and not self.port.follows_forks and
+                           run.pid != pid and pid not in run.pids):
+            run = self._new_run(pid)    # (where forks are followed, on_new_thread says)
         run.saw_process(pid)
         return run
 

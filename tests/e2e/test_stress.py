@@ -79,12 +79,6 @@ def test_fanout_gdb(tracer, tmp_path):
         assert len(want) == 40 and want == set(kids), (want ^ set(kids))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: under gdb, a child dying of SIGSEGV while its siblings are still being "
-    "forked ends the first session with a correct failure report, but tracer then goes on "
-    "with a later child as a new 'program': a second report (program.pid = a child's pid, "
-    "mode 'breakpoint', 0 events, stop exit 0) is written, 'tracer: program exited "
-    "normally' is printed and gdb's batch exit status is 0"))
 def test_fanout_crash_gdb(tracer, tmp_path):
     """Child 17 dies of SIGSEGV: the run is a failure (gdb exit non-zero), one report whose
     stop is SIGSEGV in that child's pid (x3)."""
