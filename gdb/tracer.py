@@ -32,7 +32,10 @@ GDB_SETTINGS = (
     # exits while gdb steps another over a breakpoint (tests/fixtures/sigchld_recv).
     ("maint target-non-stop", "off"),
 )
-_HOOK = "python TRACER_PORT.driver.on_detach()"   # gdb has no detach event: a pre-hook
+# gdb has no detach event, and its exit event does not say a `kill` of yours from a SIGKILL
+# of someone else's: pre-hooks tell the driver (the user's own hooks are kept and restored).
+_HOOKS = {"hook-detach": "python TRACER_PORT.driver.on_detach()",
+          "hook-kill": "python TRACER_PORT.driver.on_user_kill()"}
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 
 
@@ -127,7 +130,7 @@ class GdbPort(Port):
     def __init__(self):
         self.driver = Driver(self)
         self.saved = {}                 # gdb setting -> the user's value, while armed
-        self.saved_hook = None          # the user's own hook-detach body, while armed
+        self.saved_hooks = {}           # hook -> the user's own body, while armed
         self.pids = {}                  # inferior number -> pid (gone by its exit event)
         self.last = Stop(OTHER)         # what ended the latest resume
         self.watchdog = None            # tracerlib.interrupts.Watchdog while a run is timed
@@ -218,12 +221,13 @@ class GdbPort(Port):
             except gdb.error as e:      # target-non-stop cannot change under a live process
                 self.write(f"tracer: warning: could not `{_set_setting(name, value)}`: {e}",
                            error=True)
-        try:                            # keep the user's own hook-detach, to run and restore
-            shown = _quiet("show user hook-detach").splitlines()[1:]
-            self.saved_hook = "\n".join(line[2:] for line in shown if _HOOK not in line)
-        except gdb.error:
-            self.saved_hook = None
-        _quiet(f"define hook-detach\n{_HOOK}\n{self.saved_hook or ''}\nend")
+        for hook, ours in _HOOKS.items():
+            try:
+                shown = _quiet(f"show user {hook}").splitlines()[1:]
+                self.saved_hooks[hook] = "\n".join(ln[2:] for ln in shown if ours not in ln)
+            except gdb.error:
+                self.saved_hooks[hook] = ""
+            _quiet(f"define {hook}\n{ours}\n{self.saved_hooks[hook]}\nend")
 
     def disarm(self):
         for name, value in self.saved.items():
@@ -232,7 +236,9 @@ class GdbPort(Port):
             except gdb.error:
                 pass                    # a live process pins target-non-stop: keep it
         self.saved.clear()
-        _quiet(f"define hook-detach\n{self.saved_hook or ''}\nend")
+        for hook, body in self.saved_hooks.items():
+            _quiet(f"define {hook}\n{body}\nend")
+        self.saved_hooks.clear()
 
     def break_function(self, name, handler):
         """Probing first keeps gdb from printing 'Function not defined'."""
@@ -296,7 +302,10 @@ class GdbPort(Port):
         inferior = event.inferior
         pid = inferior.pid or self.pids.get(inferior.num, 0)
         self.last = Stop(EXITED, pid)
-        self.driver.on_exit(pid, status=getattr(event, "exit_code", None))
+        code = getattr(event, "exit_code", None)
+        # No exit code: killed by a signal. gdb stops on every other signal first (the driver
+        # saw it as fatal); one it never saw can only be SIGKILL.
+        self.driver.on_exit(pid, status=code, signame=None if code is not None else "SIGKILL")
 
     def set_environment(self, variables):
         for name, value in variables.items():
