@@ -19,8 +19,8 @@ except ImportError as _e:
     raise gdb.GdbError(f"tracer: the core is not built ({_e}); run `make` in {_ROOT}")
 from tracerlib import frontend, settings, yields
 from tracerlib.interrupts import Watchdog
-from tracerlib.port import (EXITED, OTHER, OURS, TIMEOUT, USER, Context, Port, Stop, cmdline,
-                            signal_stop)
+from tracerlib.port import (EXITED, OTHER, OURS, TIMEOUT, USER, Context, Port, Stop, signal_stop,
+                            vanished)
 from tracerlib.run import TracerError
 
 # gdb settings tracing needs, and why (restored by `tracer stop`).
@@ -48,21 +48,6 @@ def _show_setting(name):
     """The current value as `set` takes it: the last "is WORD" of gdb's show text."""
     text = _quiet(f"maint show {name[6:]}" if name.startswith("maint ") else f"show {name}")
     return re.findall(r" is (\w+)", text)[-1]
-
-
-def _program_args():
-    """gdb.parameter("args") is always '' in gdb 13: `show args` quotes them as a shell."""
-    text = _quiet("show args")
-    return frontend.shell_words(text[text.find('"') + 1:text.rfind('"')]
-                                if text.count('"') >= 2 else "")
-
-
-def _vanished(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except (OSError, IndexError):
-        return True
 
 
 def _ids(thread):
@@ -145,9 +130,11 @@ class GdbPort(Port):
         space = gdb.current_progspace()
         return space.filename if space else None
 
-    def argv(self, pid=0):
-        """An attached process's own argv (it may run through a symlink); else the launch's."""
-        return (pid and cmdline(pid)) or [self.program() or "?"] + _program_args()
+    def args(self):
+        """gdb.parameter("args") is always '' in gdb 13: `show args` quotes them as a shell."""
+        text = _quiet("show args")
+        return frontend.shell_words(text[text.find('"') + 1:text.rfind('"')]
+                                    if text.count('"') >= 2 else "")
 
     def _live(self):
         """Inferiors with a process and threads. gdb sometimes keeps a forked child that its
@@ -335,7 +322,7 @@ class GdbPort(Port):
 
     def _forget_vanished(self):
         """Inferiors whose process is gone (or a zombie) without gdb seeing it exit."""
-        gone = [inf for inf in self._live() if _vanished(inf.pid)]
+        gone = [inf for inf in self._live() if vanished(inf.pid)]
         for inf in gone:
             pid = inf.pid
             try:

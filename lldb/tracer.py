@@ -24,8 +24,8 @@ from tracerlib import frontend, settings
 from tracerlib.glibc_threads import ThreadPointers
 from tracerlib.interrupts import Watch
 from tracerlib.port import (EXEC, EXITED, FATAL, INTERRUPT, OTHER, TIMEOUT, USER, Context,
-                            Port, Stop, cmdline, signal_stop)
-from tracerlib.run import TracerError, signal_name
+                            Port, Stop, signal_stop)
+from tracerlib.run import TracerError
 
 BP_NAME = "tracer"            # every tracer breakpoint carries it: hidden from `breakpoint
                               # list`, safe from `breakpoint delete` and `breakpoint disable`
@@ -110,6 +110,7 @@ class FatalStopHook:
 
 class LldbPort(Port):
     follows_forks = False
+    exit_hides_signal = True
     yields_in_callback = True     # evaluating inside a callback loses other threads' events;
     keep_fatal_stopped = True     # writing registers there does not (FIELD-NOTES)
     children_note = "forked children not traced (lldb follows one process: see docs/lldb.md)"
@@ -125,10 +126,9 @@ class LldbPort(Port):
         words = lldb.SBDebugger.GetVersionString().split()
         self.name = f"lldb {words[2] if len(words) > 2 and words[1] == 'version' else '?'}"
         self.driver = Driver(self)
-        self.target = self.exit_bp = self.stop_hook = self.launch_args = None
+        self.target = self.stop_hook = self.launch_args = None
         self.handlers = {}            # breakpoint id -> handler(ctx)
         self.environment = {}         # extra environment of the next launch
-        self.exit_calls = {}          # pid -> status passed to _exit (see _on_exit_call)
         self.thread_pointers = {}     # pid -> ThreadPointers
         self.watch = None             # tracerlib.interrupts.Watch during `tracer run`
         self.was_async, self.continuing = None, False
@@ -148,13 +148,10 @@ class LldbPort(Port):
         exe = self._target(required=False).GetExecutable()
         return exe.fullpath if exe.IsValid() else None
 
-    def argv(self, pid=0):
-        if pid and cmdline(pid):
-            return cmdline(pid)
+    def args(self):
         info = self._target().GetLaunchInfo()
-        args = self.launch_args if self.launch_args is not None else \
+        return self.launch_args if self.launch_args is not None else \
             [info.GetArgumentAtIndex(i) for i in range(info.GetNumArguments())]
-        return [self.program() or "?"] + list(args)
 
     def live_pids(self):
         process = self._process()
@@ -219,7 +216,6 @@ class LldbPort(Port):
         name = lldb.SBBreakpointName(target, BP_NAME)
         for allow in (name.SetAllowList, name.SetAllowDelete, name.SetAllowDisable):
             allow(False)
-        self.exit_bp = self.break_function("_exit", self._on_exit_call)
         out = lldb.SBCommandReturnObject()
         self.debugger.GetCommandInterpreter().HandleCommand(
             f"target stop-hook add -P {__name__}.FatalStopHook", out)
@@ -227,12 +223,10 @@ class LldbPort(Port):
         self.stop_hook = found.group(1) if out.Succeeded() and found else None
 
     def disarm(self):
-        if self.exit_bp is not None:
-            self.delete(self.exit_bp)
         if self.stop_hook:
             self.debugger.GetCommandInterpreter().HandleCommand(
                 f"target stop-hook delete {self.stop_hook}", lldb.SBCommandReturnObject())
-        self.exit_bp = self.stop_hook = None
+        self.stop_hook = None
 
     def _named(self, bp, handler):
         bp.AddName(BP_NAME)
@@ -273,16 +267,6 @@ class LldbPort(Port):
         if bp.IsValid() and self.target is not None and self.target.IsValid():
             self.target.BreakpointDelete(bp.GetID())
 
-    def _on_exit_call(self, ctx):
-        """_exit(status): lldb reports a process killed by signal N exactly like one that
-        exited with status N; this stop tells them apart."""
-        status = _reg(ctx.frame, "rdi") & 0xFF
-        self.exit_calls[ctx.pid] = status
-        run = self.driver.run
-        if not self.driver.in_run_command and run is not None and run.pid == ctx.pid:
-            self.driver.on_exit(ctx.pid, status=status)   # you drive: this is its end
-        return False
-
     def classify(self, process):
         """The public stop, most important reason first."""
         signals = process.GetUnixSignals()
@@ -308,34 +292,17 @@ class LldbPort(Port):
             # its own step over a breakpoint (seen leaking as a public stop): not ours.
         return min(found, key=lambda f: f[0])[1] if found else Stop(OTHER, pid)
 
-    def _ended(self, process):
-        """The process is gone: tell the driver how (an exit status, or a signal)."""
-        pid = process.GetProcessID()
-        status = process.GetExitStatus()
-        said = self.exit_calls.get(pid)
-        if said is None and self.exit_bp is not None and 0 < status < 65:
-            self.driver.on_exit(pid, signame=signal_name(status))   # never reached _exit
-        else:
-            self.driver.on_exit(pid, status=status)
-
-    def poll(self):
-        """Before a command: a run whose process ended unseen (killed, detached, or exited
-        while you drove it) gets its report now."""
-        run = self.driver.run
-        if run is None or run.finished or not run.pid:
-            return
+    def fate(self, pid):
         process = self._process()
-        same = process.IsValid() and process.GetProcessID() == run.pid
-        if same and _alive(process):
-            return
-        if same and process.GetState() == lldb.eStateExited:
-            self._ended(process)
-        elif same and process.GetState() == lldb.eStateDetached:
-            # lldb has no detach hook: what can still be read from outside (mailboxes).
-            self.driver.on_detach(run.pid, processes=[{"pid": run.pid, "threads": []}]
-                                  if os.path.exists(f"/proc/{run.pid}") else [])
-        else:
-            self.driver.on_exit(run.pid)
+        if not (process.IsValid() and process.GetProcessID() == pid):
+            return "gone", None
+        if _alive(process):
+            return None
+        state = process.GetState()
+        if state == lldb.eStateExited:
+            return "exited", process.GetExitStatus()
+        # lldb has no detach hook: a detach is seen here, after the fact.
+        return ("detached" if state == lldb.eStateDetached else "gone"), None
 
     def set_environment(self, variables):
         self.environment.update(variables)
@@ -345,7 +312,6 @@ class LldbPort(Port):
 
     def before_run(self):
         self.thread_pointers.clear()
-        self.exit_calls.clear()
 
     def launch(self):
         target = self._target()
@@ -382,7 +348,7 @@ class LldbPort(Port):
         if not error.Success() and _alive(process) and state != lldb.eStateStopped:
             raise TracerError(f"cannot continue the program: {error.GetCString()}")
         if state in (lldb.eStateExited, lldb.eStateDetached) or not process.IsValid():
-            self._ended(process)
+            self.driver.on_ended(process.GetProcessID(), process.GetExitStatus())
             return Stop(EXITED, process.GetProcessID())
         if self.watch.timed_out:
             return Stop(TIMEOUT, process.GetProcessID(), self.selected_tid())

@@ -8,8 +8,8 @@ else. Nothing here imports gdb or lldb.
 import os
 
 from . import _core, agent, export, frontend, settings, yields
-from .port import EXEC, FATAL, INTERRUPT, OTHER, OURS, TIMEOUT, USER
-from .run import Run, TracerError
+from .port import EXEC, FATAL, INTERRUPT, OTHER, OURS, TIMEOUT, USER, cmdline
+from .run import Run, TracerError, signal_name
 
 CATALOGUE = _core.catalogue()
 TRACED_CALLS = [i for i, c in enumerate(CATALOGUE) if c["class"] in ("send", "recv")]
@@ -44,6 +44,8 @@ class Driver:
         self.yields_abandoned = 0     # inserted calls whose thread or image went away
         self.threads_seen = set()     # (pid, tid) announced to the policy
         self.armed_mode = None        # "breakpoint" or "agent": what arm() set up
+        self.exit_bp = None           # at _exit, for ports whose exit status hides a signal
+        self.exit_calls = {}          # pid -> status passed to _exit (see on_exit_call)
 
     # ================================================================ hot path
     # Handlers run inside the debugger's breakpoint callbacks: they never raise.
@@ -177,6 +179,8 @@ class Driver:
     def arm(self, mode="breakpoint"):
         """In agent mode the program records itself: no breakpoint per call."""
         self.port.arm(mode)
+        if self.port.exit_hides_signal:
+            self.exit_bp = self.port.break_function("_exit", self.on_exit_call)
         self.armed = True
         self.armed_mode = mode
         self.disarming = False
@@ -213,6 +217,9 @@ class Driver:
         self.armed = False
         if restore:
             self.disarming = False
+            if self.exit_bp is not None:
+                self.port.delete(self.exit_bp)
+                self.exit_bp = None
             self.port.disarm()
 
     def _disarm_soon(self):
@@ -287,6 +294,42 @@ class Driver:
             stop = frontend.stop("signal" if signame else "kill", pid, signal=signame)
         self._finish(stop, live=False)
 
+    def on_exit_call(self, ctx):
+        """_exit(status): a port with exit_hides_signal reports a process killed by signal N
+        exactly like one that exited with status N; this stop tells them apart."""
+        status = ctx.read_registers(("rdi",))["rdi"] & 0xFF
+        self.exit_calls[ctx.pid] = status
+        run = self.run
+        if not self.in_run_command and run is not None and run.pid == ctx.pid:
+            self.on_exit(ctx.pid, status=status)    # you drive: this is its end
+        return False
+
+    def on_ended(self, pid, status):
+        """pid is gone with `status` as the debugger gives it (see on_exit_call)."""
+        if pid not in self.exit_calls and self.exit_bp is not None and 0 < status < 65:
+            self.on_exit(pid, signame=signal_name(status))     # never reached _exit
+        else:
+            self.on_exit(pid, status=status)
+
+    def poll(self):
+        """Before a command: a run whose process ended unseen (killed, detached, or exited
+        while you drove it) gets its report now."""
+        run = self.run
+        if run is None or run.finished or not run.pid:
+            return
+        fate = self.port.fate(run.pid)
+        if fate is None:
+            return
+        how, status = fate
+        if how == "exited":
+            self.on_ended(run.pid, status)
+        elif how == "detached":
+            # No detach hook saw it go: what can still be read from outside (mailboxes).
+            self.on_detach(run.pid, processes=[{"pid": run.pid, "threads": []}]
+                           if os.path.exists(f"/proc/{run.pid}") else [])
+        else:
+            self.on_exit(run.pid)
+
     def on_exec(self, pids, image_key=None):
         """pids replaced their image: its return sites, symbols and yields mean nothing now.
         image_key(key) says which return breakpoints belonged to the old image."""
@@ -323,7 +366,7 @@ class Driver:
         if mode == "breakpoint" and not self.port.follows_forks:
             name += " (forked children not traced)"
         self.run = Run(self.values, self.port.program(),
-                       argv if argv is not None else self.port.argv(pid), name)
+                       argv if argv is not None else self.argv(pid), name)
         self.run.mode = mode
         self.hot_path_error = None
         self.return_pcs.clear()
@@ -331,6 +374,11 @@ class Driver:
         if pid:
             self.run.saw_process(pid)
         return self.run
+
+    def argv(self, pid=0):
+        """The argv of live `pid` as it was started (through a symlink, too), or the one the
+        next launch will use."""
+        return (pid and cmdline(pid)) or [self.port.program() or "?"] + list(self.port.args())
 
     def _run_for(self, pid):
         run = self.run
@@ -380,6 +428,7 @@ class Driver:
     def _before_launch(self):
         """A fresh process is coming: the yield decisions start again from the seed."""
         self.port.before_run()
+        self.exit_calls.clear()
         self.yield_plans.clear()
         self.yield_saved.clear()
         self.threads_seen.clear()
@@ -393,7 +442,7 @@ class Driver:
     def run_once(self, args=""):
         """One run to its end: the finished Run, or None when the user's own breakpoint or
         an interrupt stopped it (control goes back to the user)."""
-        self.port.poll()
+        self.poll()
         live = self.port.live_pids()
         if not live and not self.port.program():
             raise TracerError("no program loaded: " + self.port.load_hint)
@@ -527,6 +576,7 @@ class Driver:
             if armed_here:
                 self.disarm()
             raise
+        self.exit_calls.clear()
         if not self.entry_bps or self.missing:
             self.place_entry_breakpoints()
         self._new_run(pid)
@@ -632,7 +682,7 @@ class Driver:
         commands = [("set", limit) for limit in frontend.changed_limits(self.values)]
         commands += [("do", "tracer yield on " + frontend.yield_on_args(
             self.yield_opts, self.policy.info["strategy"], seed)), ("do", "tracer run")]
-        argv = self.run.argv if self.run is not None else self.port.argv(0)
+        argv = self.run.argv if self.run is not None else self.argv(0)
         return self.port.batch_command(commands, self._program(), argv[1:])
 
     # ---- settings, for ports without native ones ----
@@ -674,7 +724,7 @@ class Driver:
         debugger as a traceback."""
         def guarded(arg):
             try:
-                self.port.poll()
+                self.poll()
                 return action(arg.strip()), None
             except (TracerError, settings.SettingError) as e:
                 return None, f"tracer: {e}"

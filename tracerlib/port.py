@@ -40,6 +40,15 @@ def cmdline(pid):
         return []
 
 
+def vanished(pid):
+    """The process is gone, or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
 @dataclass
 class Stop:
     kind: str
@@ -93,14 +102,15 @@ class Port:
     children_note = ""              # what the debugger cannot see, for help and status
     load_hint = "load one first"    # how to load a program, for "no program loaded: ..."
     help_words = {}                 # blanks of frontend.COMMANDS' help: batch, resume
+    exit_hides_signal = False       # a process killed by signal N reports exit status N
 
     # ---- program and processes ----
     def program(self):
         """Path of the loaded program, or None."""
         raise NotImplementedError
 
-    def argv(self, pid=0):
-        """The argv of live `pid`, or the one the next launch will use."""
+    def args(self):
+        """The arguments (argv without argv[0]) the next launch will use."""
         raise NotImplementedError
 
     def live_pids(self):
@@ -184,8 +194,10 @@ class Port:
     def before_run(self):
         """A fresh launch is coming: drop what the last one left (dead inferiors...)."""
 
-    def poll(self):
-        """Before a command: report what happened unseen since the last one."""
+    def fate(self, pid):
+        """Before a command: None while `pid` lives (or when the port cannot tell), else
+        ("exited", status), ("detached", None) or ("gone", None)."""
+        return None
 
     # ---- the user's side ----
     def write(self, text, error=False):
