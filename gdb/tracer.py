@@ -389,16 +389,11 @@ def _command(name, doc, action, prefix=False, files=False, group=gdb.COMMAND_RUN
     Command()
 
 
-_command("tracer", "\n".join(frontend.help_text(
-    ", its threads and its forked children", (),
-    "Settings: show tracer / set tracer " + "|".join(s.name for s in settings.SETTINGS) + ".")),
-    lambda arg: (None, f"tracer: unknown subcommand '{arg}'; `help tracer` lists them" if arg
-                 else "tracer: which subcommand? `help tracer` lists them"), prefix=True)
-_command("tracer yield", "Yield injection: make the program yield or sleep before interesting "
-         "calls.\n\nYields happen while `tracer run` or `tracer hunt` drives the program. The "
-         "decisions come\nfrom a seeded generator keyed on thread and call order: the same "
-         "seed replays them.", lambda arg: (None, "tracer: tracer yield on|off|status"),
-         prefix=True)
+_command("tracer", "\n".join(frontend.help_text(", its threads and its forked children",
+                                                "Settings: show tracer / set tracer {}.")),
+         lambda arg: (None, frontend.unknown_subcommand(arg)), prefix=True)
+_command("tracer yield", f"{frontend.YIELD_SUMMARY}\n\n{frontend.YIELD_DETAILS}",
+         lambda arg: (None, "tracer: tracer yield on|off|status"), prefix=True)
 for _name, _summary, _doc, _action, _files in TRACER_PORT.driver.commands(native_settings=True):
     _command(f"tracer {_name}", _doc, _action, files=_files)
 for _verb in ("set", "show"):

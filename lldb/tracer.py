@@ -20,7 +20,7 @@ try:
     from tracerlib.driver import Driver
 except ImportError as _e:
     raise ImportError(f"tracer: the core is not built ({_e}); run `make` in {_ROOT}") from None
-from tracerlib import frontend, settings
+from tracerlib import frontend
 from tracerlib.glibc_threads import ThreadPointers
 from tracerlib.interrupts import Watch
 from tracerlib.port import (EXEC, EXITED, FATAL, INTERRUPT, OTHER, TIMEOUT, USER, Context,
@@ -438,15 +438,12 @@ def _register(debugger):
     out = lldb.SBCommandReturnObject()
     summary, details = frontend.help_text(
         ", its threads (not its forked children: lldb follows one process)",
-        [("tracer set NAME VALUE", "Change a setting (validated)."),
-         ("tracer settings", "The settings in force.")],
-        "Settings: " + ", ".join(s.name for s in settings.SETTINGS)
-        + ". Differences from gdb: docs/lldb.md.")
+        "Settings: {}. Differences from gdb: docs/lldb.md.", native_settings=False)
     details = shlex.quote("tracer <subcommand> ...\n" + details)
     interp.HandleCommand(f"command container add -h {shlex.quote(summary)} -H {details} tracer",
                          out)
-    interp.HandleCommand("command container add -h 'Yield injection: make the program "
-                         "yield or sleep before interesting calls.' tracer yield", out)
+    interp.HandleCommand(f"command container add -h {shlex.quote(frontend.YIELD_SUMMARY)} "
+                         "tracer yield", out)
     for name, summary, text, action, _ in PORT.driver.commands(native_settings=False):
         cls = type("Tracer_" + name.replace(" ", "_"), (_Command,),
                    {"action": staticmethod(action), "summary": summary, "text": text})
