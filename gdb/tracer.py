@@ -40,14 +40,14 @@ def _quiet(command):
     return gdb.execute(command, to_string=True)
 
 
-def _set_setting(name, value):
-    return f"maint set {name[6:]} {value}" if name.startswith("maint ") else f"set {name} {value}"
+def _setting_cmd(verb, name, value=""):
+    command = f"maint {verb} {name[6:]}" if name.startswith("maint ") else f"{verb} {name}"
+    return f"{command} {value}".rstrip()
 
 
 def _show_setting(name):
     """The current value as `set` takes it: the last "is WORD" of gdb's show text."""
-    text = _quiet(f"maint show {name[6:]}" if name.startswith("maint ") else f"show {name}")
-    return re.findall(r" is (\w+)", text)[-1]
+    return re.findall(r" is (\w+)", _quiet(_setting_cmd("show", name)))[-1]
 
 
 def _ids(thread):
@@ -179,32 +179,29 @@ class GdbPort(Port):
         return GdbContext(gdb.selected_thread())
 
     def describe_pc(self, pc):
-        """function, file, line of a call site; pc is its return address: look at pc-1."""
-        sal, function = gdb.find_pc_line(pc - 1), None
+        sal, function = gdb.find_pc_line(pc), None
         try:
-            block = gdb.block_for_pc(pc - 1)
+            block = gdb.block_for_pc(pc)
             while block is not None and block.function is None:
                 block = block.superblock
             function = block and block.function.print_name
         except RuntimeError:
             pass
-        text = gdb.format_address(pc - 1)       # no debug info: the minimal symbol
+        text = gdb.format_address(pc)           # no debug info: the minimal symbol
         if function is None and "<" in text:
             function = text.split("<", 1)[1].split("+", 1)[0].rstrip(">")
-        frame = frontend.frame(pc, function, sal.symtab and sal.symtab.fullname(), sal.line)
-        del frame["pc"]
-        return frame
+        return function, sal.symtab and sal.symtab.fullname(), sal.line
 
     def arm(self, mode="breakpoint"):
         for name, value in GDB_SETTINGS:
             if mode == "agent" and name == "maint target-non-stop":
                 continue                # no breakpoint to step over: gdb's own default
+            command = _setting_cmd("set", name, value)
             try:
                 self.saved[name] = _show_setting(name)
-                _quiet(_set_setting(name, value))
+                _quiet(command)
             except gdb.error as e:      # target-non-stop cannot change under a live process
-                self.write(f"tracer: warning: could not `{_set_setting(name, value)}`: {e}",
-                           error=True)
+                self.write(f"tracer: warning: could not `{command}`: {e}", error=True)
         try:                            # keep the user's own hook-detach, to run and restore
             shown = _quiet("show user hook-detach").splitlines()[1:]
             self.saved_hook = "\n".join(line[2:] for line in shown if _HOOK not in line)
@@ -215,7 +212,7 @@ class GdbPort(Port):
     def disarm(self):
         for name, value in self.saved.items():
             try:
-                _quiet(_set_setting(name, value))
+                _quiet(_setting_cmd("set", name, value))
             except gdb.error:
                 pass                    # a live process pins target-non-stop: keep it
         self.saved.clear()
@@ -416,13 +413,10 @@ def _parameter(setting):
             self.value = setting.default if enum else str(setting.default)
 
         def get_set_string(self):
-            values = TRACER_PORT.driver.values
-            try:
-                values.set(setting.name, self.value or "")
-            except settings.SettingError as e:
-                raise gdb.GdbError(f"tracer: {e}") from None
-            finally:                    # what is in force, as the setting typed it
-                self.value = str(getattr(values, setting.name))
+            # What is in force, as the setting typed it, even after an error.
+            self.value, error = TRACER_PORT.driver.set_value(setting.name, self.value or "")
+            if error:
+                raise gdb.GdbError(error)
             return ""
 
         def get_show_string(self, svalue):

@@ -21,10 +21,9 @@ try:
 except ImportError as _e:
     raise ImportError(f"tracer: the core is not built ({_e}); run `make` in {_ROOT}") from None
 from tracerlib import frontend
-from tracerlib.glibc_threads import ThreadPointers
 from tracerlib.interrupts import Watch
-from tracerlib.port import (EXEC, EXITED, FATAL, INTERRUPT, OTHER, TIMEOUT, USER, Context,
-                            Port, Stop, signal_stop)
+from tracerlib.port import (EXEC, EXITED, INTERRUPT, TIMEOUT, USER, Context, Port, Stop,
+                            most_important, signal_stop)
 from tracerlib.run import TracerError
 
 BP_NAME = "tracer"            # every tracer breakpoint carries it: hidden from `breakpoint
@@ -32,7 +31,6 @@ BP_NAME = "tracer"            # every tracer breakpoint carries it: hidden from 
 _REGISTER = lldb.eValueTypeRegister
 _LLDB_REGISTER = {"eflags": "rflags"}     # tracerlib names -> lldb's
 _ARGS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9")
-_MINUS_ONE_32 = 0xFFFFFFFF
 _ALIVE = (lldb.eStateStopped, lldb.eStateRunning, lldb.eStateStepping, lldb.eStateSuspended,
           lldb.eStateCrashed)
 
@@ -62,10 +60,7 @@ class LldbContext(Context):
         frame = self.frame
         if not returning:
             return tuple(_reg(frame, r) for r in _ARGS) + (frame.GetSP(), 0, frame.GetPC(), 0)
-        rax = _reg(frame, "rax")        # maybe -1: errno will be wanted, so the thread pointer
-        fs_base = PORT.fs_base(self.pid, self.tid) if rax & _MINUS_ONE_32 == _MINUS_ONE_32 \
-            else 0
-        return (0,) * 6 + (frame.GetSP(), rax, frame.GetPC(), fs_base or 0)
+        return (0,) * 6 + (frame.GetSP(), _reg(frame, "rax"), frame.GetPC(), None)
 
     def symbol(self, name):
         return PORT.symbol(name)
@@ -93,18 +88,13 @@ class LldbContext(Context):
 
 
 class FatalStopHook:
-    """`target stop-hook`: a fatal signal at a stop you drove yourself (`continue`, `run`)
-    writes the report while the process is still there to be looked at."""
+    """`target stop-hook`: lldb's only look at a stop you drove yourself."""
 
     def __init__(self, target, extra_args, internal_dict):
         pass
 
     def handle_stop(self, exe_ctx, stream):
-        driver, run = PORT.driver, PORT.driver.run
-        stop = PORT.classify(exe_ctx.GetProcess())
-        if not driver.in_run_command and run and not run.finished and stop.kind == FATAL:
-            driver.on_stop(stop)
-            driver.flush_pending()
+        PORT.driver.on_fatal_outside_run(PORT.classify(exe_ctx.GetProcess()))
         return True
 
 
@@ -129,7 +119,6 @@ class LldbPort(Port):
         self.target = self.stop_hook = self.launch_args = None
         self.handlers = {}            # breakpoint id -> handler(ctx)
         self.environment = {}         # extra environment of the next launch
-        self.thread_pointers = {}     # pid -> ThreadPointers
         self.watch = None             # tracerlib.interrupts.Watch during `tracer run`
         self.was_async, self.continuing = None, False
 
@@ -181,16 +170,15 @@ class LldbPort(Port):
         return LldbContext(self._process().GetSelectedThread().GetFrameAtIndex(0))
 
     def describe_pc(self, pc):
-        """function, file, line of a call site; pc is its return address: look at pc-1."""
-        sc = self.target.ResolveLoadAddress(pc - 1).GetSymbolContext(
-            lldb.eSymbolContextEverything)
+        sc = self.target.ResolveLoadAddress(pc).GetSymbolContext(lldb.eSymbolContextEverything)
         line, block = sc.GetLineEntry(), sc.GetBlock().GetContainingInlinedBlock()
         spec = line.GetFileSpec() if line.IsValid() else None
         names = [block.GetInlinedName() if block.IsValid() else None,
                  sc.GetFunction().GetName(), sc.GetSymbol().GetName()]
         function = next((n for n in names if n and not n.startswith("___lldb_unnamed")), None)
-        return {"function": function, "file": spec.fullpath if spec and spec.IsValid() else None,
-                "line": (line.GetLine() or None) if spec and spec.IsValid() else None}
+        if not (spec and spec.IsValid()):
+            return function, None, None
+        return function, spec.fullpath, line.GetLine()
 
     def symbol(self, name):
         """Runtime address of a symbol, preferring libc's; None when not loaded."""
@@ -199,11 +187,6 @@ class LldbPort(Port):
                  for c in self.target.FindSymbols(name)]
         found = [f for f in found if f[1] != lldb.LLDB_INVALID_ADDRESS]
         return min(found)[1] if found else None
-
-    def fs_base(self, pid, tid):
-        if pid not in self.thread_pointers:
-            self.thread_pointers[pid] = ThreadPointers(pid, self.symbol)
-        return self.thread_pointers[pid].fs_base(tid)
 
     def arm(self, mode="breakpoint"):
         target = self.debugger.GetSelectedTarget()
@@ -269,28 +252,24 @@ class LldbPort(Port):
 
     def classify(self, process):
         """The public stop, most important reason first."""
-        signals = process.GetUnixSignals()
-        pid = process.GetProcessID()
-        found = []
+        signals, pid, found = process.GetUnixSignals(), process.GetProcessID(), []
         for thread in process:
             reason, tid = thread.GetStopReason(), thread.GetThreadID()
             if reason == lldb.eStopReasonSignal:
                 name = signals.GetSignalAsCString(thread.GetStopReasonDataAtIndex(0)) or "?"
-                stop = signal_stop(name, pid, tid, interrupts=("SIGSTOP", "SIGINT"))
-                found.append(({FATAL: 0, INTERRUPT: 2}.get(stop.kind, 4), stop))
+                found.append(signal_stop(name, pid, tid, interrupts=("SIGSTOP", "SIGINT")))
             elif reason == lldb.eStopReasonBreakpoint:
                 ids = [thread.GetStopReasonDataAtIndex(i)
                        for i in range(0, thread.GetStopReasonDataCount(), 2)]
-                if any(not self.target.FindBreakpointByID(i).MatchesName(BP_NAME)
-                       for i in ids):
-                    found.append((1, Stop(USER, pid, tid)))
+                if any(not self.target.FindBreakpointByID(i).MatchesName(BP_NAME) for i in ids):
+                    found.append(Stop(USER, pid, tid))
             elif reason == lldb.eStopReasonExec:
-                found.append((3, Stop(EXEC, pid, tid)))
+                found.append(Stop(EXEC, pid, tid))
             elif reason in (lldb.eStopReasonWatchpoint, lldb.eStopReasonException):
-                found.append((1, Stop(USER, pid, tid)))
+                found.append(Stop(USER, pid, tid))
             # eStopReasonTrace / PlanComplete while `tracer run` drives are lldb finishing
             # its own step over a breakpoint (seen leaking as a public stop): not ours.
-        return min(found, key=lambda f: f[0])[1] if found else Stop(OTHER, pid)
+        return most_important(found, pid)
 
     def fate(self, pid):
         process = self._process()
@@ -309,9 +288,6 @@ class LldbPort(Port):
 
     def set_args(self, args):
         self.launch_args = shlex.split(args) if args.strip() else None
-
-    def before_run(self):
-        self.thread_pointers.clear()
 
     def launch(self):
         target = self._target()
@@ -353,8 +329,6 @@ class LldbPort(Port):
         if self.watch.timed_out:
             return Stop(TIMEOUT, process.GetProcessID(), self.selected_tid())
         stop = self.classify(process)
-        if stop.kind == EXEC:
-            self.thread_pointers.clear()
         return Stop(INTERRUPT, stop.pid) if self.watch.interrupted else stop
 
     def _enter_run(self, target):
@@ -398,7 +372,6 @@ class LldbPort(Port):
         if not error.Success() or not process.IsValid():
             raise TracerError(f"cannot attach to {pid}: {error.GetCString()} (is ptrace "
                               "allowed? see /proc/sys/kernel/yama/ptrace_scope)")
-        self.before_run()
 
     def kill(self):
         self._process().Kill()

@@ -8,6 +8,7 @@ else. Nothing here imports gdb or lldb.
 import os
 
 from . import _core, agent, export, frontend, settings, yields
+from .glibc_threads import ThreadPointers
 from .port import EXEC, FATAL, INTERRUPT, OTHER, OURS, TIMEOUT, USER, cmdline
 from .run import Run, TracerError, signal_name
 
@@ -46,6 +47,7 @@ class Driver:
         self.armed_mode = None        # "breakpoint" or "agent": what arm() set up
         self.exit_bp = None           # at _exit, for ports whose exit status hides a signal
         self.exit_calls = {}          # pid -> status passed to _exit (see on_exit_call)
+        self.thread_pointers = {}     # pid -> ThreadPointers, for ports without fs_base
 
     # ================================================================ hot path
     # Handlers run inside the debugger's breakpoint callbacks: they never raise.
@@ -70,7 +72,7 @@ class Driver:
             if run is None or self.disarming:
                 return False
             session = run.session
-            action = session.ret(ctx.pid, ctx.tid, regs=ctx.regs(returning=True))
+            action = session.ret(ctx.pid, ctx.tid, regs=self._return_regs(ctx))
             if action == _core.NEED_ERRNO:
                 location = self._symbol(ctx, "__errno_location")
                 action = (session.errno(ctx.tid, location=location) if location
@@ -80,6 +82,19 @@ class Driver:
         except Exception as e:          # noqa: BLE001
             self._hot_path_failed(e)
         return False
+
+    def _return_regs(self, ctx):
+        """A port that cannot read fs_base leaves it None: glibc's thread list gives it, read
+        only when rax looks like -1 (errno will be wanted, and with it the thread pointer)."""
+        regs = ctx.regs(returning=True)
+        if regs is None or regs[9] is not None:
+            return regs
+        fs_base = 0
+        if regs[7] & 0xFFFFFFFF == 0xFFFFFFFF:
+            if ctx.pid not in self.thread_pointers:
+                self.thread_pointers[ctx.pid] = ThreadPointers(ctx.pid, ctx.symbol)
+            fs_base = self.thread_pointers[ctx.pid].fs_base(ctx.tid) or 0
+        return regs[:9] + (fs_base,)
 
     def on_yield_site(self, site, ctx):
         """A thread is before an instrumented call. The policy decides; the call is inserted
@@ -173,7 +188,12 @@ class Driver:
         key = ctx.return_key(pc)
         if key not in self.return_bps:
             self.return_bps[key] = self.port.break_return(ctx, pc, self.on_return)
-        self.run.sites.setdefault(pc, self.port.describe_pc(pc))
+        self.run.sites.setdefault(pc, self._describe(pc))
+
+    def _describe(self, pc):
+        """function, file, line of a call site; pc is its return address: look at pc-1."""
+        function, file, line = self.port.describe_pc(pc - 1)
+        return {"function": function or None, "file": file or None, "line": line or None}
 
     # ================================================================ arming
     def arm(self, mode="breakpoint"):
@@ -266,6 +286,14 @@ class Driver:
         elif stop.kind == EXEC:
             self.on_exec([stop.pid])
 
+    def on_fatal_outside_run(self, stop):
+        """A stop you drove yourself (`continue`, `run`): a fatal signal writes the report
+        while the process is still there to be looked at."""
+        run = self.run
+        if not self.in_run_command and run and not run.finished and stop.kind == FATAL:
+            self.on_stop(stop)
+            self.flush_pending()
+
     def flush_pending(self):
         """Writes the report a stop asked for, from a safe place (walking threads inside a
         stop event can trip the debugger's own assertions)."""
@@ -336,6 +364,7 @@ class Driver:
         for key in [k for k in self.return_bps if image_key and image_key(k)]:
             self.port.delete(self.return_bps.pop(key))
         for pid in pids:
+            self.thread_pointers.pop(pid, None)
             self.return_pcs = {k for k in self.return_pcs if k[0] != pid}
             self.symbols = {k: v for k, v in self.symbols.items() if k[0] != pid}
             for tid in [t for t, (p, _) in self.yield_saved.items() if p == pid]:
@@ -416,7 +445,7 @@ class Driver:
         knows the program's load addresses."""
         for pc in {ev["site"] for ev in run.agent.ring.events()} - set(run.sites):
             try:
-                run.sites[pc] = self.port.describe_pc(pc)
+                run.sites[pc] = self._describe(pc)
             except Exception:           # noqa: BLE001 - an unknown site stays unnamed
                 run.sites[pc] = {"function": None, "file": None, "line": None}
 
@@ -429,6 +458,7 @@ class Driver:
         """A fresh process is coming: the yield decisions start again from the seed."""
         self.port.before_run()
         self.exit_calls.clear()
+        self.thread_pointers.clear()
         self.yield_plans.clear()
         self.yield_saved.clear()
         self.threads_seen.clear()
@@ -577,6 +607,7 @@ class Driver:
                 self.disarm()
             raise
         self.exit_calls.clear()
+        self.thread_pointers.clear()
         if not self.entry_bps or self.missing:
             self.place_entry_breakpoints()
         self._new_run(pid)
@@ -686,6 +717,15 @@ class Driver:
         return self.port.batch_command(commands, self._program(), argv[1:])
 
     # ---- settings, for ports without native ones ----
+    def set_value(self, name, text):
+        """For ports with native settings: (the value in force, as text; error or None)."""
+        try:
+            self.values.set(name, text)
+            error = None
+        except settings.SettingError as e:
+            error = f"tracer: {e}"
+        return str(getattr(self.values, name)), error
+
     def cmd_set(self, arg):
         words = arg.split(None, 1)
         if len(words) != 2:

@@ -57,6 +57,14 @@ class Stop:
     signal: Optional[str] = None
 
 
+_RANK = {FATAL: 0, USER: 1, INTERRUPT: 2, EXEC: 3}
+
+
+def most_important(stops, pid):
+    """The one stop to act on of several threads' (a fatal signal first); OTHER if none."""
+    return min(stops, key=lambda s: _RANK.get(s.kind, 4)) if stops else Stop(OTHER, pid)
+
+
 def signal_stop(name, pid, tid, interrupts=("SIGINT",)):
     """The Stop of a signal `name` reported in thread tid of pid."""
     if name in interrupts:
@@ -72,7 +80,8 @@ class Context:
     def regs(self, returning=False):
         """Argument registers, sp, rax, pc, fs_base as the core's Session takes them, or None
         when the core can read them itself (ptrace from the debugger's thread, the default).
-        With returning=True, fs_base is needed only when rax looks like -1."""
+        With returning=True, fs_base is needed only when rax looks like -1; None: the port
+        cannot read it (the driver finds it through glibc)."""
         return None
 
     def symbol(self, name):
@@ -129,7 +138,7 @@ class Port:
         raise NotImplementedError
 
     def describe_pc(self, pc):
-        """{function, file, line} of the instruction at pc."""
+        """(function, file, line) of the instruction at pc, each None when unknown."""
         raise NotImplementedError
 
     # ---- arming ----
