@@ -18,7 +18,6 @@ try:
 except ImportError as _e:
     raise gdb.GdbError(f"tracer: the core is not built ({_e}); run `make` in {_ROOT}")
 from tracerlib import frontend, settings, yields
-from tracerlib.interrupts import Watchdog
 from tracerlib.port import (EXITED, OTHER, OURS, TIMEOUT, USER, Context, Port, Stop, signal_stop,
                             vanished)
 from tracerlib.run import TracerError
@@ -33,7 +32,6 @@ GDB_SETTINGS = (
     ("maint target-non-stop", "off"),
 )
 _HOOK = "python TRACER_PORT.driver.on_detach()"   # gdb has no detach event: a pre-hook
-_MASK64 = 0xFFFFFFFFFFFFFFFF
 
 
 def _quiet(command):
@@ -43,11 +41,6 @@ def _quiet(command):
 def _setting_cmd(verb, name, value=""):
     command = f"maint {verb} {name[6:]}" if name.startswith("maint ") else f"{verb} {name}"
     return f"{command} {value}".rstrip()
-
-
-def _show_setting(name):
-    """The current value as `set` takes it: the last "is WORD" of gdb's show text."""
-    return re.findall(r" is (\w+)", _quiet(_setting_cmd("show", name)))[-1]
 
 
 def _ids(thread):
@@ -63,22 +56,20 @@ def _symbol(name):
 
 
 class GdbContext(Context):
-    """A stopped thread. gdb's native target runs Python on the ptrace thread: the core
-    reads registers and memory itself (regs None)."""
+    """gdb's native target runs Python on the ptrace thread: the core reads registers itself."""
 
     def __init__(self, thread):
         self.thread = thread
         self.pid, self.tid = _ids(thread)
 
-    def symbol(self, name):
-        return _symbol(name)
+    symbol = staticmethod(_symbol)
 
     def return_key(self, pc):
         return (self.thread.inferior.progspace, pc)
 
     def read_registers(self, names):
         frame = gdb.newest_frame()
-        return {name: int(frame.read_register(name)) & _MASK64 for name in names}
+        return {name: int(frame.read_register(name)) & 0xFFFFFFFFFFFFFFFF for name in names}
 
     def write_registers(self, values):
         for name, value in values.items():
@@ -95,8 +86,7 @@ class TracerBreakpoint(gdb.Breakpoint):
     def __init__(self, location, handler, yield_site=False):
         super().__init__(location, internal=True)
         self.silent = yield_site
-        self.handler = handler
-        self.yield_site = yield_site
+        self.handler, self.yield_site = handler, yield_site
 
     def stop(self):
         return self.handler(GdbContext(gdb.selected_thread()))
@@ -115,15 +105,14 @@ class GdbPort(Port):
         self.saved_hook = None          # the user's own hook-detach body, while armed
         self.pids = {}                  # inferior number -> pid (gone by its exit event)
         self.last = Stop(OTHER)         # what ended the latest resume
-        self.watchdog = None            # tracerlib.interrupts.Watchdog while a run is timed
-        for event, handler in ((gdb.events.new_objfile, self._on_new_objfile),
+        for event, handler in ((gdb.events.new_objfile,
+                                lambda e: self.driver.place_entry_breakpoints()),
                                (gdb.events.clear_objfiles, self._on_clear_objfiles),
                                (gdb.events.new_thread, self._on_new_thread),
                                (gdb.events.stop, self._on_stop),
                                (gdb.events.exited, self._on_exited),
                                (gdb.events.gdb_exiting, lambda e: self.driver.on_quit()),
-                               (gdb.events.before_prompt,
-                                lambda: self.driver.flush_pending())):
+                               (gdb.events.before_prompt, self.driver.flush_pending)):
             event.connect(handler)
 
     def program(self):
@@ -132,9 +121,7 @@ class GdbPort(Port):
 
     def args(self):
         """gdb.parameter("args") is always '' in gdb 13: `show args` quotes them as a shell."""
-        text = _quiet("show args")
-        return frontend.shell_words(text[text.find('"') + 1:text.rfind('"')]
-                                    if text.count('"') >= 2 else "")
+        return frontend.shell_words(_quiet("show args"), quoted=True)
 
     def _live(self):
         """Inferiors with a process and threads. gdb sometimes keeps a forked child that its
@@ -196,9 +183,9 @@ class GdbPort(Port):
         for name, value in GDB_SETTINGS:
             if mode == "agent" and name == "maint target-non-stop":
                 continue                # no breakpoint to step over: gdb's own default
-            command = _setting_cmd("set", name, value)
-            try:
-                self.saved[name] = _show_setting(name)
+            command, shown = _setting_cmd("set", name, value), _setting_cmd("show", name)
+            try:                        # the value as `set` takes it: the last "is WORD"
+                self.saved[name] = re.findall(r" is (\w+)", _quiet(shown))[-1]
                 _quiet(command)
             except gdb.error as e:      # target-non-stop cannot change under a live process
                 self.write(f"tracer: warning: could not `{command}`: {e}", error=True)
@@ -236,10 +223,6 @@ class GdbPort(Port):
         if bp.is_valid():
             bp.delete()
 
-    def _on_new_objfile(self, event):
-        if self.driver.missing:
-            self.driver.place_entry_breakpoints()
-
     def _on_clear_objfiles(self, event):
         """exec (or a re-run) replaced the program: its return addresses mean nothing now
         (not inside a stop(): deleting breakpoints here is safe)."""
@@ -253,9 +236,7 @@ class GdbPort(Port):
         pid, tid = _ids(thread)
         self.pids[thread.inferior.num] = pid
         # A process's first thread can be announced twice (again once thread_db knows it).
-        fresh = (len(thread.inferior.threads()) == 1
-                 and not [p for p in self.live_pids() if p != pid])
-        self.driver.on_new_thread(pid, tid, fresh)
+        self.driver.on_new_thread(pid, tid, first=len(thread.inferior.threads()) == 1)
 
     def _on_stop(self, event):
         self.last = self._classify(event)
@@ -272,7 +253,7 @@ class GdbPort(Port):
             return Stop(USER)
         pid, tid = _ids(gdb.selected_thread())
         sig = event.stop_signal
-        if sig == "SIGINT" and self.watchdog is not None and self.watchdog.fired():
+        if sig == "SIGINT" and self.clock_fired():
             return Stop(TIMEOUT, pid, tid)
         return signal_stop(sig, pid, tid)
 
@@ -319,11 +300,10 @@ class GdbPort(Port):
 
     def _forget_vanished(self):
         """Inferiors whose process is gone (or a zombie) without gdb seeing it exit."""
-        gone = [inf for inf in self._live() if vanished(inf.pid)]
-        for inf in gone:
-            pid = inf.pid
+        gone = [(inf.num, inf.pid) for inf in self._live() if vanished(inf.pid)]
+        for num, pid in gone:
             try:
-                _quiet(f"kill inferiors {inf.num}")
+                _quiet(f"kill inferiors {num}")
             except gdb.error:
                 pass
             self.driver.on_exit(pid)    # how it ended is unknown: never called a failure
@@ -349,14 +329,6 @@ class GdbPort(Port):
         nums = " ".join(str(inf.num) for inf in self._live())
         if nums:
             _quiet(f"kill inferiors {nums}")
-
-    def start_clock(self, seconds, pid):
-        self.watchdog = Watchdog(seconds, pid)
-
-    def run_ended(self):
-        if self.watchdog is not None:
-            self.watchdog.cancel()
-            self.watchdog = None
 
     def write(self, text, error=False):
         gdb.write(text + "\n", gdb.STDERR if error else gdb.STDOUT)
@@ -413,7 +385,6 @@ def _parameter(setting):
             self.value = setting.default if enum else str(setting.default)
 
         def get_set_string(self):
-            # What is in force, as the setting typed it, even after an error.
             self.value, error = TRACER_PORT.driver.set_value(setting.name, self.value or "")
             if error:
                 raise gdb.GdbError(error)

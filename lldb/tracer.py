@@ -8,7 +8,6 @@ import os
 import re
 import shlex
 import sys
-import time
 
 import lldb
 
@@ -26,11 +25,12 @@ from tracerlib.port import (EXEC, EXITED, INTERRUPT, TIMEOUT, USER, Context, Por
                             most_important, signal_stop)
 from tracerlib.run import TracerError
 
-BP_NAME = "tracer"            # every tracer breakpoint carries it: hidden from `breakpoint
-                              # list`, safe from `breakpoint delete` and `breakpoint disable`
+BP_NAME = "tracer"    # on every tracer breakpoint: `breakpoint list/delete/disable` pass it by
 _REGISTER = lldb.eValueTypeRegister
 _LLDB_REGISTER = {"eflags": "rflags"}     # tracerlib names -> lldb's
 _ARGS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9")
+_STOP_KINDS = {lldb.eStopReasonExec: EXEC, lldb.eStopReasonWatchpoint: USER,
+               lldb.eStopReasonException: USER}
 _ALIVE = (lldb.eStateStopped, lldb.eStateRunning, lldb.eStateStepping, lldb.eStateSuspended,
           lldb.eStateCrashed)
 
@@ -39,6 +39,12 @@ PORT = globals().get("PORT")   # the one port of this lldb session (kept on re-i
 
 def _reg(frame, name):
     return frame.FindValue(_LLDB_REGISTER.get(name, name), _REGISTER).GetValueAsUnsigned()
+
+
+def _run(debugger, command):
+    out = lldb.SBCommandReturnObject()
+    debugger.GetCommandInterpreter().HandleCommand(command, out)
+    return out
 
 
 def _alive(process):
@@ -118,9 +124,7 @@ class LldbPort(Port):
         self.driver = Driver(self)
         self.target = self.stop_hook = self.launch_args = None
         self.handlers = {}            # breakpoint id -> handler(ctx)
-        self.environment = {}         # extra environment of the next launch
-        self.watch = None             # tracerlib.interrupts.Watch during `tracer run`
-        self.was_async, self.continuing = None, False
+        self.watch = self.was_async = None    # during `tracer run`: a Watch, lldb's async mode
 
     def _target(self, required=True):
         target = self.target if self.target is not None and self.target.IsValid() \
@@ -149,9 +153,8 @@ class LldbPort(Port):
     def processes(self, backtrace):
         process = self._process()
         return [{"pid": process.GetProcessID(), "threads": [
-            {"tid": t.GetThreadID(), "name": t.GetName(), "backtrace": [
-                self._frame(t.GetFrameAtIndex(i)) for i in range(min(backtrace,
-                                                                     t.GetNumFrames()))]}
+            {"tid": t.GetThreadID(), "name": t.GetName(),
+             "backtrace": [self._frame(f) for f in list(t)[:backtrace]]}
             for t in process]}] if _alive(process) else []
 
     @staticmethod
@@ -181,12 +184,10 @@ class LldbPort(Port):
         return function, spec.fullpath, line.GetLine()
 
     def symbol(self, name):
-        """Runtime address of a symbol, preferring libc's; None when not loaded."""
         found = [(not (c.GetModule().GetFileSpec().GetFilename() or "").startswith("libc."),
                   c.GetSymbol().GetStartAddress().GetLoadAddress(self.target))
                  for c in self.target.FindSymbols(name)]
-        found = [f for f in found if f[1] != lldb.LLDB_INVALID_ADDRESS]
-        return min(found)[1] if found else None
+        return min((f for f in found if f[1] != lldb.LLDB_INVALID_ADDRESS), default=(0, None))[1]
 
     def arm(self, mode="breakpoint"):
         target = self.debugger.GetSelectedTarget()
@@ -199,16 +200,13 @@ class LldbPort(Port):
         name = lldb.SBBreakpointName(target, BP_NAME)
         for allow in (name.SetAllowList, name.SetAllowDelete, name.SetAllowDisable):
             allow(False)
-        out = lldb.SBCommandReturnObject()
-        self.debugger.GetCommandInterpreter().HandleCommand(
-            f"target stop-hook add -P {__name__}.FatalStopHook", out)
+        out = _run(self.debugger, f"target stop-hook add -P {__name__}.FatalStopHook")
         found = re.search(r"#(\d+)", out.GetOutput() or "")
         self.stop_hook = found.group(1) if out.Succeeded() and found else None
 
     def disarm(self):
         if self.stop_hook:
-            self.debugger.GetCommandInterpreter().HandleCommand(
-                f"target stop-hook delete {self.stop_hook}", lldb.SBCommandReturnObject())
+            _run(self.debugger, f"target stop-hook delete {self.stop_hook}")
         self.stop_hook = None
 
     def _named(self, bp, handler):
@@ -251,7 +249,6 @@ class LldbPort(Port):
             self.target.BreakpointDelete(bp.GetID())
 
     def classify(self, process):
-        """The public stop, most important reason first."""
         signals, pid, found = process.GetUnixSignals(), process.GetProcessID(), []
         for thread in process:
             reason, tid = thread.GetStopReason(), thread.GetThreadID()
@@ -263,28 +260,21 @@ class LldbPort(Port):
                        for i in range(0, thread.GetStopReasonDataCount(), 2)]
                 if any(not self.target.FindBreakpointByID(i).MatchesName(BP_NAME) for i in ids):
                     found.append(Stop(USER, pid, tid))
-            elif reason == lldb.eStopReasonExec:
-                found.append(Stop(EXEC, pid, tid))
-            elif reason in (lldb.eStopReasonWatchpoint, lldb.eStopReasonException):
-                found.append(Stop(USER, pid, tid))
+            elif reason in _STOP_KINDS:
+                found.append(Stop(_STOP_KINDS[reason], pid, tid))
             # eStopReasonTrace / PlanComplete while `tracer run` drives are lldb finishing
             # its own step over a breakpoint (seen leaking as a public stop): not ours.
         return most_important(found, pid)
 
     def fate(self, pid):
         process = self._process()
-        if not (process.IsValid() and process.GetProcessID() == pid):
-            return "gone", None
-        if _alive(process):
+        same = process.IsValid() and process.GetProcessID() == pid
+        if same and _alive(process):
             return None
-        state = process.GetState()
-        if state == lldb.eStateExited:
-            return "exited", process.GetExitStatus()
+        state = process.GetState() if same else None
         # lldb has no detach hook: a detach is seen here, after the fact.
-        return ("detached" if state == lldb.eStateDetached else "gone"), None
-
-    def set_environment(self, variables):
-        self.environment.update(variables)
+        return {lldb.eStateExited: ("exited", process.GetExitStatus()),
+                lldb.eStateDetached: ("detached", None)}.get(state, ("gone", None))
 
     def set_args(self, args):
         self.launch_args = shlex.split(args) if args.strip() else None
@@ -309,27 +299,23 @@ class LldbPort(Port):
         if not error.Success() or not process.IsValid():
             raise TracerError(f"cannot start {self.program()}: {error.GetCString()}")
         pid = process.GetProcessID()
-        self.driver.on_new_thread(pid, pid, fresh=True)
+        self.driver.on_new_thread(pid, pid, first=True)
         return self.resume()
 
     def resume(self):
         process = self._process()
         self._enter_run(self._target())
-        self.continuing = True
-        try:
+        with self.watch.resuming():
             error = process.Continue()
-        finally:
-            self.continuing = False
-        state = process.GetState()
+        state, pid = process.GetState(), process.GetProcessID()
         if not error.Success() and _alive(process) and state != lldb.eStateStopped:
             raise TracerError(f"cannot continue the program: {error.GetCString()}")
         if state in (lldb.eStateExited, lldb.eStateDetached) or not process.IsValid():
-            self.driver.on_ended(process.GetProcessID(), process.GetExitStatus())
-            return Stop(EXITED, process.GetProcessID())
+            self.driver.on_ended(pid, process.GetExitStatus())
+            return Stop(EXITED, pid)
         if self.watch.timed_out:
-            return Stop(TIMEOUT, process.GetProcessID(), self.selected_tid())
-        stop = self.classify(process)
-        return Stop(INTERRUPT, stop.pid) if self.watch.interrupted else stop
+            return Stop(TIMEOUT, pid, self.selected_tid())
+        return Stop(INTERRUPT, pid) if self.watch.interrupted else self.classify(process)
 
     def _enter_run(self, target):
         """While `tracer run` waits: synchronous, quiet about our breakpoints' locations,
@@ -342,11 +328,10 @@ class LldbPort(Port):
         self.debugger.GetListener().StopListeningForEvents(
             target.GetBroadcaster(), lldb.SBTarget.eBroadcastBitBreakpointChanged)
         self.watch = Watch(self.debugger.GetCommandInterpreter().WasInterrupted,
-                           lambda: self._process().SendAsyncInterrupt(),
-                           lambda: self.continuing)
+                           lambda: self._process().SendAsyncInterrupt())
 
     def start_clock(self, seconds, pid):
-        self.watch.deadline = time.monotonic() + seconds
+        self.watch.start_clock(seconds)
 
     def run_ended(self):
         if self.watch is None:
@@ -385,48 +370,30 @@ class LldbPort(Port):
         return f"Process {process.GetProcessID()} stopped\n{text.GetData().rstrip()}"
 
 
-class _Command:
-    """An lldb command over a guarded driver action (subclassed per command)."""
-    action = summary = text = None
-
-    def __init__(self, debugger, internal_dict):
-        pass
-
-    def get_short_help(self):
-        return self.summary
-
-    def get_long_help(self):
-        return self.text
-
-    def __call__(self, debugger, command, exe_ctx, result):
-        out, error = self.action(command)
+def _command(action, text):
+    """An lldb command function over a guarded driver action; lldb's long help is its doc."""
+    def command(debugger, arg, exe_ctx, result, internal_dict):
+        out, error = action(arg)
         if error:
             result.SetError(error)
         elif out:
             result.AppendMessage(out)
-
-
-def _register(debugger):
-    interp = debugger.GetCommandInterpreter()
-    out = lldb.SBCommandReturnObject()
-    summary, details = frontend.help_text(
-        ", its threads (not its forked children: lldb follows one process)",
-        "Settings: {}. Differences from gdb: docs/lldb.md.", native_settings=False)
-    details = shlex.quote("tracer <subcommand> ...\n" + details)
-    interp.HandleCommand(f"command container add -h {shlex.quote(summary)} -H {details} tracer",
-                         out)
-    interp.HandleCommand(f"command container add -h {shlex.quote(frontend.YIELD_SUMMARY)} "
-                         "tracer yield", out)
-    for name, summary, text, action, _ in PORT.driver.commands(native_settings=False):
-        cls = type("Tracer_" + name.replace(" ", "_"), (_Command,),
-                   {"action": staticmethod(action), "summary": summary, "text": text})
-        globals()[cls.__name__] = cls
-        interp.HandleCommand(f"command script add -o -c {__name__}.{cls.__name__} "
-                             f"tracer {name}", out)
+    command.__doc__ = text
+    return command
 
 
 def __lldb_init_module(debugger, internal_dict):
     global PORT
     if PORT is None or PORT.debugger.GetID() != debugger.GetID():
         PORT = LldbPort(debugger)
-    _register(debugger)
+    summary, details = frontend.help_text(
+        ", its threads (not its forked children: lldb follows one process)",
+        "Settings: {}. Differences from gdb: docs/lldb.md.", native_settings=False)
+    details = shlex.quote("tracer <subcommand> ...\n" + details)
+    _run(debugger, f"command container add -h {shlex.quote(summary)} -H {details} tracer")
+    _run(debugger, f"command container add -h {shlex.quote(frontend.YIELD_SUMMARY)} tracer yield")
+    for name, summary, text, action, _ in PORT.driver.commands(native_settings=False):
+        function = "tracer_" + name.replace(" ", "_")
+        globals()[function] = _command(action, text)
+        _run(debugger, f"command script add -o -h {shlex.quote(summary)} "
+                       f"-f {__name__}.{function} tracer {name}")

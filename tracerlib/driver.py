@@ -259,8 +259,10 @@ class Driver:
             self.armed = True           # still "armed" for status; the budget ended it
 
     # ================================================================ what the port saw
-    def on_new_thread(self, pid, tid, fresh):
-        """A thread appeared; fresh: it is the first of a new program (not a fork)."""
+    def on_new_thread(self, pid, tid, first):
+        """A thread appeared; first: its process's first. The first thread of the only live
+        process is a new program's (not a fork's)."""
+        fresh = first and not [p for p in self.port.live_pids() if p != pid]
         self._announce(pid, tid)
         if not self.armed:
             return

@@ -135,8 +135,11 @@ def attach_pid(arg, debugger):
 
 # ---------------------------------------------------------------------------- stops
 
-def shell_words(text):
-    """Words of a command line as a shell splits them (plain splitting if unbalanced)."""
+def shell_words(text, quoted=False):
+    """Words of a command line as a shell splits them (plain splitting if unbalanced);
+    quoted: of the part of text between its first and last double quote (none: no words)."""
+    if quoted:
+        text = text[text.find('"') + 1:text.rfind('"')] if text.count('"') >= 2 else ""
     try:
         return shlex.split(text)
     except ValueError:

@@ -17,6 +17,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Optional
 
+from .interrupts import Watchdog
 from .run import is_fatal
 
 # Stop kinds, in the order the driver cares about them.
@@ -171,16 +172,19 @@ class Port:
         raise NotImplementedError
 
     # ---- run control ----
+    environment = {}
+
     def set_environment(self, variables):
-        """Environment of the next launch: {name: value, or None to unset}."""
-        raise NotImplementedError
+        """Environment of the next launch: {name: value, or None to unset}. By default they
+        gather in self.environment, for launch() to apply."""
+        self.environment = {**self.environment, **variables}
 
     def set_args(self, args):
         """The arguments (shell words, as text) of the next launch; empty keeps them."""
         raise NotImplementedError
 
     def launch(self):
-        """Start the program; tell the driver on_new_thread(pid, pid, fresh=True) -> Stop."""
+        """Start the program; tell the driver on_new_thread(pid, pid, first=True) -> Stop."""
         raise NotImplementedError
 
     def resume(self):
@@ -194,11 +198,21 @@ class Port:
         """Kill every traced process."""
         raise NotImplementedError
 
+    watchdog = None
+
     def start_clock(self, seconds, pid):
-        """From now, `seconds` until resume() returns Stop(TIMEOUT)."""
+        """From now, `seconds` until resume() returns Stop(TIMEOUT). By default a Watchdog
+        sends pid SIGINT then: the port reports that SIGINT as TIMEOUT when clock_fired()."""
+        self.watchdog = Watchdog(seconds, pid)
+
+    def clock_fired(self):
+        return self.watchdog is not None and self.watchdog.fired()
 
     def run_ended(self):
         """`tracer run` is over: stop the clock, undo what launch/resume set up for it."""
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
 
     def before_run(self):
         """A fresh launch is coming: drop what the last one left (dead inferiors...)."""
