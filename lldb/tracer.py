@@ -184,6 +184,7 @@ class LldbPort(Port):
         return function, spec.fullpath, line.GetLine()
 
     def symbol(self, name):
+        """libc's when there are several (a program or library may define its own)."""
         found = [(not (c.GetModule().GetFileSpec().GetFilename() or "").startswith("libc."),
                   c.GetSymbol().GetStartAddress().GetLoadAddress(self.target))
                  for c in self.target.FindSymbols(name)]

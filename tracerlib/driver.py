@@ -718,7 +718,7 @@ class Driver:
         argv = self.run.argv if self.run is not None else self.argv(0)
         return self.port.batch_command(commands, self._program(), argv[1:])
 
-    # ---- settings, for ports without native ones ----
+    # ---- settings ----
     def set_value(self, name, text):
         """For ports with native settings: (the value in force, as text; error or None)."""
         try:
@@ -728,6 +728,7 @@ class Driver:
             error = f"tracer: {e}"
         return str(getattr(self.values, name)), error
 
+    # For ports without native settings:
     def cmd_set(self, arg):
         words = arg.split(None, 1)
         if len(words) != 2:

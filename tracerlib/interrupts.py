@@ -48,8 +48,8 @@ class _InterruptCatcher:
 
 class Watch:
     """A thread that, while a run blocks, notices the deadline or Ctrl-C (or asked(): the
-    debugger's own interrupt flag) and calls interrupt() until the program stops (again while
-    inside resuming(): an interrupt can be swallowed by an auto-continue)."""
+    debugger's own interrupt flag) and then calls interrupt() every half second while inside
+    resuming(), until the program stops (an interrupt can be swallowed by an auto-continue)."""
 
     def __init__(self, asked, interrupt):
         self.deadline = None
