@@ -18,9 +18,8 @@ try:
 except ImportError as _e:
     raise gdb.GdbError(f"tracer: the core is not built ({_e}); run `make` in {_ROOT}")
 from tracerlib import frontend, settings, yields
-from tracerlib.interrupts import Watchdog
-from tracerlib.port import (EXITED, OTHER, OURS, TIMEOUT, USER, Context, Port, Stop, cmdline,
-                            signal_stop)
+from tracerlib.port import (EXITED, OTHER, OURS, TIMEOUT, USER, Context, Port, Stop, signal_stop,
+                            vanished)
 from tracerlib.run import TracerError
 
 # gdb settings tracing needs, and why (restored by `tracer stop`).
@@ -36,36 +35,15 @@ GDB_SETTINGS = (
 # of someone else's: pre-hooks tell the driver (the user's own hooks are kept and restored).
 _HOOKS = {"hook-detach": "python TRACER_PORT.driver.on_detach()",
           "hook-kill": "python TRACER_PORT.driver.on_user_kill()"}
-_MASK64 = 0xFFFFFFFFFFFFFFFF
 
 
 def _quiet(command):
     return gdb.execute(command, to_string=True)
 
 
-def _set_setting(name, value):
-    return f"maint set {name[6:]} {value}" if name.startswith("maint ") else f"set {name} {value}"
-
-
-def _show_setting(name):
-    """The current value as `set` takes it: the last "is WORD" of gdb's show text."""
-    text = _quiet(f"maint show {name[6:]}" if name.startswith("maint ") else f"show {name}")
-    return re.findall(r" is (\w+)", text)[-1]
-
-
-def _program_args():
-    """gdb.parameter("args") is always '' in gdb 13: `show args` quotes them as a shell."""
-    text = _quiet("show args")
-    return frontend.shell_words(text[text.find('"') + 1:text.rfind('"')]
-                                if text.count('"') >= 2 else "")
-
-
-def _vanished(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except (OSError, IndexError):
-        return True
+def _setting_cmd(verb, name, value=""):
+    command = f"maint {verb} {name[6:]}" if name.startswith("maint ") else f"{verb} {name}"
+    return f"{command} {value}".rstrip()
 
 
 def _ids(thread):
@@ -81,22 +59,20 @@ def _symbol(name):
 
 
 class GdbContext(Context):
-    """A stopped thread. gdb's native target runs Python on the ptrace thread: the core
-    reads registers and memory itself (regs None)."""
+    """gdb's native target runs Python on the ptrace thread: the core reads registers itself."""
 
     def __init__(self, thread):
         self.thread = thread
         self.pid, self.tid = _ids(thread)
 
-    def symbol(self, name):
-        return _symbol(name)
+    symbol = staticmethod(_symbol)
 
     def return_key(self, pc):
         return (self.thread.inferior.progspace, pc)
 
     def read_registers(self, names):
         frame = gdb.newest_frame()
-        return {name: int(frame.read_register(name)) & _MASK64 for name in names}
+        return {name: int(frame.read_register(name)) & 0xFFFFFFFFFFFFFFFF for name in names}
 
     def write_registers(self, values):
         for name, value in values.items():
@@ -113,8 +89,7 @@ class TracerBreakpoint(gdb.Breakpoint):
     def __init__(self, location, handler, yield_site=False):
         super().__init__(location, internal=True)
         self.silent = yield_site
-        self.handler = handler
-        self.yield_site = yield_site
+        self.handler, self.yield_site = handler, yield_site
 
     def stop(self):
         return self.handler(GdbContext(gdb.selected_thread()))
@@ -133,24 +108,23 @@ class GdbPort(Port):
         self.saved_hooks = {}           # hook -> the user's own body, while armed
         self.pids = {}                  # inferior number -> pid (gone by its exit event)
         self.last = Stop(OTHER)         # what ended the latest resume
-        self.watchdog = None            # tracerlib.interrupts.Watchdog while a run is timed
-        for event, handler in ((gdb.events.new_objfile, self._on_new_objfile),
+        for event, handler in ((gdb.events.new_objfile,
+                                lambda e: self.driver.place_entry_breakpoints()),
                                (gdb.events.clear_objfiles, self._on_clear_objfiles),
                                (gdb.events.new_thread, self._on_new_thread),
                                (gdb.events.stop, self._on_stop),
                                (gdb.events.exited, self._on_exited),
                                (gdb.events.gdb_exiting, lambda e: self.driver.on_quit()),
-                               (gdb.events.before_prompt,
-                                lambda: self.driver.flush_pending())):
+                               (gdb.events.before_prompt, self.driver.flush_pending)):
             event.connect(handler)
 
     def program(self):
         space = gdb.current_progspace()
         return space.filename if space else None
 
-    def argv(self, pid=0):
-        """An attached process's own argv (it may run through a symlink); else the launch's."""
-        return (pid and cmdline(pid)) or [self.program() or "?"] + _program_args()
+    def args(self):
+        """gdb.parameter("args") is always '' in gdb 13: `show args` quotes them as a shell."""
+        return frontend.shell_words(_quiet("show args"), quoted=True)
 
     def _live(self):
         """Inferiors with a process and threads. gdb sometimes keeps a forked child that its
@@ -195,32 +169,29 @@ class GdbPort(Port):
         return GdbContext(gdb.selected_thread())
 
     def describe_pc(self, pc):
-        """function, file, line of a call site; pc is its return address: look at pc-1."""
-        sal, function = gdb.find_pc_line(pc - 1), None
+        sal, function = gdb.find_pc_line(pc), None
         try:
-            block = gdb.block_for_pc(pc - 1)
+            block = gdb.block_for_pc(pc)
             while block is not None and block.function is None:
                 block = block.superblock
             function = block and block.function.print_name
         except RuntimeError:
             pass
-        text = gdb.format_address(pc - 1)       # no debug info: the minimal symbol
+        text = gdb.format_address(pc)           # no debug info: the minimal symbol
         if function is None and "<" in text:
             function = text.split("<", 1)[1].split("+", 1)[0].rstrip(">")
-        frame = frontend.frame(pc, function, sal.symtab and sal.symtab.fullname(), sal.line)
-        del frame["pc"]
-        return frame
+        return function, sal.symtab and sal.symtab.fullname(), sal.line
 
     def arm(self, mode="breakpoint"):
         for name, value in GDB_SETTINGS:
             if mode == "agent" and name == "maint target-non-stop":
                 continue                # no breakpoint to step over: gdb's own default
-            try:
-                self.saved[name] = _show_setting(name)
-                _quiet(_set_setting(name, value))
+            command, shown = _setting_cmd("set", name, value), _setting_cmd("show", name)
+            try:                        # the value as `set` takes it: the last "is WORD"
+                self.saved[name] = re.findall(r" is (\w+)", _quiet(shown))[-1]
+                _quiet(command)
             except gdb.error as e:      # target-non-stop cannot change under a live process
-                self.write(f"tracer: warning: could not `{_set_setting(name, value)}`: {e}",
-                           error=True)
+                self.write(f"tracer: warning: could not `{command}`: {e}", error=True)
         for hook, ours in _HOOKS.items():
             try:
                 shown = _quiet(f"show user {hook}").splitlines()[1:]
@@ -232,7 +203,7 @@ class GdbPort(Port):
     def disarm(self):
         for name, value in self.saved.items():
             try:
-                _quiet(_set_setting(name, value))
+                _quiet(_setting_cmd("set", name, value))
             except gdb.error:
                 pass                    # a live process pins target-non-stop: keep it
         self.saved.clear()
@@ -258,10 +229,6 @@ class GdbPort(Port):
         if bp.is_valid():
             bp.delete()
 
-    def _on_new_objfile(self, event):
-        if self.driver.missing:
-            self.driver.place_entry_breakpoints()
-
     def _on_clear_objfiles(self, event):
         """exec (or a re-run) replaced the program: its return addresses mean nothing now
         (not inside a stop(): deleting breakpoints here is safe)."""
@@ -275,9 +242,7 @@ class GdbPort(Port):
         pid, tid = _ids(thread)
         self.pids[thread.inferior.num] = pid
         # A process's first thread can be announced twice (again once thread_db knows it).
-        fresh = (len(thread.inferior.threads()) == 1
-                 and not [p for p in self.live_pids() if p != pid])
-        self.driver.on_new_thread(pid, tid, fresh)
+        self.driver.on_new_thread(pid, tid, first=len(thread.inferior.threads()) == 1)
 
     def _on_stop(self, event):
         self.last = self._classify(event)
@@ -294,7 +259,7 @@ class GdbPort(Port):
             return Stop(USER)
         pid, tid = _ids(gdb.selected_thread())
         sig = event.stop_signal
-        if sig == "SIGINT" and self.watchdog is not None and self.watchdog.fired():
+        if sig == "SIGINT" and self.clock_fired():
             return Stop(TIMEOUT, pid, tid)
         return signal_stop(sig, pid, tid)
 
@@ -344,11 +309,10 @@ class GdbPort(Port):
 
     def _forget_vanished(self):
         """Inferiors whose process is gone (or a zombie) without gdb seeing it exit."""
-        gone = [inf for inf in self._live() if _vanished(inf.pid)]
-        for inf in gone:
-            pid = inf.pid
+        gone = [(inf.num, inf.pid) for inf in self._live() if vanished(inf.pid)]
+        for num, pid in gone:
             try:
-                _quiet(f"kill inferiors {inf.num}")
+                _quiet(f"kill inferiors {num}")
             except gdb.error:
                 pass
             self.driver.on_exit(pid)    # how it ended is unknown: never called a failure
@@ -374,14 +338,6 @@ class GdbPort(Port):
         nums = " ".join(str(inf.num) for inf in self._live())
         if nums:
             _quiet(f"kill inferiors {nums}")
-
-    def start_clock(self, seconds, pid):
-        self.watchdog = Watchdog(seconds, pid)
-
-    def run_ended(self):
-        if self.watchdog is not None:
-            self.watchdog.cancel()
-            self.watchdog = None
 
     def write(self, text, error=False):
         gdb.write(text + "\n", gdb.STDERR if error else gdb.STDOUT)
@@ -411,16 +367,11 @@ def _command(name, doc, action, prefix=False, files=False, group=gdb.COMMAND_RUN
     Command()
 
 
-_command("tracer", "\n".join(frontend.help_text(
-    ", its threads and its forked children", (),
-    "Settings: show tracer / set tracer " + "|".join(s.name for s in settings.SETTINGS) + ".")),
-    lambda arg: (None, f"tracer: unknown subcommand '{arg}'; `help tracer` lists them" if arg
-                 else "tracer: which subcommand? `help tracer` lists them"), prefix=True)
-_command("tracer yield", "Yield injection: make the program yield or sleep before interesting "
-         "calls.\n\nYields happen while `tracer run` or `tracer hunt` drives the program. The "
-         "decisions come\nfrom a seeded generator keyed on thread and call order: the same "
-         "seed replays them.", lambda arg: (None, "tracer: tracer yield on|off|status"),
-         prefix=True)
+_command("tracer", "\n".join(frontend.help_text(", its threads and its forked children",
+                                                "Settings: show tracer / set tracer {}.")),
+         lambda arg: (None, frontend.unknown_subcommand(arg)), prefix=True)
+_command("tracer yield", f"{frontend.YIELD_SUMMARY}\n\n{frontend.YIELD_DETAILS}",
+         lambda arg: (None, "tracer: tracer yield on|off|status"), prefix=True)
 for _name, _summary, _doc, _action, _files in TRACER_PORT.driver.commands(native_settings=True):
     _command(f"tracer {_name}", _doc, _action, files=_files)
 for _verb in ("set", "show"):
@@ -443,13 +394,9 @@ def _parameter(setting):
             self.value = setting.default if enum else str(setting.default)
 
         def get_set_string(self):
-            values = TRACER_PORT.driver.values
-            try:
-                values.set(setting.name, self.value or "")
-            except settings.SettingError as e:
-                raise gdb.GdbError(f"tracer: {e}") from None
-            finally:                    # what is in force, as the setting typed it
-                self.value = str(getattr(values, setting.name))
+            self.value, error = TRACER_PORT.driver.set_value(setting.name, self.value or "")
+            if error:
+                raise gdb.GdbError(error)
             return ""
 
         def get_show_string(self, svalue):

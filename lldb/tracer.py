@@ -8,7 +8,6 @@ import os
 import re
 import shlex
 import sys
-import time
 
 import lldb
 
@@ -20,19 +19,18 @@ try:
     from tracerlib.driver import Driver
 except ImportError as _e:
     raise ImportError(f"tracer: the core is not built ({_e}); run `make` in {_ROOT}") from None
-from tracerlib import frontend, settings
-from tracerlib.glibc_threads import ThreadPointers
+from tracerlib import frontend
 from tracerlib.interrupts import Watch
-from tracerlib.port import (EXEC, EXITED, FATAL, INTERRUPT, OTHER, TIMEOUT, USER, Context,
-                            Port, Stop, cmdline, signal_stop)
-from tracerlib.run import TracerError, signal_name
+from tracerlib.port import (EXEC, EXITED, INTERRUPT, TIMEOUT, USER, Context, Port, Stop,
+                            most_important, signal_stop)
+from tracerlib.run import TracerError
 
-BP_NAME = "tracer"            # every tracer breakpoint carries it: hidden from `breakpoint
-                              # list`, safe from `breakpoint delete` and `breakpoint disable`
+BP_NAME = "tracer"    # on every tracer breakpoint: `breakpoint list/delete/disable` pass it by
 _REGISTER = lldb.eValueTypeRegister
 _LLDB_REGISTER = {"eflags": "rflags"}     # tracerlib names -> lldb's
 _ARGS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9")
-_MINUS_ONE_32 = 0xFFFFFFFF
+_STOP_KINDS = {lldb.eStopReasonExec: EXEC, lldb.eStopReasonWatchpoint: USER,
+               lldb.eStopReasonException: USER}
 _ALIVE = (lldb.eStateStopped, lldb.eStateRunning, lldb.eStateStepping, lldb.eStateSuspended,
           lldb.eStateCrashed)
 
@@ -41,6 +39,12 @@ PORT = globals().get("PORT")   # the one port of this lldb session (kept on re-i
 
 def _reg(frame, name):
     return frame.FindValue(_LLDB_REGISTER.get(name, name), _REGISTER).GetValueAsUnsigned()
+
+
+def _run(debugger, command):
+    out = lldb.SBCommandReturnObject()
+    debugger.GetCommandInterpreter().HandleCommand(command, out)
+    return out
 
 
 def _alive(process):
@@ -62,10 +66,7 @@ class LldbContext(Context):
         frame = self.frame
         if not returning:
             return tuple(_reg(frame, r) for r in _ARGS) + (frame.GetSP(), 0, frame.GetPC(), 0)
-        rax = _reg(frame, "rax")        # maybe -1: errno will be wanted, so the thread pointer
-        fs_base = PORT.fs_base(self.pid, self.tid) if rax & _MINUS_ONE_32 == _MINUS_ONE_32 \
-            else 0
-        return (0,) * 6 + (frame.GetSP(), rax, frame.GetPC(), fs_base or 0)
+        return (0,) * 6 + (frame.GetSP(), _reg(frame, "rax"), frame.GetPC(), None)
 
     def symbol(self, name):
         return PORT.symbol(name)
@@ -93,23 +94,19 @@ class LldbContext(Context):
 
 
 class FatalStopHook:
-    """`target stop-hook`: a fatal signal at a stop you drove yourself (`continue`, `run`)
-    writes the report while the process is still there to be looked at."""
+    """`target stop-hook`: lldb's only look at a stop you drove yourself."""
 
     def __init__(self, target, extra_args, internal_dict):
         pass
 
     def handle_stop(self, exe_ctx, stream):
-        driver, run = PORT.driver, PORT.driver.run
-        stop = PORT.classify(exe_ctx.GetProcess())
-        if not driver.in_run_command and run and not run.finished and stop.kind == FATAL:
-            driver.on_stop(stop)
-            driver.flush_pending()
+        PORT.driver.on_fatal_outside_run(PORT.classify(exe_ctx.GetProcess()))
         return True
 
 
 class LldbPort(Port):
     follows_forks = False
+    exit_hides_signal = True
     yields_in_callback = True     # evaluating inside a callback loses other threads' events;
     keep_fatal_stopped = True     # writing registers there does not (FIELD-NOTES)
     children_note = "forked children not traced (lldb follows one process: see docs/lldb.md)"
@@ -125,13 +122,9 @@ class LldbPort(Port):
         words = lldb.SBDebugger.GetVersionString().split()
         self.name = f"lldb {words[2] if len(words) > 2 and words[1] == 'version' else '?'}"
         self.driver = Driver(self)
-        self.target = self.exit_bp = self.stop_hook = self.launch_args = None
+        self.target = self.stop_hook = self.launch_args = None
         self.handlers = {}            # breakpoint id -> handler(ctx)
-        self.environment = {}         # extra environment of the next launch
-        self.exit_calls = {}          # pid -> status passed to _exit (see _on_exit_call)
-        self.thread_pointers = {}     # pid -> ThreadPointers
-        self.watch = None             # tracerlib.interrupts.Watch during `tracer run`
-        self.was_async, self.continuing = None, False
+        self.watch = self.was_async = None    # during `tracer run`: a Watch, lldb's async mode
 
     def _target(self, required=True):
         target = self.target if self.target is not None and self.target.IsValid() \
@@ -148,13 +141,10 @@ class LldbPort(Port):
         exe = self._target(required=False).GetExecutable()
         return exe.fullpath if exe.IsValid() else None
 
-    def argv(self, pid=0):
-        if pid and cmdline(pid):
-            return cmdline(pid)
+    def args(self):
         info = self._target().GetLaunchInfo()
-        args = self.launch_args if self.launch_args is not None else \
+        return self.launch_args if self.launch_args is not None else \
             [info.GetArgumentAtIndex(i) for i in range(info.GetNumArguments())]
-        return [self.program() or "?"] + list(args)
 
     def live_pids(self):
         process = self._process()
@@ -163,9 +153,8 @@ class LldbPort(Port):
     def processes(self, backtrace):
         process = self._process()
         return [{"pid": process.GetProcessID(), "threads": [
-            {"tid": t.GetThreadID(), "name": t.GetName(), "backtrace": [
-                self._frame(t.GetFrameAtIndex(i)) for i in range(min(backtrace,
-                                                                     t.GetNumFrames()))]}
+            {"tid": t.GetThreadID(), "name": t.GetName(),
+             "backtrace": [self._frame(f) for f in list(t)[:backtrace]]}
             for t in process]}] if _alive(process) else []
 
     @staticmethod
@@ -184,29 +173,22 @@ class LldbPort(Port):
         return LldbContext(self._process().GetSelectedThread().GetFrameAtIndex(0))
 
     def describe_pc(self, pc):
-        """function, file, line of a call site; pc is its return address: look at pc-1."""
-        sc = self.target.ResolveLoadAddress(pc - 1).GetSymbolContext(
-            lldb.eSymbolContextEverything)
+        sc = self.target.ResolveLoadAddress(pc).GetSymbolContext(lldb.eSymbolContextEverything)
         line, block = sc.GetLineEntry(), sc.GetBlock().GetContainingInlinedBlock()
         spec = line.GetFileSpec() if line.IsValid() else None
         names = [block.GetInlinedName() if block.IsValid() else None,
                  sc.GetFunction().GetName(), sc.GetSymbol().GetName()]
         function = next((n for n in names if n and not n.startswith("___lldb_unnamed")), None)
-        return {"function": function, "file": spec.fullpath if spec and spec.IsValid() else None,
-                "line": (line.GetLine() or None) if spec and spec.IsValid() else None}
+        if not (spec and spec.IsValid()):
+            return function, None, None
+        return function, spec.fullpath, line.GetLine()
 
     def symbol(self, name):
-        """Runtime address of a symbol, preferring libc's; None when not loaded."""
+        """libc's when there are several (a program or library may define its own)."""
         found = [(not (c.GetModule().GetFileSpec().GetFilename() or "").startswith("libc."),
                   c.GetSymbol().GetStartAddress().GetLoadAddress(self.target))
                  for c in self.target.FindSymbols(name)]
-        found = [f for f in found if f[1] != lldb.LLDB_INVALID_ADDRESS]
-        return min(found)[1] if found else None
-
-    def fs_base(self, pid, tid):
-        if pid not in self.thread_pointers:
-            self.thread_pointers[pid] = ThreadPointers(pid, self.symbol)
-        return self.thread_pointers[pid].fs_base(tid)
+        return min((f for f in found if f[1] != lldb.LLDB_INVALID_ADDRESS), default=(0, None))[1]
 
     def arm(self, mode="breakpoint"):
         target = self.debugger.GetSelectedTarget()
@@ -219,20 +201,14 @@ class LldbPort(Port):
         name = lldb.SBBreakpointName(target, BP_NAME)
         for allow in (name.SetAllowList, name.SetAllowDelete, name.SetAllowDisable):
             allow(False)
-        self.exit_bp = self.break_function("_exit", self._on_exit_call)
-        out = lldb.SBCommandReturnObject()
-        self.debugger.GetCommandInterpreter().HandleCommand(
-            f"target stop-hook add -P {__name__}.FatalStopHook", out)
+        out = _run(self.debugger, f"target stop-hook add -P {__name__}.FatalStopHook")
         found = re.search(r"#(\d+)", out.GetOutput() or "")
         self.stop_hook = found.group(1) if out.Succeeded() and found else None
 
     def disarm(self):
-        if self.exit_bp is not None:
-            self.delete(self.exit_bp)
         if self.stop_hook:
-            self.debugger.GetCommandInterpreter().HandleCommand(
-                f"target stop-hook delete {self.stop_hook}", lldb.SBCommandReturnObject())
-        self.exit_bp = self.stop_hook = None
+            _run(self.debugger, f"target stop-hook delete {self.stop_hook}")
+        self.stop_hook = None
 
     def _named(self, bp, handler):
         bp.AddName(BP_NAME)
@@ -273,79 +249,36 @@ class LldbPort(Port):
         if bp.IsValid() and self.target is not None and self.target.IsValid():
             self.target.BreakpointDelete(bp.GetID())
 
-    def _on_exit_call(self, ctx):
-        """_exit(status): lldb reports a process killed by signal N exactly like one that
-        exited with status N; this stop tells them apart."""
-        status = _reg(ctx.frame, "rdi") & 0xFF
-        self.exit_calls[ctx.pid] = status
-        run = self.driver.run
-        if not self.driver.in_run_command and run is not None and run.pid == ctx.pid:
-            self.driver.on_exit(ctx.pid, status=status)   # you drive: this is its end
-        return False
-
     def classify(self, process):
-        """The public stop, most important reason first."""
-        signals = process.GetUnixSignals()
-        pid = process.GetProcessID()
-        found = []
+        signals, pid, found = process.GetUnixSignals(), process.GetProcessID(), []
         for thread in process:
             reason, tid = thread.GetStopReason(), thread.GetThreadID()
             if reason == lldb.eStopReasonSignal:
                 name = signals.GetSignalAsCString(thread.GetStopReasonDataAtIndex(0)) or "?"
-                stop = signal_stop(name, pid, tid, interrupts=("SIGSTOP", "SIGINT"))
-                found.append(({FATAL: 0, INTERRUPT: 2}.get(stop.kind, 4), stop))
+                found.append(signal_stop(name, pid, tid, interrupts=("SIGSTOP", "SIGINT")))
             elif reason == lldb.eStopReasonBreakpoint:
                 ids = [thread.GetStopReasonDataAtIndex(i)
                        for i in range(0, thread.GetStopReasonDataCount(), 2)]
-                if any(not self.target.FindBreakpointByID(i).MatchesName(BP_NAME)
-                       for i in ids):
-                    found.append((1, Stop(USER, pid, tid)))
-            elif reason == lldb.eStopReasonExec:
-                found.append((3, Stop(EXEC, pid, tid)))
-            elif reason in (lldb.eStopReasonWatchpoint, lldb.eStopReasonException):
-                found.append((1, Stop(USER, pid, tid)))
+                if any(not self.target.FindBreakpointByID(i).MatchesName(BP_NAME) for i in ids):
+                    found.append(Stop(USER, pid, tid))
+            elif reason in _STOP_KINDS:
+                found.append(Stop(_STOP_KINDS[reason], pid, tid))
             # eStopReasonTrace / PlanComplete while `tracer run` drives are lldb finishing
             # its own step over a breakpoint (seen leaking as a public stop): not ours.
-        return min(found, key=lambda f: f[0])[1] if found else Stop(OTHER, pid)
+        return most_important(found, pid)
 
-    def _ended(self, process):
-        """The process is gone: tell the driver how (an exit status, or a signal)."""
-        pid = process.GetProcessID()
-        status = process.GetExitStatus()
-        said = self.exit_calls.get(pid)
-        if said is None and self.exit_bp is not None and 0 < status < 65:
-            self.driver.on_exit(pid, signame=signal_name(status))   # never reached _exit
-        else:
-            self.driver.on_exit(pid, status=status)
-
-    def poll(self):
-        """Before a command: a run whose process ended unseen (killed, detached, or exited
-        while you drove it) gets its report now."""
-        run = self.driver.run
-        if run is None or run.finished or not run.pid:
-            return
+    def fate(self, pid):
         process = self._process()
-        same = process.IsValid() and process.GetProcessID() == run.pid
+        same = process.IsValid() and process.GetProcessID() == pid
         if same and _alive(process):
-            return
-        if same and process.GetState() == lldb.eStateExited:
-            self._ended(process)
-        elif same and process.GetState() == lldb.eStateDetached:
-            # lldb has no detach hook: what can still be read from outside (mailboxes).
-            self.driver.on_detach(run.pid, processes=[{"pid": run.pid, "threads": []}]
-                                  if os.path.exists(f"/proc/{run.pid}") else [])
-        else:
-            self.driver.on_exit(run.pid)
-
-    def set_environment(self, variables):
-        self.environment.update(variables)
+            return None
+        state = process.GetState() if same else None
+        # lldb has no detach hook: a detach is seen here, after the fact.
+        return {lldb.eStateExited: ("exited", process.GetExitStatus()),
+                lldb.eStateDetached: ("detached", None)}.get(state, ("gone", None))
 
     def set_args(self, args):
         self.launch_args = shlex.split(args) if args.strip() else None
-
-    def before_run(self):
-        self.thread_pointers.clear()
-        self.exit_calls.clear()
 
     def launch(self):
         target = self._target()
@@ -367,29 +300,23 @@ class LldbPort(Port):
         if not error.Success() or not process.IsValid():
             raise TracerError(f"cannot start {self.program()}: {error.GetCString()}")
         pid = process.GetProcessID()
-        self.driver.on_new_thread(pid, pid, fresh=True)
+        self.driver.on_new_thread(pid, pid, first=True)
         return self.resume()
 
     def resume(self):
         process = self._process()
         self._enter_run(self._target())
-        self.continuing = True
-        try:
+        with self.watch.resuming():
             error = process.Continue()
-        finally:
-            self.continuing = False
-        state = process.GetState()
+        state, pid = process.GetState(), process.GetProcessID()
         if not error.Success() and _alive(process) and state != lldb.eStateStopped:
             raise TracerError(f"cannot continue the program: {error.GetCString()}")
         if state in (lldb.eStateExited, lldb.eStateDetached) or not process.IsValid():
-            self._ended(process)
-            return Stop(EXITED, process.GetProcessID())
+            self.driver.on_ended(pid, process.GetExitStatus())
+            return Stop(EXITED, pid)
         if self.watch.timed_out:
-            return Stop(TIMEOUT, process.GetProcessID(), self.selected_tid())
-        stop = self.classify(process)
-        if stop.kind == EXEC:
-            self.thread_pointers.clear()
-        return Stop(INTERRUPT, stop.pid) if self.watch.interrupted else stop
+            return Stop(TIMEOUT, pid, self.selected_tid())
+        return Stop(INTERRUPT, pid) if self.watch.interrupted else self.classify(process)
 
     def _enter_run(self, target):
         """While `tracer run` waits: synchronous, quiet about our breakpoints' locations,
@@ -402,11 +329,10 @@ class LldbPort(Port):
         self.debugger.GetListener().StopListeningForEvents(
             target.GetBroadcaster(), lldb.SBTarget.eBroadcastBitBreakpointChanged)
         self.watch = Watch(self.debugger.GetCommandInterpreter().WasInterrupted,
-                           lambda: self._process().SendAsyncInterrupt(),
-                           lambda: self.continuing)
+                           lambda: self._process().SendAsyncInterrupt())
 
     def start_clock(self, seconds, pid):
-        self.watch.deadline = time.monotonic() + seconds
+        self.watch.start_clock(seconds)
 
     def run_ended(self):
         if self.watch is None:
@@ -432,7 +358,6 @@ class LldbPort(Port):
         if not error.Success() or not process.IsValid():
             raise TracerError(f"cannot attach to {pid}: {error.GetCString()} (is ptrace "
                               "allowed? see /proc/sys/kernel/yama/ptrace_scope)")
-        self.before_run()
 
     def kill(self):
         self._process().Kill()
@@ -446,51 +371,30 @@ class LldbPort(Port):
         return f"Process {process.GetProcessID()} stopped\n{text.GetData().rstrip()}"
 
 
-class _Command:
-    """An lldb command over a guarded driver action (subclassed per command)."""
-    action = summary = text = None
-
-    def __init__(self, debugger, internal_dict):
-        pass
-
-    def get_short_help(self):
-        return self.summary
-
-    def get_long_help(self):
-        return self.text
-
-    def __call__(self, debugger, command, exe_ctx, result):
-        out, error = self.action(command)
+def _command(action, text):
+    """An lldb command function over a guarded driver action; lldb's long help is its doc."""
+    def command(debugger, arg, exe_ctx, result, internal_dict):
+        out, error = action(arg)
         if error:
             result.SetError(error)
         elif out:
             result.AppendMessage(out)
-
-
-def _register(debugger):
-    interp = debugger.GetCommandInterpreter()
-    out = lldb.SBCommandReturnObject()
-    summary, details = frontend.help_text(
-        ", its threads (not its forked children: lldb follows one process)",
-        [("tracer set NAME VALUE", "Change a setting (validated)."),
-         ("tracer settings", "The settings in force.")],
-        "Settings: " + ", ".join(s.name for s in settings.SETTINGS)
-        + ". Differences from gdb: docs/lldb.md.")
-    details = shlex.quote("tracer <subcommand> ...\n" + details)
-    interp.HandleCommand(f"command container add -h {shlex.quote(summary)} -H {details} tracer",
-                         out)
-    interp.HandleCommand("command container add -h 'Yield injection: make the program "
-                         "yield or sleep before interesting calls.' tracer yield", out)
-    for name, summary, text, action, _ in PORT.driver.commands(native_settings=False):
-        cls = type("Tracer_" + name.replace(" ", "_"), (_Command,),
-                   {"action": staticmethod(action), "summary": summary, "text": text})
-        globals()[cls.__name__] = cls
-        interp.HandleCommand(f"command script add -o -c {__name__}.{cls.__name__} "
-                             f"tracer {name}", out)
+    command.__doc__ = text
+    return command
 
 
 def __lldb_init_module(debugger, internal_dict):
     global PORT
     if PORT is None or PORT.debugger.GetID() != debugger.GetID():
         PORT = LldbPort(debugger)
-    _register(debugger)
+    summary, details = frontend.help_text(
+        ", its threads (not its forked children: lldb follows one process)",
+        "Settings: {}. Differences from gdb: docs/lldb.md.", native_settings=False)
+    details = shlex.quote("tracer <subcommand> ...\n" + details)
+    _run(debugger, f"command container add -h {shlex.quote(summary)} -H {details} tracer")
+    _run(debugger, f"command container add -h {shlex.quote(frontend.YIELD_SUMMARY)} tracer yield")
+    for name, summary, text, action, _ in PORT.driver.commands(native_settings=False):
+        function = "tracer_" + name.replace(" ", "_")
+        globals()[function] = _command(action, text)
+        _run(debugger, f"command script add -o -h {shlex.quote(summary)} "
+                       f"-f {__name__}.{function} tracer {name}")

@@ -8,8 +8,9 @@ else. Nothing here imports gdb or lldb.
 import os
 
 from . import _core, agent, export, frontend, settings, yields
-from .port import EXEC, FATAL, INTERRUPT, OTHER, OURS, TIMEOUT, USER
-from .run import Run, TracerError
+from .glibc_threads import ThreadPointers
+from .port import EXEC, FATAL, INTERRUPT, OTHER, OURS, TIMEOUT, USER, cmdline
+from .run import Run, TracerError, signal_name
 
 CATALOGUE = _core.catalogue()
 TRACED_CALLS = [i for i, c in enumerate(CATALOGUE) if c["class"] in ("send", "recv")]
@@ -45,6 +46,9 @@ class Driver:
         self.threads_seen = set()     # (pid, tid) announced to the policy
         self.armed_mode = None        # "breakpoint" or "agent": what arm() set up
         self.user_killing = False     # your own `kill` command is under way
+        self.exit_bp = None           # at _exit, for ports whose exit status hides a signal
+        self.exit_calls = {}          # pid -> status passed to _exit (see on_exit_call)
+        self.thread_pointers = {}     # pid -> ThreadPointers, for ports without fs_base
 
     # ================================================================ hot path
     # Handlers run inside the debugger's breakpoint callbacks: they never raise.
@@ -69,7 +73,7 @@ class Driver:
             if run is None or self.disarming:
                 return False
             session = run.session
-            action = session.ret(ctx.pid, ctx.tid, regs=ctx.regs(returning=True))
+            action = session.ret(ctx.pid, ctx.tid, regs=self._return_regs(ctx))
             if action == _core.NEED_ERRNO:
                 location = self._symbol(ctx, "__errno_location")
                 action = (session.errno(ctx.tid, location=location) if location
@@ -79,6 +83,19 @@ class Driver:
         except Exception as e:          # noqa: BLE001
             self._hot_path_failed(e)
         return False
+
+    def _return_regs(self, ctx):
+        """A port that cannot read fs_base leaves it None: glibc's thread list gives it, read
+        only when rax looks like -1 (errno will be wanted, and with it the thread pointer)."""
+        regs = ctx.regs(returning=True)
+        if regs is None or regs[9] is not None:
+            return regs
+        fs_base = 0
+        if regs[7] & 0xFFFFFFFF == 0xFFFFFFFF:
+            if ctx.pid not in self.thread_pointers:
+                self.thread_pointers[ctx.pid] = ThreadPointers(ctx.pid, ctx.symbol)
+            fs_base = self.thread_pointers[ctx.pid].fs_base(ctx.tid) or 0
+        return regs[:9] + (fs_base,)
 
     def on_yield_site(self, site, ctx):
         """A thread is before an instrumented call. The policy decides; the call is inserted
@@ -172,12 +189,19 @@ class Driver:
         key = ctx.return_key(pc)
         if key not in self.return_bps:
             self.return_bps[key] = self.port.break_return(ctx, pc, self.on_return)
-        self.run.sites.setdefault(pc, self.port.describe_pc(pc))
+        self.run.sites.setdefault(pc, self._describe(pc))
+
+    def _describe(self, pc):
+        """function, file, line of a call site; pc is its return address: look at pc-1."""
+        function, file, line = self.port.describe_pc(pc - 1)
+        return {"function": function or None, "file": file or None, "line": line or None}
 
     # ================================================================ arming
     def arm(self, mode="breakpoint"):
         """In agent mode the program records itself: no breakpoint per call."""
         self.port.arm(mode)
+        if self.port.exit_hides_signal:
+            self.exit_bp = self.port.break_function("_exit", self.on_exit_call)
         self.armed = True
         self.armed_mode = mode
         self.disarming = False
@@ -214,6 +238,9 @@ class Driver:
         self.armed = False
         if restore:
             self.disarming = False
+            if self.exit_bp is not None:
+                self.port.delete(self.exit_bp)
+                self.exit_bp = None
             self.port.disarm()
 
     def _disarm_soon(self):
@@ -233,8 +260,10 @@ class Driver:
             self.armed = True           # still "armed" for status; the budget ended it
 
     # ================================================================ what the port saw
-    def on_new_thread(self, pid, tid, fresh):
-        """A thread appeared; fresh: it is the first of a new program (not a fork)."""
+    def on_new_thread(self, pid, tid, first):
+        """A thread appeared; first: its process's first. The first thread of the only live
+        process is a new program's (not a fork's)."""
+        fresh = first and not [p for p in self.port.live_pids() if p != pid]
         self._announce(pid, tid)
         if not self.armed:
             return
@@ -259,6 +288,14 @@ class Driver:
             self.pending = frontend.stop("signal", stop.pid, stop.tid, signal=stop.signal)
         elif stop.kind == EXEC:
             self.on_exec([stop.pid])
+
+    def on_fatal_outside_run(self, stop):
+        """A stop you drove yourself (`continue`, `run`): a fatal signal writes the report
+        while the process is still there to be looked at."""
+        run = self.run
+        if not self.in_run_command and run and not run.finished and stop.kind == FATAL:
+            self.on_stop(stop)
+            self.flush_pending()
 
     def flush_pending(self):
         """Writes the report a stop asked for, from a safe place (walking threads inside a
@@ -296,12 +333,49 @@ class Driver:
             stop = frontend.stop("signal" if signame else "kill", pid, signal=signame)
         self._finish(stop, live=False)
 
+    def on_exit_call(self, ctx):
+        """_exit(status): a port with exit_hides_signal reports a process killed by signal N
+        exactly like one that exited with status N; this stop tells them apart."""
+        status = ctx.read_registers(("rdi",))["rdi"] & 0xFF
+        self.exit_calls[ctx.pid] = status
+        run = self.run
+        if not self.in_run_command and run is not None and run.pid == ctx.pid:
+            self.on_exit(ctx.pid, status=status)    # you drive: this is its end
+        return False
+
+    def on_ended(self, pid, status):
+        """pid is gone with `status` as the debugger gives it (see on_exit_call)."""
+        if pid not in self.exit_calls and self.exit_bp is not None and 0 < status < 65:
+            self.on_exit(pid, signame=signal_name(status))     # never reached _exit
+        else:
+            self.on_exit(pid, status=status)
+
+    def poll(self):
+        """Before a command: a run whose process ended unseen (killed, detached, or exited
+        while you drove it) gets its report now."""
+        run = self.run
+        if run is None or run.finished or not run.pid:
+            return
+        fate = self.port.fate(run.pid)
+        if fate is None:
+            return
+        how, status = fate
+        if how == "exited":
+            self.on_ended(run.pid, status)
+        elif how == "detached":
+            # No detach hook saw it go: what can still be read from outside (mailboxes).
+            self.on_detach(run.pid, processes=[{"pid": run.pid, "threads": []}]
+                           if os.path.exists(f"/proc/{run.pid}") else [])
+        else:
+            self.on_exit(run.pid)
+
     def on_exec(self, pids, image_key=None):
         """pids replaced their image: its return sites, symbols and yields mean nothing now.
         image_key(key) says which return breakpoints belonged to the old image."""
         for key in [k for k in self.return_bps if image_key and image_key(k)]:
             self.port.delete(self.return_bps.pop(key))
         for pid in pids:
+            self.thread_pointers.pop(pid, None)
             self.return_pcs = {k for k in self.return_pcs if k[0] != pid}
             self.symbols = {k: v for k, v in self.symbols.items() if k[0] != pid}
             for tid in [t for t, (p, _) in self.yield_saved.items() if p == pid]:
@@ -332,7 +406,7 @@ class Driver:
         if mode == "breakpoint" and not self.port.follows_forks:
             name += " (forked children not traced)"
         self.run = Run(self.values, self.port.program(),
-                       argv if argv is not None else self.port.argv(pid), name)
+                       argv if argv is not None else self.argv(pid), name)
         self.run.mode = mode
         self.hot_path_error = None
         self.return_pcs.clear()
@@ -340,6 +414,11 @@ class Driver:
         if pid:
             self.run.saw_process(pid)
         return self.run
+
+    def argv(self, pid=0):
+        """The argv of live `pid` as it was started (through a symlink, too), or the one the
+        next launch will use."""
+        return (pid and cmdline(pid)) or [self.port.program() or "?"] + list(self.port.args())
 
     def _run_for(self, pid):
         run = self.run
@@ -378,7 +457,7 @@ class Driver:
         knows the program's load addresses."""
         for pc in {ev["site"] for ev in run.agent.ring.events()} - set(run.sites):
             try:
-                run.sites[pc] = self.port.describe_pc(pc)
+                run.sites[pc] = self._describe(pc)
             except Exception:           # noqa: BLE001 - an unknown site stays unnamed
                 run.sites[pc] = {"function": None, "file": None, "line": None}
 
@@ -390,6 +469,8 @@ class Driver:
     def _before_launch(self):
         """A fresh process is coming: the yield decisions start again from the seed."""
         self.port.before_run()
+        self.exit_calls.clear()
+        self.thread_pointers.clear()
         self.yield_plans.clear()
         self.yield_saved.clear()
         self.threads_seen.clear()
@@ -403,7 +484,7 @@ class Driver:
     def run_once(self, args=""):
         """One run to its end: the finished Run, or None when the user's own breakpoint or
         an interrupt stopped it (control goes back to the user)."""
-        self.port.poll()
+        self.poll()
         live = self.port.live_pids()
         if not live and not self.port.program():
             raise TracerError("no program loaded: " + self.port.load_hint)
@@ -537,6 +618,8 @@ class Driver:
             if armed_here:
                 self.disarm()
             raise
+        self.exit_calls.clear()
+        self.thread_pointers.clear()
         if not self.entry_bps or self.missing:
             self.place_entry_breakpoints()
         self._new_run(pid)
@@ -642,10 +725,20 @@ class Driver:
         commands = [("set", limit) for limit in frontend.changed_limits(self.values)]
         commands += [("do", "tracer yield on " + frontend.yield_on_args(
             self.yield_opts, self.policy.info["strategy"], seed)), ("do", "tracer run")]
-        argv = self.run.argv if self.run is not None else self.port.argv(0)
+        argv = self.run.argv if self.run is not None else self.argv(0)
         return self.port.batch_command(commands, self._program(), argv[1:])
 
-    # ---- settings, for ports without native ones ----
+    # ---- settings ----
+    def set_value(self, name, text):
+        """For ports with native settings: (the value in force, as text; error or None)."""
+        try:
+            self.values.set(name, text)
+            error = None
+        except settings.SettingError as e:
+            error = f"tracer: {e}"
+        return str(getattr(self.values, name)), error
+
+    # For ports without native settings:
     def cmd_set(self, arg):
         words = arg.split(None, 1)
         if len(words) != 2:
@@ -684,7 +777,7 @@ class Driver:
         debugger as a traceback."""
         def guarded(arg):
             try:
-                self.port.poll()
+                self.poll()
                 return action(arg.strip()), None
             except (TracerError, settings.SettingError) as e:
                 return None, f"tracer: {e}"

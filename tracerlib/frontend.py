@@ -69,10 +69,27 @@ def overview(children):
     return "\n\n".join(textwrap.fill(" ".join(p.split()), 88) for p in text.split("\n\n"))
 
 
-def help_text(children, extra_rows, settings_line):
-    """(summary line, the rest) of `help tracer`: the overview, the commands, the settings."""
+SETTINGS_ROWS = (("tracer set NAME VALUE", "Change a setting (validated)."),
+                 ("tracer settings", "The settings in force."))
+YIELD_SUMMARY = "Yield injection: make the program yield or sleep before interesting calls."
+YIELD_DETAILS = ("Yields happen while `tracer run` or `tracer hunt` drives the program. The "
+                 "decisions come\nfrom a seeded generator keyed on thread and call order: the "
+                 "same seed replays them.")
+
+
+def help_text(children, settings_line, native_settings=True):
+    """(summary line, the rest) of `help tracer`: the overview, the commands, settings_line
+    with the settings' names in its {}. Without native settings `tracer set` is listed."""
     summary, rest = overview(children).split("\n", 1)
-    return summary, f"{rest}\n\n{command_table(extra_rows)}\n\n{settings_line}"
+    names = [s.name for s in settings.SETTINGS]
+    settings_line = settings_line.format(("|" if native_settings else ", ").join(names))
+    table = command_table(() if native_settings else SETTINGS_ROWS)
+    return summary, f"{rest}\n\n{table}\n\n{settings_line}"
+
+
+def unknown_subcommand(arg):
+    return (f"tracer: unknown subcommand '{arg}'; `help tracer` lists them" if arg
+            else "tracer: which subcommand? `help tracer` lists them")
 
 
 def command_table(extra=()):
@@ -120,8 +137,11 @@ def attach_pid(arg, debugger):
 
 # ---------------------------------------------------------------------------- stops
 
-def shell_words(text):
-    """Words of a command line as a shell splits them (plain splitting if unbalanced)."""
+def shell_words(text, quoted=False):
+    """Words of a command line as a shell splits them (plain splitting if unbalanced);
+    quoted: of the part of text between its first and last double quote (none: no words)."""
+    if quoted:
+        text = text[text.find('"') + 1:text.rfind('"')] if text.count('"') >= 2 else ""
     try:
         return shlex.split(text)
     except ValueError:

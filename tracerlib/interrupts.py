@@ -1,6 +1,7 @@
 """Ctrl-C and time-outs while a debugger's command blocks its main thread, for debuggers that
 cannot interrupt a process their own command continues synchronously (lldb: its Ctrl-C goes
 to an input handler that only runs between commands)."""
+import contextlib
 import ctypes
 import os
 import signal
@@ -47,17 +48,29 @@ class _InterruptCatcher:
 
 class Watch:
     """A thread that, while a run blocks, notices the deadline or Ctrl-C (or asked(): the
-    debugger's own interrupt flag) and calls interrupt() until the program stops (while
-    running() says it still runs: an interrupt can be swallowed by an auto-continue)."""
+    debugger's own interrupt flag) and then calls interrupt() every half second while inside
+    resuming(), until the program stops (an interrupt can be swallowed by an auto-continue)."""
 
-    def __init__(self, asked, interrupt, running):
+    def __init__(self, asked, interrupt):
         self.deadline = None
         self.timed_out = self.interrupted = False
         self._done = threading.Event()
         self._catcher = _InterruptCatcher()
-        self._asked, self._interrupt, self._running = asked, interrupt, running
+        self._asked, self._interrupt, self._resuming = asked, interrupt, False
         self._thread = threading.Thread(target=self._watch, name="tracer-watch", daemon=True)
         self._thread.start()
+
+    def start_clock(self, seconds):
+        self.deadline = time.monotonic() + seconds
+
+    @contextlib.contextmanager
+    def resuming(self):
+        """Around the debugger's blocking continue."""
+        self._resuming = True
+        try:
+            yield
+        finally:
+            self._resuming = False
 
     def _watch(self):
         sent = 0.0
@@ -67,7 +80,7 @@ class Watch:
             elif self._catcher.caught() or self._asked():
                 self.interrupted = True
             now = time.monotonic()
-            if (self.timed_out or self.interrupted) and now - sent > 0.5 and self._running():
+            if (self.timed_out or self.interrupted) and now - sent > 0.5 and self._resuming:
                 self._interrupt()
                 sent = now
 

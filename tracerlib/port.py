@@ -17,6 +17,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Optional
 
+from .interrupts import Watchdog
 from .run import is_fatal
 
 # Stop kinds, in the order the driver cares about them.
@@ -40,12 +41,29 @@ def cmdline(pid):
         return []
 
 
+def vanished(pid):
+    """The process is gone, or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
 @dataclass
 class Stop:
     kind: str
     pid: int = 0
     tid: int = 0
     signal: Optional[str] = None
+
+
+_RANK = {FATAL: 0, USER: 1, INTERRUPT: 2, EXEC: 3}
+
+
+def most_important(stops, pid):
+    """The one stop to act on of several threads' (a fatal signal first); OTHER if none."""
+    return min(stops, key=lambda s: _RANK.get(s.kind, 4)) if stops else Stop(OTHER, pid)
 
 
 def signal_stop(name, pid, tid, interrupts=("SIGINT",)):
@@ -63,7 +81,8 @@ class Context:
     def regs(self, returning=False):
         """Argument registers, sp, rax, pc, fs_base as the core's Session takes them, or None
         when the core can read them itself (ptrace from the debugger's thread, the default).
-        With returning=True, fs_base is needed only when rax looks like -1."""
+        With returning=True, fs_base is needed only when rax looks like -1; None: the port
+        cannot read it (the driver finds it through glibc)."""
         return None
 
     def symbol(self, name):
@@ -93,14 +112,15 @@ class Port:
     children_note = ""              # what the debugger cannot see, for help and status
     load_hint = "load one first"    # how to load a program, for "no program loaded: ..."
     help_words = {}                 # blanks of frontend.COMMANDS' help: batch, resume
+    exit_hides_signal = False       # a process killed by signal N reports exit status N
 
     # ---- program and processes ----
     def program(self):
         """Path of the loaded program, or None."""
         raise NotImplementedError
 
-    def argv(self, pid=0):
-        """The argv of live `pid`, or the one the next launch will use."""
+    def args(self):
+        """The arguments (argv without argv[0]) the next launch will use."""
         raise NotImplementedError
 
     def live_pids(self):
@@ -119,7 +139,7 @@ class Port:
         raise NotImplementedError
 
     def describe_pc(self, pc):
-        """{function, file, line} of the instruction at pc."""
+        """(function, file, line) of the instruction at pc, each None when unknown."""
         raise NotImplementedError
 
     # ---- arming ----
@@ -152,16 +172,19 @@ class Port:
         raise NotImplementedError
 
     # ---- run control ----
+    environment = {}
+
     def set_environment(self, variables):
-        """Environment of the next launch: {name: value, or None to unset}."""
-        raise NotImplementedError
+        """Environment of the next launch: {name: value, or None to unset}. By default they
+        gather in self.environment, for launch() to apply."""
+        self.environment = {**self.environment, **variables}
 
     def set_args(self, args):
         """The arguments (shell words, as text) of the next launch; empty keeps them."""
         raise NotImplementedError
 
     def launch(self):
-        """Start the program; tell the driver on_new_thread(pid, pid, fresh=True) -> Stop."""
+        """Start the program; tell the driver on_new_thread(pid, pid, first=True) -> Stop."""
         raise NotImplementedError
 
     def resume(self):
@@ -175,17 +198,29 @@ class Port:
         """Kill every traced process."""
         raise NotImplementedError
 
+    watchdog = None
+
     def start_clock(self, seconds, pid):
-        """From now, `seconds` until resume() returns Stop(TIMEOUT)."""
+        """From now, `seconds` until resume() returns Stop(TIMEOUT). By default a Watchdog
+        sends pid SIGINT then: the port reports that SIGINT as TIMEOUT when clock_fired()."""
+        self.watchdog = Watchdog(seconds, pid)
+
+    def clock_fired(self):
+        return self.watchdog is not None and self.watchdog.fired()
 
     def run_ended(self):
         """`tracer run` is over: stop the clock, undo what launch/resume set up for it."""
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
 
     def before_run(self):
         """A fresh launch is coming: drop what the last one left (dead inferiors...)."""
 
-    def poll(self):
-        """Before a command: report what happened unseen since the last one."""
+    def fate(self, pid):
+        """Before a command: None while `pid` lives (or when the port cannot tell), else
+        ("exited", status), ("detached", None) or ("gone", None)."""
+        return None
 
     # ---- the user's side ----
     def write(self, text, error=False):
