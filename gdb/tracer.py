@@ -1,8 +1,5 @@
-"""Tracer for gdb: `source gdb/tracer.py`, then `help tracer`.
-
-The gdb port (tracerlib/port.py) only: breakpoints, stop events, threads, registers,
-settings. Every decision is the driver's (tracerlib/driver.py), shared with lldb.
-"""
+"""Tracer for gdb (`source gdb/tracer.py`, then `help tracer`): the gdb port (tracerlib/port.py)
+only; every decision is the driver's (tracerlib/driver.py), shared with lldb."""
 import os
 import re
 import sys
@@ -83,8 +80,7 @@ class GdbContext(Context):
 
 
 class TracerBreakpoint(gdb.Breakpoint):
-    """Every breakpoint of Tracer's: internal, never the user's; `yield_site` ones are the
-    only ones that may stop the program (for Driver.service)."""
+    """Tracer's breakpoints (internal); only yield sites may stop (for Driver.service)."""
 
     def __init__(self, location, handler, yield_site=False):
         super().__init__(location, internal=True)
@@ -127,8 +123,7 @@ class GdbPort(Port):
         return frontend.shell_words(_quiet("show args"), quoted=True)
 
     def _live(self):
-        """Inferiors with a process and threads. gdb sometimes keeps a forked child that its
-        parent reaped as a pid without threads whose exit it never reports: not live."""
+        """Inferiors with a process and threads (gdb may keep a reaped child, threadless)."""
         return [inf for inf in gdb.inferiors() if inf.pid and inf.threads()]
 
     def live_pids(self):
@@ -195,9 +190,9 @@ class GdbPort(Port):
         for hook, ours in _HOOKS.items():
             try:
                 shown = _quiet(f"show user {hook}").splitlines()[1:]
-                self.saved_hooks[hook] = "\n".join(ln[2:] for ln in shown if ours not in ln)
             except gdb.error:
-                self.saved_hooks[hook] = ""
+                shown = []
+            self.saved_hooks[hook] = "\n".join(ln[2:] for ln in shown if ours not in ln)
             _quiet(f"define {hook}\n{ours}\n{self.saved_hooks[hook]}\nend")
 
     def disarm(self):
@@ -230,8 +225,7 @@ class GdbPort(Port):
             bp.delete()
 
     def _on_clear_objfiles(self, event):
-        """exec (or a re-run) replaced the program: its return addresses mean nothing now
-        (not inside a stop(): deleting breakpoints here is safe)."""
+        """exec or a re-run replaced the program: its return sites go (safe: not in a stop())."""
         space = event.progspace
         self.driver.on_exec([inf.pid for inf in gdb.inferiors()
                              if inf.progspace == space and inf.pid],
@@ -267,10 +261,9 @@ class GdbPort(Port):
         inferior = event.inferior
         pid = inferior.pid or self.pids.get(inferior.num, 0)
         self.last = Stop(EXITED, pid)
-        code = getattr(event, "exit_code", None)
-        # No exit code: killed by a signal. gdb stops on every other signal first (the driver
-        # saw it as fatal); one it never saw can only be SIGKILL.
-        self.driver.on_exit(pid, status=code, signame=None if code is not None else "SIGKILL")
+        code = getattr(event, "exit_code", None)    # None: a signal gdb never stopped on,
+        self.driver.on_exit(pid, status=code,       # which can only be SIGKILL
+                            signame=None if code is not None else "SIGKILL")
 
     def set_environment(self, variables):
         for name, value in variables.items():
@@ -319,8 +312,7 @@ class GdbPort(Port):
         return bool(gone)
 
     def before_run(self):
-        """Back to inferior 1, the exited children's inferiors removed (a hunt would pile up
-        hundreds)."""
+        """Back to inferior 1, dead children's inferiors removed (a hunt would pile them up)."""
         if gdb.selected_inferior().num != 1:
             _quiet("inferior 1")
         dead = [str(inf.num) for inf in gdb.inferiors() if inf.num != 1 and not inf.pid]
@@ -335,9 +327,8 @@ class GdbPort(Port):
                               "/proc/sys/kernel/yama/ptrace_scope)") from None
 
     def kill(self):
-        nums = " ".join(str(inf.num) for inf in self._live())
-        if nums:
-            _quiet(f"kill inferiors {nums}")
+        if self._live():
+            _quiet("kill inferiors " + " ".join(str(inf.num) for inf in self._live()))
 
     def write(self, text, error=False):
         gdb.write(text + "\n", gdb.STDERR if error else gdb.STDOUT)

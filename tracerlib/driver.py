@@ -409,6 +409,7 @@ class Driver:
                        argv if argv is not None else self.argv(pid), name)
         self.run.mode = mode
         self.hot_path_error = None
+        self.user_killing = False
         self.return_pcs.clear()
         self.symbols.clear()
         if pid:
