@@ -28,10 +28,8 @@ GDB_SETTINGS = (
     # exits while gdb steps another over a breakpoint (tests/fixtures/sigchld_recv).
     ("maint target-non-stop", "off"),
 )
-# gdb has no detach event, and its exit event does not say a `kill` of yours from a SIGKILL
-# of someone else's: pre-hooks tell the driver (the user's own hooks are kept and restored).
-_HOOKS = {"hook-detach": "python TRACER_PORT.driver.on_detach()",
-          "hook-kill": "python TRACER_PORT.driver.on_user_kill()"}
+# gdb has no detach event: a pre-hook tells the driver (the user's own is kept and restored).
+_HOOKS = {"hook-detach": "python TRACER_PORT.driver.on_detach()"}
 
 
 def _quiet(command):
@@ -261,9 +259,9 @@ class GdbPort(Port):
         inferior = event.inferior
         pid = inferior.pid or self.pids.get(inferior.num, 0)
         self.last = Stop(EXITED, pid)
-        code = getattr(event, "exit_code", None)    # None: a signal gdb never stopped on,
-        self.driver.on_exit(pid, status=code,       # which can only be SIGKILL
-                            signame=None if code is not None else "SIGKILL")
+        # No exit code: a signal gdb never stopped on (SIGKILL) - or a child whose exit gdb
+        # lost (seen in tcp_loopback): not known to be a failure, so never called one.
+        self.driver.on_exit(pid, status=getattr(event, "exit_code", None))
 
     def set_environment(self, variables):
         for name, value in variables.items():

@@ -45,7 +45,6 @@ class Driver:
         self.yields_abandoned = 0     # inserted calls whose thread or image went away
         self.threads_seen = set()     # (pid, tid) announced to the policy
         self.armed_mode = None        # "breakpoint" or "agent": what arm() set up
-        self.user_killing = False     # your own `kill` command is under way
         self.exit_bp = None           # at _exit, for ports whose exit status hides a signal
         self.exit_calls = {}          # pid -> status passed to _exit (see on_exit_call)
         self.thread_pointers = {}     # pid -> ThreadPointers, for ports without fs_base
@@ -304,10 +303,6 @@ class Driver:
         if stop is not None:
             self._finish(stop)
 
-    def on_user_kill(self):
-        """Your own `kill`: the processes it ends are not the program failing."""
-        self.user_killing = True
-
     def on_exit(self, pid, status=None, signame=None):
         """A traced process ended: status, or signame when a signal killed it (None when
         the port cannot tell)."""
@@ -315,10 +310,6 @@ class Driver:
         run = self.run
         if run is None or not pid:
             return
-        if self.user_killing and status is None and signame == "SIGKILL":
-            signame = None              # reported as reason "kill", not a failure
-            if not [p for p in self.port.live_pids() if p != pid]:
-                self.user_killing = False
         if run.fatal and run.fatal[0] == pid:
             signame = run.fatal[2]
         elif status is None and signame and not run.finished:
@@ -409,7 +400,6 @@ class Driver:
                        argv if argv is not None else self.argv(pid), name)
         self.run.mode = mode
         self.hot_path_error = None
-        self.user_killing = False
         self.return_pcs.clear()
         self.symbols.clear()
         if pid:
