@@ -400,8 +400,8 @@ class Driver:
                        argv if argv is not None else self.argv(pid), name)
         self.run.mode = mode
         self.hot_path_error = None
-        self.return_pcs.clear()
-        self.symbols.clear()
+        for cache in (self.return_pcs, self.symbols, self.exit_calls, self.thread_pointers):
+            cache.clear()               # they describe the last run's process images
         if pid:
             self.run.saw_process(pid)
         return self.run
@@ -430,9 +430,7 @@ class Driver:
         run = self.run
         if run is None or run.finished:
             return None
-        run.yield_info = frontend.yield_info(self.policy, len(self.yield_sites))
-        if run.agent is not None:
-            self._describe_agent_sites(run)
+        self._settle(run)
         if processes is None:
             processes = self.port.processes(self.values.backtrace) if live else []
         try:
@@ -443,10 +441,15 @@ class Driver:
             self.port.write(run.outcome())
         return run.report_path
 
-    def _describe_agent_sites(self, run):
-        """The agent records return addresses only: name them while the debugger still
-        knows the program's load addresses."""
-        for pc in {ev["site"] for ev in run.agent.ring.events()} - set(run.sites):
+    def _settle(self, run):
+        """Before a run's report: its yield record, and in agent mode the program's events
+        with their call sites named (the agent records return addresses only) while the
+        debugger still knows the program's load addresses."""
+        run.yield_info = frontend.yield_info(self.policy, len(self.yield_sites))
+        if run.mode != "agent":
+            return
+        run.take_agent_events()
+        for pc in {ev["site"] for ev in run.session.events()} - set(run.sites):
             try:
                 run.sites[pc] = self._describe(pc)
             except Exception:           # noqa: BLE001 - an unknown site stays unnamed
@@ -460,8 +463,6 @@ class Driver:
     def _before_launch(self):
         """A fresh process is coming: the yield decisions start again from the seed."""
         self.port.before_run()
-        self.exit_calls.clear()
-        self.thread_pointers.clear()
         self.yield_plans.clear()
         self.yield_saved.clear()
         self.threads_seen.clear()
@@ -609,8 +610,6 @@ class Driver:
             if armed_here:
                 self.disarm()
             raise
-        self.exit_calls.clear()
-        self.thread_pointers.clear()
         if not self.entry_bps or self.missing:
             self.place_entry_breakpoints()
         self._new_run(pid)
@@ -642,7 +641,7 @@ class Driver:
         tid = self.port.selected_tid() or pid
         froze_live_run = run is not None and not run.finished
         if froze_live_run:
-            run.yield_info = frontend.yield_info(self.policy, len(self.yield_sites))
+            self._settle(run)
         path = frontend.snapshot(run, frontend.stop("snapshot", pid, tid),
                                  lambda: self.port.processes(self.values.backtrace),
                                  arg or None)

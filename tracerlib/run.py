@@ -140,16 +140,23 @@ class Run:
         if self.finished:
             return None
         self.finished = True
-        if self.agent is not None:          # the program's own ring becomes the record
-            self.yield_info["injected"] = self.agent.ring.injected
-            self.agent.absorb_into(self.session)
-            self.agent.close()
+        self.take_agent_events()
         self.session.freeze()
         self.stop = stop
         if not (force or self.should_report(stop.get("reason"))):
             return None
         self.compose(live)
         return self.store(path)
+
+    def take_agent_events(self):
+        """Agent mode: the program's ring becomes this run's record (frozen) and goes away.
+        Once is enough; later calls do nothing."""
+        if self.agent is None:
+            return
+        self.yield_info["injected"] = self.agent.ring.injected
+        self.agent.absorb_into(self.session)
+        self.agent.close()
+        self.agent = None
 
     def compose(self, live):
         """Renders the report text from the frozen ring and what the front end saw."""

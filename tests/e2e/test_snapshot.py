@@ -11,7 +11,7 @@ import re
 import pytest
 
 import controller
-from checks import (assert_command_error, assert_events_match, assert_mailboxes_match,
+from checks import (assert_sites, assert_command_error, assert_events_match, assert_mailboxes_match,
                     assert_no_leftovers, assert_recorder_consistent, frame_functions, pids_of,
                     process, signal_name, validate)
 from controller import run_gdb
@@ -60,20 +60,26 @@ EXITED_NORMALLY = {     # the debugger's (or the tracer's) words for the parent'
 }
 
 
-def test_snapshot_consumes_nothing(debugger, tmp_path):
-    """Stopped at a user breakpoint with bytes pending, `tracer snapshot FILE` shows them;
-    continuing, the program still reads every one of them (crash_pending --peek checks the
-    bytes and exits 0)."""
+def test_snapshot_consumes_nothing(debugger, mode, tmp_path):
+    """Stopped at a user breakpoint with bytes pending, `tracer snapshot FILE` shows them,
+    with the events so far and their call sites named (in agent mode too, where the sites
+    are named at the snapshot); continuing, the program still reads every one of them
+    (crash_pending --peek checks the bytes and exits 0)."""
     snap = tmp_path / "snap.json"
     script = "\n".join([debugger.break_command.format(fn="fixture_marker"), "tracer run",
                         f"tracer snapshot {snap}", RESUME_AFTER_SNAPSHOT[debugger.name], ""])
     run = controller.run(debugger, fixture_path("crash_pending", "O0"), ["--peek"],
-                         settings=BIG, tmp=tmp_path, script=script, run_command=None)
+                         settings=BIG, tmp=tmp_path, script=script, run_command=None,
+                         mode=mode)
     debugger.assert_sane(run)
     assert snap.exists(), "tracer snapshot FILE wrote nothing\n" + run.describe()
     rep = json.loads(snap.read_text())
     validate(rep)
     assert rep["stop"]["reason"] == "snapshot", rep["stop"]
+    assert rep["mode"] == mode, rep["mode"]
+    if mode == "agent":             # the agent sees the child too (lldb's breakpoints do not)
+        assert rep["events"], run.describe()
+    assert_sites(rep, "crash_pending.c")
     assert_mailboxes_match(rep, run.pending)
     parent = run.pending[0]["pid"]
     assert process(rep, parent)["alive"] is True
