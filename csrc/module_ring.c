@@ -235,6 +235,34 @@ static PyObject *Ring_stats(RingObject *self, PyObject *unused)
 	return d;
 }
 
+PyDoc_STRVAR(deaths_doc, "deaths() -> [dict]\n\n"
+	     "The deaths the agents recorded (processes the debugger may not see), in order:\n"
+	     "{pid, tid (0: unknown), signal (number), how ('signal' caught by the agent in the\n"
+	     "dying process, or 'reaped' by its parent's waitpid), pc, addr (0: unknown)}.");
+
+static PyObject *Ring_deaths(RingObject *self, PyObject *unused)
+{
+	struct tr_ring_death d[TR_RING_DEATHS];
+	size_t n;
+	PyObject *list;
+
+	if (!ready(self))
+		return NULL;
+	n = tr_shared_ring_deaths(&self->r, d, TR_RING_DEATHS);
+	list = PyList_New(0);
+	for (size_t i = 0; list && i < n; i++) {
+		PyObject *item = Py_BuildValue(
+			"{s:i,s:i,s:i,s:s,s:K,s:K}", "pid", d[i].pid, "tid", d[i].tid,
+			"signal", d[i].sig, "how", d[i].how == TR_DEATH_HANDLER ? "signal" : "reaped",
+			"pc", (unsigned long long)d[i].pc, "addr", (unsigned long long)d[i].addr);
+
+		if (!item || PyList_Append(list, item) < 0)
+			Py_CLEAR(list);
+		Py_XDECREF(item);
+	}
+	return list;
+}
+
 int tr_py_ring_absorb(PyObject *module, PyObject *ring, struct tr_session *sess)
 {
 	PyObject *type = module ? PyObject_GetAttrString(module, "SharedRing") : NULL;
@@ -331,6 +359,7 @@ static PyMethodDef Ring_methods[] = {
 	{ "events", (PyCFunction)(void (*)(void))Ring_events, METH_VARARGS | METH_KEYWORDS,
 	  events_doc },
 	{ "stats", (PyCFunction)Ring_stats, METH_NOARGS, stats_doc },
+	{ "deaths", (PyCFunction)Ring_deaths, METH_NOARGS, deaths_doc },
 	{ "freeze", (PyCFunction)Ring_freeze, METH_NOARGS, "freeze(): the agents stop writing" },
 	{ "unlink", (PyCFunction)Ring_unlink, METH_NOARGS,
 	  "unlink(): remove the file (this mapping stays readable until close)" },

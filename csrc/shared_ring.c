@@ -329,7 +329,55 @@ int64_t tr_shared_ring_proc_find(const struct tr_shared_ring *r, int32_t pid)
 	return -ENOENT;
 }
 
+int tr_shared_ring_death(struct tr_shared_ring *r, enum tr_death_how how, int32_t pid,
+			 int32_t tid, int32_t sig, uint64_t pc, uint64_t addr)
+{
+	uint32_t i = atomic_fetch_add_explicit(&r->hdr->next_death, 1, memory_order_relaxed);
+	struct tr_ring_death *d;
+
+	if (i >= TR_RING_DEATHS)
+		return -ENOSPC;
+	d = &r->hdr->deaths[i];
+	atomic_store_explicit(&d->state, 1, memory_order_relaxed);
+	d->how = (uint32_t)how;
+	d->pid = pid;
+	d->tid = tid;
+	d->sig = sig;
+	d->t_ns = tr_shared_ring_now_ns();
+	d->pc = pc;
+	d->addr = addr;
+	atomic_store_explicit(&d->state, 2, memory_order_release);
+	return 0;
+}
+
 /* ---- the reader ---- */
+
+size_t tr_shared_ring_deaths(const struct tr_shared_ring *r, struct tr_ring_death *out,
+			     size_t max)
+{
+	uint32_t n = atomic_load_explicit(&r->hdr->next_death, memory_order_acquire);
+	size_t got = 0;
+
+	if (n > TR_RING_DEATHS)
+		n = TR_RING_DEATHS;
+	for (uint32_t i = 0; i < n && got < max; i++) {
+		const struct tr_ring_death *d = &r->hdr->deaths[i];
+
+		if (atomic_load_explicit(&d->state, memory_order_acquire) != 2)
+			continue;
+		out[got].state = 2;
+		out[got].how = d->how;
+		out[got].pid = d->pid;
+		out[got].tid = d->tid;
+		out[got].sig = d->sig;
+		out[got].pad = 0;
+		out[got].t_ns = d->t_ns;
+		out[got].pc = d->pc;
+		out[got].addr = d->addr;
+		got++;
+	}
+	return got;
+}
 
 void tr_ring_snapshot_free(struct tr_ring_snapshot *s)
 {

@@ -45,8 +45,9 @@
 #include "event.h"
 
 #define TR_RING_MAGIC 0x31474e4952525254ull   /* "TRRRING1" little-endian */
-#define TR_RING_VERSION 1u
+#define TR_RING_VERSION 2u
 #define TR_RING_PROCS 1024                     /* pid -> process ordinal table entries */
+#define TR_RING_DEATHS 64                      /* deaths the agents can record */
 
 #define TR_RING_COMMIT_SEQ_BITS 40
 #define TR_RING_COMMIT_SEQ_MASK ((1ull << TR_RING_COMMIT_SEQ_BITS) - 1)
@@ -68,6 +69,22 @@ struct tr_ring_slot {
 	uint32_t data_len;        /* payload bytes that follow */
 	uint64_t site;            /* runtime return address of the call (the caller's pc) */
 	char endpoint[TR_ENDPOINT_MAX];
+};
+
+/* A death the agent saw in a process the debugger may not see (lldb follows no fork): a fatal
+ * signal caught by the agent's handler in an untraced process, or a child of the tree that
+ * its parent reaped with waitpid() as killed by a signal (SIGKILL included). `state`: 0 empty,
+ * 1 being written, 2 whole (release). Written from a signal handler: plain stores only. */
+enum tr_death_how { TR_DEATH_HANDLER = 1, TR_DEATH_REAPED = 2 };
+
+struct tr_ring_death {
+	_Atomic uint32_t state;
+	uint32_t how;             /* enum tr_death_how */
+	int32_t pid, tid;         /* tid 0: not known (reaped) */
+	int32_t sig;
+	int32_t pad;
+	uint64_t t_ns;
+	uint64_t pc, addr;        /* the faulting pc and si_addr; 0: not known */
 };
 
 struct tr_ring_header {
@@ -97,6 +114,9 @@ struct tr_ring_header {
 	_Atomic uint32_t agents;         /* processes that opened the ring as writers */
 	/* pid of process ordinal i (the last writer wins on pid reuse); 0: none */
 	_Atomic int32_t proc_pid[TR_RING_PROCS];
+	_Atomic uint32_t next_death;     /* deaths claimed (may pass TR_RING_DEATHS: left out) */
+	uint32_t pad1;
+	struct tr_ring_death deaths[TR_RING_DEATHS];
 	uint8_t reserved[64];
 };
 
@@ -166,6 +186,10 @@ uint32_t tr_shared_ring_proc_claim(struct tr_shared_ring *r);
 void tr_shared_ring_proc_publish(struct tr_shared_ring *r, uint32_t ord, int32_t pid);
 int64_t tr_shared_ring_proc_find(const struct tr_shared_ring *r, int32_t pid);
 uint64_t tr_shared_ring_now_ns(void);
+/* Records a death (async-signal-safe: atomics and stores only; seq is claimed even when the
+ * table is full). 0, or -ENOSPC (TR_RING_DEATHS recorded already). */
+int tr_shared_ring_death(struct tr_shared_ring *r, enum tr_death_how how, int32_t pid,
+			 int32_t tid, int32_t sig, uint64_t pc, uint64_t addr);
 
 /* ---- reading (the debugger side) ---- */
 
@@ -188,5 +212,9 @@ struct tr_ring_snapshot {
  * tr_ring_snapshot_free(). */
 int tr_shared_ring_snapshot(const struct tr_shared_ring *r, struct tr_ring_snapshot *out);
 void tr_ring_snapshot_free(struct tr_ring_snapshot *s);
+/* Copies the whole death records out, in the order they were claimed, at most `max`.
+ * Returns how many. */
+size_t tr_shared_ring_deaths(const struct tr_shared_ring *r, struct tr_ring_death *out,
+			     size_t max);
 
 #endif

@@ -76,6 +76,7 @@ class Run:
         self.sites = {}              # return pc -> {function, file, line}
         self.exits = {}              # pid -> {"status": int|None, "signal": int}
         self.fatal = None            # (pid, tid, signame) of the first fatal signal
+        self.crash_pcs = {}          # pid -> (tid, pc): crashes the agent saw, not the debugger
         self.yield_info = {"enabled": False, "seed": 0, "strategy": None,
                            "probability": 0.0, "sites": 0, "injected": 0}
         self.stop = None
@@ -154,9 +155,27 @@ class Run:
         if self.agent is None:
             return
         self.yield_info["injected"] = self.agent.ring.injected
+        self._take_deaths(self.agent.ring.deaths())
         self.agent.absorb_into(self.session)
         self.agent.close()
         self.agent = None
+
+    def _take_deaths(self, deaths):
+        """Deaths the agent recorded where the debugger may not have seen them (lldb follows
+        no fork): each is that process's fatal signal, as if the debugger had stopped it.
+        One the debugger saw itself is left as the debugger saw it."""
+        for death in deaths:
+            pid = death["pid"]
+            exit_ = self.exits.setdefault(pid, {"status": None, "signal": 0})
+            if exit_["signal"] or pid in self.crash_pcs:
+                continue
+            signame = signal_name(death["signal"])
+            exit_["signal"] = death["signal"]
+            self.pids.add(pid)
+            if not self.fatal:
+                self.fatal = (pid, death["tid"], signame)
+            if death["pc"]:
+                self.crash_pcs[pid] = (death["tid"], death["pc"])
 
     def compose(self, live):
         """Renders the report text from the frozen ring and what the front end saw."""
@@ -208,14 +227,23 @@ class Run:
         for pid, exit_ in sorted(self.exits.items()):
             if pid not in seen:
                 processes.append({"pid": pid, "alive": False, "exit_status": exit_["status"],
-                                  "exit_signal": exit_["signal"], "threads": [],
-                                  "mailboxes": []})
+                                  "exit_signal": exit_["signal"],
+                                  "threads": self._crashed_thread(pid), "mailboxes": []})
         stop = dict(self.stop)
         stop["signal"] = signal_number(stop.get("signal")) if stop.get("signal") else 0
         return {"key": self.key, "program": self.program, "argv": self.argv, "pid": self.pid,
                 "started": self.started, "debugger": self.debugger,
                 "backtrace": self.values.backtrace, "stop": stop, "processes": processes,
                 "yield": self.yield_info, "sites": self.sites, "mode": self.mode}
+
+    def _crashed_thread(self, pid):
+        """The thread the agent saw crash, with the faulting pc as its one frame (no unwinder
+        is safe in a signal handler; the process is gone, so the pc stays unnamed)."""
+        if pid not in self.crash_pcs:
+            return []
+        tid, pc = self.crash_pcs[pid]
+        return [{"tid": tid, "name": None,
+                 "backtrace": [{"pc": pc, "function": None, "file": None, "line": None}]}]
 
     def _sysv_owners(self):
         """SysV queues are not fds: list each under the first process that used it."""

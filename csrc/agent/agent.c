@@ -115,6 +115,9 @@ static void at_child(void)
 	if (tr_agent.on) {
 		tr_agent.proc_ord = child_ord;
 		tr_shared_ring_proc_publish(&tr_agent.ring, child_ord, tr_agent.pid);
+		tr_in_agent = 1;
+		tr_agent_deaths_arm();
+		tr_in_agent = 0;
 	}
 }
 
@@ -162,6 +165,7 @@ __attribute__((constructor)) static void tr_agent_init(void)
 		goto off;
 	tr_agent_yield_init();
 	tr_agent.on = true;
+	tr_agent_deaths_arm();
 	goto out;
 off:
 	tr_shared_ring_close(&tr_agent.ring);

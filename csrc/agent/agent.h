@@ -9,6 +9,7 @@
  *   yield_wrappers.c  the sync/proc functions -> yield points (and the pthread_create
  *                     trampoline that hands out thread ordinals in creation order)
  *   yield.c           the in-process yield decisions (tr_yield_decide_keyed) and sites
+ *   deaths.c          crashes of processes no debugger traces, and reaped children
  *
  * Rules on every path: no malloc on the hot path, errno as the real call left it, and never a
  * call to a wrapped function except through its real pointer (tr_in_agent guards re-entry:
@@ -79,5 +80,10 @@ void tr_agent_endpoint_forget(int fd) TR_AGENT_HIDDEN;
 /* yield.c: the yield point before catalogue call `fn`, called from `ret_addr`. */
 void tr_agent_yield(enum tr_agent_fn fn, const void *ret_addr) TR_AGENT_HIDDEN;
 int tr_agent_yield_init(void) TR_AGENT_HIDDEN;
+
+/* deaths.c: in a process no debugger traces, record crash signals into the ring (call at
+ * start-up and in a fork child); a child of the tree reaped as killed by a signal. */
+void tr_agent_deaths_arm(void) TR_AGENT_HIDDEN;
+void tr_agent_reaped(pid_t pid, int status) TR_AGENT_HIDDEN;
 
 #endif

@@ -59,7 +59,25 @@ WRAP(int, sem_timedwait, FN_SEM_TIMEDWAIT, (sem_t *restrict s, const struct time
 WRAP(int, sem_post, FN_SEM_POST, (sem_t *s), (s))
 WRAP(pid_t, fork, FN_FORK, (void), ())
 WRAP(int, pthread_join, FN_PTHREAD_JOIN, (pthread_t t, void **ret), (t, ret))
-WRAP(pid_t, waitpid, FN_WAITPID, (pid_t pid, int *status, int options), (pid, status, options))
+typedef pid_t (*waitpid_fn)(pid_t, int *, int);
+/* A yield point, and the deaths of children no debugger saw (deaths.c) */
+TR_AGENT_EXPORT pid_t waitpid(pid_t pid, int *status, int options)
+{
+	int st = 0;
+	pid_t got;
+
+	point(FN_WAITPID, __builtin_return_address(0));
+	got = REAL(FN_WAITPID, waitpid_fn)(pid, &st, options);
+	if (got > 0) {
+		int saved = errno;
+
+		tr_agent_reaped(got, st);
+		errno = saved;
+		if (status)
+			*status = st;
+	}
+	return got;
+}
 WRAP(int, kill, FN_KILL, (pid_t pid, int sig), (pid, sig))
 WRAP(int, usleep, FN_USLEEP, (useconds_t us), (us))
 WRAP(int, nanosleep, FN_NANOSLEEP, (const struct timespec *req, struct timespec *rem), (req, rem))

@@ -106,16 +106,35 @@ def test_fanout_lldb(lldb_tracer, tmp_path):
     assert {e["pid"] for e in r.expectations} == set(kids)
 
 
-def test_fanout_crash_lldb(lldb_tracer, tmp_path):
-    """A child's SIGSEGV under lldb (which does not follow it): the run does not hang and the
-    report is valid. The agent does not record deaths yet, so the crash is not asserted."""
-    r = run(lldb_tracer, fixture_path("fanout"), ["crash"], settings=BIG, mode="agent",
+def fanout_death(tracer, tmp_path, how, line, signame):
+    """Runs `fanout HOW`; asserts the run failed naming child 17 and its signal; returns the
+    child's processes[] entry."""
+    r = run(tracer, fixture_path("fanout"), [how], settings=BIG, mode="agent",
             tmp=tmp_path, timeout=180)
     rep = assert_report(r)
+    m = re.search(rf"fanout: child 17 pid (\d+) {line}", r.output)
+    assert m, r.describe()
+    child = int(m.group(1))
+    assert f"program failed: {signame} in process {child}" in r.output, r.describe()
+    dead = [p for p in rep["processes"] if p["pid"] == child]
+    assert dead and dead[0]["alive"] is False and dead[0]["exit_signal"] == signame, dead
     parent, kids = fanout_children(r, rep)
     assert sum(kids.values()) == 39, kids
-    print(f"\nlldb fanout crash: exit {r.returncode}, report stop {rep['stop']} (the child's "
-          f"SIGSEGV is not recorded by the agent)")
+    return dead[0]
+
+
+def test_fanout_crash_lldb(lldb_tracer, tmp_path):
+    """A child's SIGSEGV under lldb, which does not follow it: the agent's handler in the
+    child records it, so the run is a failure naming the child, its signal and its pc."""
+    dead = fanout_death(lldb_tracer, tmp_path, "crash", "crashing", "SIGSEGV")
+    assert dead["threads"][0]["tid"] == dead["pid"], dead
+    assert int(dead["threads"][0]["backtrace"][0]["pc"], 16) > 0, dead
+
+
+def test_fanout_killed_child(debugger, tmp_path):
+    """A child dies of SIGKILL (no handler sees it): the parent's waitpid() reaps it and the
+    agent records the death, so both debuggers call the run a failure naming that child."""
+    fanout_death(debugger, tmp_path, "kill", "killing itself", "SIGKILL")
 
 
 # --------------------------------------------------------------------------- 3. writers

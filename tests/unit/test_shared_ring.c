@@ -524,3 +524,29 @@ Test(shared_ring, keyed_decision_is_the_policy_decision)
 	}
 	tr_yield_policy_destroy(&p);
 }
+
+Test(shared_ring, deaths_are_kept_in_order_up_to_the_table_size)
+{
+	struct tr_shared_ring w, r;
+	struct tr_ring_death d[TR_RING_DEATHS + 4];
+
+	cr_assert_eq(tr_shared_ring_create(&r, ring_path, 4, 50, 8), 0);
+	cr_assert_eq(tr_shared_ring_deaths(&r, d, TR_RING_DEATHS), 0, "a new ring has none");
+	cr_assert_eq(tr_shared_ring_open(&w, ring_path), 0);
+	cr_assert_eq(tr_shared_ring_death(&w, TR_DEATH_HANDLER, 41, 42, SIGSEGV, 0x1234, 0x8), 0);
+	cr_assert_eq(tr_shared_ring_death(&w, TR_DEATH_REAPED, 43, 0, SIGKILL, 0, 0), 0);
+	/* a writer that died between claiming and completing: left out, never half read */
+	atomic_fetch_add(&r.hdr->next_death, 1);
+	cr_assert_eq(tr_shared_ring_deaths(&r, d, 1), 1, "max is honoured");
+	cr_assert_eq(tr_shared_ring_deaths(&r, d, TR_RING_DEATHS), 2);
+	cr_assert_eq(d[0].how, TR_DEATH_HANDLER);
+	cr_assert(d[0].pid == 41 && d[0].tid == 42 && d[0].sig == SIGSEGV);
+	cr_assert(d[0].pc == 0x1234 && d[0].addr == 0x8 && d[0].t_ns > 0);
+	cr_assert(d[1].how == TR_DEATH_REAPED && d[1].pid == 43 && d[1].sig == SIGKILL);
+	while (atomic_load(&r.hdr->next_death) < TR_RING_DEATHS)
+		cr_assert_eq(tr_shared_ring_death(&w, TR_DEATH_REAPED, 50, 0, SIGTERM, 0, 0), 0);
+	cr_assert_eq(tr_shared_ring_death(&w, TR_DEATH_REAPED, 51, 0, SIGTERM, 0, 0), -ENOSPC);
+	cr_assert_eq(tr_shared_ring_deaths(&r, d, TR_RING_DEATHS + 4), TR_RING_DEATHS - 1);
+	tr_shared_ring_close(&w);
+	tr_shared_ring_close(&r);
+}
