@@ -520,6 +520,9 @@ class Driver:
         """Starts the program; in agent mode with the agent, its ring and the yield policy
         in its environment (for this launch only)."""
         run = self.run
+        for bp in self.return_bps.values():     # at the last run's (randomised) addresses
+            self.port.delete(bp)
+        self.return_bps.clear()
         self._yield_breakpoints(run.mode == "breakpoint")
         if run.mode != "agent":
             return self.port.launch()

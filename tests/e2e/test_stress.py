@@ -247,6 +247,26 @@ def test_hunt_correct_program(tracer, tmp_path):
           f"{times['breakpoint'] / times['agent']:.2f}x")
 
 
+_ASLR_ON = {"gdb": "set disable-randomization off",
+            "lldb": "settings set target.disable-aslr false"}
+
+
+def test_hunt_aslr_on_breakpoint_mode(debugger, tmp_path):
+    """A breakpoint-mode hunt with address randomisation on (as programs run in production):
+    every run loads the program elsewhere, and no breakpoint of an earlier run may be left at
+    its old address (it failed at run 2: `Cannot insert breakpoint ... Cannot access memory`).
+    A correct program: no failure, no debugger error, yields injected in every run."""
+    r = run(debugger, fixture_path("threads_pipe"), ["5"], mode="breakpoint", tmp=tmp_path,
+            commands=[_ASLR_ON[debugger.name]],
+            run_command="tracer hunt --runs 8 --seed 0 --timeout 60", report=None,
+            timeout=300)
+    r.debugger.assert_sane(r)
+    assert "Cannot insert breakpoint" not in r.output and "Cannot access memory" not in r.output
+    steps = _PROGRESS.findall(r.stdout)
+    assert len(steps) == 8 and all(s[3] == "passed" for s in steps), r.describe()
+    assert r.returncode == 0 and not r.report_paths, r.describe()
+
+
 HUNT_BUG = "check_then_act"
 HUNT = "tracer hunt --runs 30 --seed 100 --timeout 60"
 
