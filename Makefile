@@ -13,8 +13,10 @@ DWARF_SRC := csrc/dwarf_index.c csrc/dwarf_walk.c csrc/dwarf_lines.c csrc/elf_pl
              csrc/x86_insn.c
 UNIT_SRC  := $(wildcard tests/unit/*.c)
 FIXT_SRC  := $(wildcard tests/fixtures/*.c)
+FIXT_CXX  := $(wildcard tests/fixtures/*.cc)
 FIXTURES  := $(patsubst tests/fixtures/%.c,$(B)/fixtures/%,$(FIXT_SRC)) \
-             $(patsubst tests/fixtures/%.c,$(B)/fixtures/%-O2,$(FIXT_SRC))
+             $(patsubst tests/fixtures/%.c,$(B)/fixtures/%-O2,$(FIXT_SRC)) \
+             $(patsubst tests/fixtures/%.cc,$(B)/fixtures/%,$(FIXT_CXX))
 EXAMPLES  := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 BUG_SRC   := $(filter-out tests/fixtures/bugs/perturb_shim.c,$(wildcard tests/fixtures/bugs/*.c))
 BUGS      := $(patsubst tests/fixtures/bugs/%.c,$(B)/bugs/%,$(BUG_SRC))
@@ -69,6 +71,9 @@ $(B)/bugs/%: tests/fixtures/bugs/%.c
 $(B)/fixtures/%: tests/fixtures/%.c tests/fixtures/fixture.h
 	@mkdir -p $(B)/fixtures
 	$(CC) -std=gnu11 -g -O0 $(WARN) -o $@ $< -lpthread -lrt
+$(B)/fixtures/%: tests/fixtures/%.cc
+	@mkdir -p $(B)/fixtures
+	$(CXX) -std=gnu++17 -g -O0 $(WARN) -o $@ $< -lpthread
 $(B)/fixtures/%-O2: tests/fixtures/%.c tests/fixtures/fixture.h
 	@mkdir -p $(B)/fixtures
 	$(CC) -std=gnu11 -g -O2 $(WARN) -o $@ $< -lpthread -lrt

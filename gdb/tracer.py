@@ -15,8 +15,8 @@ try:
 except ImportError as _e:
     raise gdb.GdbError(f"tracer: the core is not built ({_e}); run `make` in {_ROOT}")
 from tracerlib import frontend, settings, yields
-from tracerlib.port import (EXITED, OTHER, OURS, TIMEOUT, USER, Context, Port, Stop, signal_stop,
-                            vanished)
+from tracerlib.port import (EXITED, OTHER, OURS, TIMEOUT, USER, Context, DebuggerTrouble, Port,
+                            Stop, signal_stop, vanished)
 from tracerlib.run import TracerError
 
 # gdb settings tracing needs, and why (restored by `tracer stop`).
@@ -27,6 +27,8 @@ GDB_SETTINGS = (
     # The non-stop target can leave every process stopped, gdb waiting forever, when a child
     # exits while gdb steps another over a breakpoint (tests/fixtures/sigchld_recv).
     ("maint target-non-stop", "off"),
+    # gdb's internal errors (select_event_lwp under fork load) end the command, not gdb:
+    ("maint internal-error quit", "no"), ("maint internal-error corefile", "no"),
 )
 # gdb has no detach event: a pre-hook tells the driver (the user's own is kept and restored).
 _HOOKS = {"hook-detach": "python TRACER_PORT.driver.on_detach()"}
@@ -113,8 +115,7 @@ class GdbPort(Port):
             event.connect(handler)
 
     def program(self):
-        space = gdb.current_progspace()
-        return space.filename if space else None
+        return getattr(gdb.current_progspace(), "filename", None)
 
     def args(self):
         """gdb.parameter("args") is always '' in gdb 13: `show args` quotes them as a shell."""
@@ -153,10 +154,8 @@ class GdbPort(Port):
         return frames
 
     def selected_tid(self):
-        try:
-            return _ids(gdb.selected_thread())[1]
-        except (gdb.error, AttributeError):
-            return 0
+        thread = gdb.selected_thread()
+        return _ids(thread)[1] if thread is not None else 0
 
     def context(self):
         return GdbContext(gdb.selected_thread())
@@ -181,7 +180,7 @@ class GdbPort(Port):
                 continue                # no breakpoint to step over: gdb's own default
             command, shown = _setting_cmd("set", name, value), _setting_cmd("show", name)
             try:                        # the value as `set` takes it: the last "is WORD"
-                self.saved[name] = re.findall(r" is (\w+)", _quiet(shown))[-1]
+                self.saved[name] = re.findall(r' is "?([\w-]+)', _quiet(shown))[-1]
                 _quiet(command)
             except gdb.error as e:      # target-non-stop cannot change under a live process
                 self.write(f"tracer: warning: could not `{command}`: {e}", error=True)
@@ -212,7 +211,8 @@ class GdbPort(Port):
         return TracerBreakpoint(f"*{pc:#x}", handler)
 
     def break_site(self, site, handler):
-        return TracerBreakpoint(yields.site_location(site), handler, yield_site=True)
+        return TracerBreakpoint(yields.site_location(site, self.program()), handler,
+                               yield_site=True)
 
     def disable(self, bp):
         if bp.is_valid():
@@ -287,6 +287,8 @@ class GdbPort(Port):
             try:
                 gdb.execute(command)
                 break
+            except KeyboardInterrupt as e:  # a quit: how an internal error ends a command
+                raise DebuggerTrouble(f"gdb failed while it ran the program ({e})") from None
             except gdb.error as e:
                 # gdb 13 loses the exit of a child whose parent reaps it ("No unwaited-for
                 # children left.", or "Couldn't get registers: No such process." when it

@@ -9,7 +9,7 @@ import os
 
 from . import _core, agent, export, frontend, settings, yields
 from .glibc_threads import ThreadPointers
-from .port import EXEC, FATAL, INTERRUPT, OTHER, OURS, TIMEOUT, USER, cmdline
+from .port import EXEC, FATAL, INTERRUPT, OTHER, OURS, TIMEOUT, USER, DebuggerTrouble, cmdline
 from .run import Run, TracerError, signal_name
 
 CATALOGUE = _core.catalogue()
@@ -498,10 +498,25 @@ class Driver:
                 self._new_run(mode=mode)
                 stop = self._launch()
             return self._drive(stop)
+        except DebuggerTrouble as e:
+            return self._disturbed(str(e))
         finally:
             self.in_run_command = False
             self.clock_on = False
             self.port.run_ended()
+
+    def _disturbed(self, why):
+        """The debugger failed under the run: what was recorded is saved (the report says
+        why), the program is killed, and the run is the tool's failure, never the
+        program's; a hunt does not count it."""
+        run = self.run
+        run.disturbed = why
+        self._finish(frontend.stop("disturbed", run.pid), live=False)
+        try:
+            self.port.kill()
+        except Exception:               # noqa: BLE001 - the debugger is already in trouble
+            pass
+        return run
 
     def _launch_mode(self):
         """agent or breakpoint for the next launch; auto falls back to breakpoints (and
@@ -576,7 +591,7 @@ class Driver:
         run = self.run_once(args)
         if run is None:             # stopped at your own breakpoint, or interrupted
             return self.port.stopped_text()
-        if run.failed:
+        if run.failed or run.disturbed:
             raise TracerError(run.outcome().removeprefix("tracer: "))
         return run.outcome()
 

@@ -276,6 +276,9 @@ def yield_status_text(policy, sites):
             f"{info['injected']} injected of {info['points']} decisions")
 
 
+_DISTURBED_IN_A_ROW = 3        # runs the debugger fails in a row before a hunt gives up
+
+
 def hunt(opts, first, values, run_once, replay_command, write):
     """`tracer hunt`: runs with seeds first, first+1, ... until one fails.
 
@@ -288,7 +291,7 @@ def hunt(opts, first, values, run_once, replay_command, write):
         values.set("timeout", str(opts.timeout))
     if old_report == "always":          # a hunt keeps the failing run's report only
         values.set("report", "failure")
-    failures = 0
+    failures = disturbed = in_a_row = 0
     try:
         for i in range(opts.runs):
             seed = first + i
@@ -296,6 +299,14 @@ def hunt(opts, first, values, run_once, replay_command, write):
             if run is None:
                 raise TracerError("hunt interrupted by a breakpoint or Ctrl-C")
             outcome = run.outcome().removeprefix("tracer: ")
+            if run.disturbed:
+                disturbed, in_a_row = disturbed + 1, in_a_row + 1
+                write(f"hunt: run {i + 1} of {opts.runs}, seed {seed}: not counted - {outcome}")
+                if in_a_row == _DISTURBED_IN_A_ROW:
+                    raise TracerError(f"hunt stopped: the debugger failed {in_a_row} runs in a "
+                                      "row (see above); no failure of the program was found")
+                continue
+            in_a_row = 0
             if run.failed:
                 write(f"hunt: run {i + 1} of {opts.runs}, seed {seed}: FAILED - {outcome}")
                 write("hunt: replay it with\n  " + replay_command(seed))
@@ -305,5 +316,6 @@ def hunt(opts, first, values, run_once, replay_command, write):
     finally:
         values.set("timeout", str(old_timeout))
         values.set("report", old_report)
+    spoilt = f", {disturbed} of them disturbed by the debugger" if disturbed else ""
     return (f"tracer: hunt: no failure in {opts.runs} runs "
-            f"(seeds {first}..{first + opts.runs - 1})")
+            f"(seeds {first}..{first + opts.runs - 1}{spoilt})")

@@ -32,6 +32,11 @@ EXITED = "exited"        # no traced process is left
 OTHER = "other"          # anything else: resume
 
 
+class DebuggerTrouble(Exception):
+    """The debugger itself failed while it ran the program (gdb's internal errors under fork
+    load): the run says nothing about the program. The message is one line."""
+
+
 def cmdline(pid):
     """The argv of a live process as it was started (through a symlink, too); [] if gone."""
     try:

@@ -80,6 +80,7 @@ class Run:
         self.yield_info = {"enabled": False, "seed": 0, "strategy": None,
                            "probability": 0.0, "sites": 0, "injected": 0}
         self.stop = None
+        self.disturbed = None        # why the debugger failed under the run (not the program)
         self.mode = "breakpoint"     # how this run's calls are recorded
         self.agent = None            # agent.AgentRun in agent mode
         self.finished = False
@@ -108,7 +109,10 @@ class Run:
 
     @property
     def failed(self):
-        """A fatal signal anywhere, or the first process exiting non-zero."""
+        """A fatal signal anywhere, or the first process exiting non-zero; never a run the
+        debugger failed under (whatever it did to the program is the tool's doing)."""
+        if self.disturbed:
+            return False
         if self.fatal or (self.stop and self.stop.get("reason") == "timeout"):
             return True
         if any(e["signal"] for e in self.exits.values()):
@@ -124,7 +128,7 @@ class Run:
     # ---- the end of the run ----
     def should_report(self, reason):
         policy = self.values.report
-        if reason == "snapshot":
+        if reason in ("snapshot", "disturbed"):    # what was recorded is all there is
             return True
         if policy == "never":
             return False
@@ -257,7 +261,10 @@ class Run:
 
     def outcome(self):
         """One line for the user: how the program ended and where the report went."""
-        if self.fatal:
+        if self.disturbed:
+            what = (f"tracing disturbed: {self.disturbed}; the program was killed and the run "
+                    "says nothing about it")
+        elif self.fatal:
             pid, _, signame = self.fatal
             what = f"program failed: {signame} in process {pid}"
         elif self.stop and self.stop.get("reason") == "timeout":

@@ -15,7 +15,7 @@ import struct
 import subprocess
 import zlib
 
-from . import _core
+from . import _core, elf_symbols
 from .run import TracerError
 
 # Caller-saved registers of the SysV x86-64 ABI (the inserted call may change them) plus the
@@ -219,11 +219,17 @@ def site_key(site):
     return site["call_pc"] or zlib.crc32(site["callee"].encode())
 
 
-def site_location(site):
-    """A breakpoint location that follows the program's load address."""
+def site_location(site, program):
+    """A gdb breakpoint location that follows the program's load address: SYMBOL+OFFSET,
+    with a symbol the ELF table names once (DWARF's caller name may be a C++ short name gdb
+    cannot find, or a static function's name that several files use)."""
     if site.get("entry"):
         return site["callee"]
-    return f"*{site['caller']}+{site['call_pc'] - site['caller_low_pc']}"
+    found = elf_symbols.anchor(program, site["call_pc"], site["caller_low_pc"])
+    if found is None:
+        return f"*{site['caller']}+{site['call_pc'] - site['caller_low_pc']}"
+    symbol, offset = found
+    return f"*'{symbol}'{offset:+d}"
 
 
 def describe(site):

@@ -12,6 +12,7 @@ no timing is asserted, every wait is generous.
    breakpoint-mode hunt of the same bug (the ratio is printed, not asserted).
 """
 import collections
+import json
 import os
 import re
 import signal
@@ -251,20 +252,35 @@ _ASLR_ON = {"gdb": "set disable-randomization off",
             "lldb": "settings set target.disable-aslr false"}
 
 
-def test_hunt_aslr_on_breakpoint_mode(debugger, tmp_path):
-    """A breakpoint-mode hunt with address randomisation on (as programs run in production):
-    every run loads the program elsewhere, and no breakpoint of an earlier run may be left at
-    its old address (it failed at run 2: `Cannot insert breakpoint ... Cannot access memory`).
-    A correct program: no failure, no debugger error, yields injected in every run."""
-    r = run(debugger, fixture_path("threads_pipe"), ["5"], mode="breakpoint", tmp=tmp_path,
+@pytest.mark.parametrize("program,args", [("threads_pipe", ["5"]), ("cxx_workers", [])])
+@pytest.mark.parametrize("mode", ["breakpoint", "agent"])
+def test_hunt_correct_program_aslr_on(debugger, tmp_path, program, args, mode):
+    """Hunts with address randomisation on (as programs run in production) on correct C and
+    C++ programs (threads, a mutex behind C++ member functions, a condition variable, a
+    forked child on pipes): every run loads the program elsewhere and no breakpoint of an
+    earlier run may stay at its old address (gdb failed at run 2: `Cannot insert breakpoint
+    ... Cannot access memory`); a C++ caller's short name must not end the hunt (`No symbol
+    "Acquire" in current context`). No failure, no debugger error, no report."""
+    runs = 30 if debugger.name == "gdb" or mode == "agent" else 8    # lldb: ~3 ms a stop
+    r = run(debugger, fixture_path(program), args, mode=mode, tmp=tmp_path,
             commands=[_ASLR_ON[debugger.name]],
-            run_command="tracer hunt --runs 8 --seed 0 --timeout 60", report=None,
-            timeout=300)
-    r.debugger.assert_sane(r)
-    assert "Cannot insert breakpoint" not in r.output and "Cannot access memory" not in r.output
+            run_command=f"tracer hunt --runs {runs} --seed 0 --timeout 60", report=None,
+            timeout=600)
+    # gdb 13 may still hit its select_event_lwp internal error under fork load: such a run
+    # must be set aside as the tool's failure ("not counted"), never called the program's.
+    spoilt = len(re.findall(r"^hunt: run \d+ of \d+, seed \d+: not counted - tracing "
+                            r"disturbed: gdb failed", r.stdout, re.M))
+    if spoilt:
+        print(f"\n{debugger.name} {mode} {program}: {spoilt} run(s) disturbed by gdb")
+        assert "Traceback (most recent" not in r.output, r.describe()
+    else:
+        r.debugger.assert_sane(r)
+    for trouble in ("Cannot insert breakpoint", "Cannot access memory", "No symbol"):
+        assert trouble not in r.output, r.describe()
     steps = _PROGRESS.findall(r.stdout)
-    assert len(steps) == 8 and all(s[3] == "passed" for s in steps), r.describe()
-    assert r.returncode == 0 and not r.report_paths, r.describe()
+    assert len(steps) + spoilt == runs and all(s[3] == "passed" for s in steps), r.describe()
+    assert spoilt <= 2 and f"no failure in {runs} runs" in r.output, r.describe()
+    assert r.returncode == 0 and len(r.report_paths) == spoilt, r.describe()
 
 
 HUNT_BUG = "check_then_act"
@@ -295,3 +311,51 @@ def test_hunt_bug_agent_vs_breakpoint(tracer, tmp_path):
     print(f"\nhunt {HUNT_BUG} ({HUNT}): agent {ta:.1f} s / {na} runs, breakpoint {tb:.1f} s "
           f"/ {nb} runs; breakpoint/agent = {tb / ta:.2f}x; per run "
           f"{(tb / max(nb, 1)) / (ta / max(na, 1)):.2f}x")
+
+
+# --------------------------------------------------------------------------- 6. gdb failing
+
+# gdb's own internal errors (select_event_lwp under fork load) end the command that was
+# running the program. `maint internal-error` raises one on demand, from a breakpoint's
+# commands, while `tracer run` is inside `continue`.
+def _gdb_fails_at_main(tmp_path, run_number):
+    """gdb commands that make gdb fail at `main` in run `run_number`."""
+    script = tmp_path / "gdb-fails.gdb"
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    script.write_text(f"set $n = 0\nbreak main if ++$n == {run_number}\ncommands\nsilent\n"
+                      "maint internal-error simulated by the test\nend\n")
+    return [f"source {script}"]
+
+
+def test_gdb_internal_error_is_the_tools_failure(tracer, tmp_path):
+    """gdb fails under `tracer run`: gdb stays up, what was recorded is written (stop reason
+    `disturbed`), the program is killed, and the run is called the tool's failure, never
+    the program's; a later `tracer run` works."""
+    r = run(tracer, fixture_path("pipe_pingpong"), mode="breakpoint", tmp=tmp_path,
+            commands=_gdb_fails_at_main(tmp_path, 1), after=["echo gdb-still-up\\n", "delete",
+                                                   "tracer run"], report=None, timeout=120)
+    assert "Traceback (most recent" not in r.output and "Python Exception" not in r.output
+    assert "tracer: tracing disturbed: gdb failed while it ran the program" in r.output, \
+        r.describe()
+    assert "gdb-still-up" in r.stdout and "program exited normally" in r.output, r.describe()
+    assert len(r.report_paths) == 1, r.describe()
+    rep = json.loads(open(r.report_paths[0]).read())     # (assert_report: gdb must be sane)
+    validate(rep)
+    assert rep["stop"]["reason"] == "disturbed", rep["stop"]
+    assert "program failed" not in r.output
+
+
+def test_hunt_does_not_count_a_run_gdb_failed(tracer, tmp_path):
+    """gdb fails in run 2 of a hunt of a correct program: that run is reported as not
+    counted, the hunt goes on and finds nothing, and says one run was disturbed."""
+    r = run(tracer, fixture_path("pipe_pingpong"), mode="breakpoint", tmp=tmp_path,
+            commands=_gdb_fails_at_main(tmp_path, 2),
+            run_command="tracer hunt --runs 4 --seed 0 --timeout 60", report=None,
+            timeout=300)
+    steps = _PROGRESS.findall(r.stdout)
+    assert [s[3] for s in steps] == ["passed", "passed", "passed"], r.describe()
+    assert re.search(r"hunt: run 2 of 4, seed 1: not counted - tracing disturbed", r.stdout), \
+        r.describe()
+    assert "no failure in 4 runs (seeds 0..3, 1 of them disturbed by the debugger)" in \
+        r.output, r.describe()
+    assert r.returncode == 0, r.describe()
