@@ -25,7 +25,7 @@ def functions(path):
         _cache.clear()
         try:
             _cache[key] = _read(path)
-        except (OSError, ValueError, struct.error, IndexError):
+        except (OSError, ValueError, OverflowError, struct.error, IndexError):
             _cache[key] = {}
     return _cache[key]
 
