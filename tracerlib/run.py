@@ -215,7 +215,8 @@ class Run:
         return {"key": self.key, "program": self.program, "argv": self.argv, "pid": self.pid,
                 "started": self.started, "debugger": self.debugger,
                 "backtrace": self.values.backtrace, "stop": stop, "processes": processes,
-                "yield": self.yield_info, "sites": self.sites, "mode": self.mode}
+                "yield": self.yield_info, "sites": self.sites, "mode": self.mode,
+                "timeout": self.values.timeout}
 
     def _sysv_owners(self):
         """SysV queues are not fds: list each under the first process that used it."""
