@@ -35,11 +35,10 @@ def record(command, verdict, text, error):
         pass                    # bin/tracer then says the debugger gave no result
 
 
-def last(path):
-    """The last command's entry, or None when none was written."""
+def read(path):
+    """Every command's entry, in order ([] when none was written)."""
     try:
         with open(path, encoding="utf-8") as f:
-            lines = [line for line in f if line.strip()]
-        return json.loads(lines[-1]) if lines else None
+            return [json.loads(line) for line in f if line.strip()]
     except (OSError, ValueError):
-        return None
+        return []
