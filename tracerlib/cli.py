@@ -257,14 +257,23 @@ def drive(debugger, commands, program, args, on_line=None):
                  for s, o in ((proc.stdout, sys.stdout), (proc.stderr, sys.stderr))]
         for t in pumps:
             t.start()
-        try:
-            rc = proc.wait()
-        except KeyboardInterrupt:
-            proc.terminate()
-            rc = proc.wait()
+        rc = _wait(proc)
         for t in pumps:
             t.join()
         return rc, verdict(result_file.read(result_path)), output
+
+
+def _wait(proc):
+    """Ctrl-C reaches the debugger too, which interrupts the program and has Tracer write
+    what it has: wait for that. A second Ctrl-C ends the debugger."""
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            proc.terminate()
+            return proc.wait()
 
 
 def verdict(results):
@@ -289,6 +298,9 @@ def conclude(debugger, rc, result, output, command):
                        f"{debugger.error_line(last)}")
     message = result["message"]
     output.finish(message)
+    if result["status"] == "ok":        # your breakpoint or an interrupt stopped it early
+        return ERROR, (f"tracer: `tracer {command}` stopped before the program ended"
+                       + (f": {message}" if message else ""))
     status = {"failed": FAILED, "error": ERROR}.get(result["status"], PASSED)
     if result["report"] and result["report"] not in message:
         message += f"; report: {result['report']}"

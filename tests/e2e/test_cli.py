@@ -186,3 +186,75 @@ def test_bad_yield_option_stops_before_any_run(debugger, tmp_path):
                "--", fixture_path("threads_pipe"), 2, cwd=tmp_path)
     assert p.returncode == 2 and "hunt: run" not in p.stdout, p.describe
     assert p.stderr.count("\n") == 1 and "no call to nosuch" in p.stderr, p.describe
+
+
+ABORTS_C = r"""
+#include <stdlib.h>
+#include <unistd.h>
+/* One message through a pipe, then abort(): SIGABRT in the first process, every time. */
+int main(void)
+{
+	int fds[2];
+	char c;
+
+	if (pipe(fds) || write(fds[1], "x", 1) != 1 || read(fds[0], &c, 1) != 1)
+		return 2;
+	abort();
+}
+"""
+
+
+def test_signal_and_timeout_failures_replay(debugger, tmp_path):
+    """A fatal signal and a timeout are failures (exit 1) under both debuggers, and a replay
+    of each counts the runs that stop the same way: the same signal; a timeout again (the
+    report's timeout is used again)."""
+    from harness import build_c
+    prog = build_c(ABORTS_C, "aborts", tmp_path)
+    p = cli("run", "--debugger", debugger.name, "--", prog, cwd=tmp_path)
+    assert p.returncode == 1 and "SIGABRT" in p.stdout.splitlines()[-1], p.describe
+    path = last_report(p)
+    assert json.loads((tmp_path / path).read_text())["stop"]["signal"] == "SIGABRT"
+    r = cli("replay", path, "--runs", 2, "--debugger", debugger.name, cwd=tmp_path)
+    assert r.returncode == 1, r.describe
+    assert "tracer: replay: 2 of 2 runs reproduced the failure (SIGABRT)" in r.stdout, \
+        r.describe
+
+    p = cli("run", "--debugger", debugger.name, "--timeout", 1, "--mode", "breakpoint",
+            "--", fixture_path("deadlock_read"), cwd=tmp_path)
+    assert p.returncode == 1 and "timed out" in p.stdout.splitlines()[-1], p.describe
+    report = json.loads((tmp_path / last_report(p)).read_text())
+    assert report["stop"]["reason"] == "timeout" and report["timeout"] == 1
+    r = cli("replay", last_report(p), "--debugger", debugger.name, cwd=tmp_path)
+    assert r.returncode == 1 and "1 of 1 runs reproduced the failure (a timeout)" in r.stdout, \
+        r.describe
+
+
+def test_hunt_progress_bar_on_a_terminal(tracer, tmp_path):
+    """On a terminal the hunt draws one bar, redrawn in place, with run i of N, failures,
+    elapsed and runs per second; it is gone (the line cleared) before the closing line."""
+    import pty
+    pid, fd = pty.fork()
+    if pid == 0:                        # the child: bin/tracer on the pty
+        os.chdir(tmp_path)
+        os.execv(str(TRACER), [str(TRACER), "hunt", "--runs", "3", "--seed", "0",
+                               "--class", "sync", "--store", str(tmp_path / "store"), "--",
+                               str(fixture_path("threads_pipe")), "2"])
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, wait_status = os.waitpid(pid, 0)
+    text = out.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(wait_status) == 0, text
+    bars = re.findall(r"\r\[[#.]{24}\] run (\d) of 3, (\d+) failures, [\d.]+ s, [\d.]+ runs/s",
+                      text)
+    assert [b[0] for b in bars] == ["1", "2", "3"] and {b[1] for b in bars} == {"0"}, text
+    assert "hunt: run 1 of 3" not in text, text      # no plain lines on a terminal
+    assert text.rstrip().splitlines()[-1].endswith("tracer: hunt: no failure in 3 runs "
+                                                   "(seeds 0..2)"), text
+    assert "\r\x1b[K" in text
