@@ -17,12 +17,12 @@ from the debugger's exit status, which is 1 both for a failed program and for an
 import argparse
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 from . import result_file
 from .run import TracerError
@@ -68,8 +68,9 @@ DEBUGGERS = {
                     (r"^\[(Thread debugging using|Inferior \d+ \(process|New Thread|"
                      r"Thread 0x|New LWP|LWP \d+ exited|Detaching after|Attaching after|"
                      r"New inferior|Switching to)",
-                     r"^Using host libthread_db library", r"^warning: Error disabling "
-                     r"address space randomization")),
+                     r"^Using host libthread_db library", r"^Reading symbols from ",
+                     r"^\d+\t.*: No such file or directory\.$",
+                     r"^warning: Error disabling address space randomization")),
     "lldb": Debugger("lldb", [os.environ.get("TRACER_LLDB", "lldb-16"), "-b", "-Q",
                               "--no-lldbinit", "-o",
                               f"command script import {ROOT}/lldb/tracer.py"],
@@ -354,7 +355,6 @@ def cmd_hunt(opts):
 
 
 def _quote(word):
-    import shlex
     return shlex.quote(str(word))
 
 
