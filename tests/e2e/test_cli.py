@@ -258,3 +258,31 @@ def test_hunt_progress_bar_on_a_terminal(tracer, tmp_path):
     assert text.rstrip().splitlines()[-1].endswith("tracer: hunt: no failure in 3 runs "
                                                    "(seeds 0..2)"), text
     assert "\r\x1b[K" in text
+
+
+def test_replay_inside_gdb_takes_the_last_report(tracer, tmp_path):
+    """`tracer replay` without REPORT replays the run just made (gdb goes on after the failed
+    `tracer run` in batch mode); a report of another program is refused in one line."""
+    from controller import run as run_debugger
+    from harness import build_c
+    prog = build_c(ABORTS_C, "aborts", tmp_path)
+    run = run_debugger("gdb", prog, report=None, tmp=tmp_path / "a",
+                       after=["tracer replay --runs 2"])
+    run.debugger.assert_sane(run)
+    assert run.returncode == 1, run.describe()
+    assert re.search(r"^replay: run 2 of 2: reproduced - program failed: SIGABRT", run.stdout,
+                     re.M), run.describe()
+    assert "tracer: replay: 2 of 2 runs reproduced the failure (SIGABRT)" in run.stderr
+    assert len(run.reports) == 2, run.describe()    # the run's and the first reproduction's
+    other = run_debugger("gdb", fixture_path("exit_code"), report=None, tmp=tmp_path / "b",
+                         run_command=f"tracer replay {run.report_paths[0]}")
+    assert other.returncode == 1 and "the report is of " in other.stderr, other.describe()
+    assert "replay: run" not in other.stdout and not other.reports, other.describe()
+
+
+def test_a_missing_debugger_is_exit_2(tmp_path):
+    p = subprocess.run([str(TRACER), "run", "--debugger", "lldb", "--",
+                        str(fixture_path("exit_code"))], cwd=tmp_path, capture_output=True,
+                       text=True, env=dict(os.environ, TRACER_LLDB="/nonexistent/lldb"))
+    assert p.returncode == 2 and p.stdout == "", p.stderr
+    assert p.stderr == "tracer: cannot start /nonexistent/lldb: No such file or directory\n"
