@@ -45,13 +45,15 @@ class _Parser(argparse.ArgumentParser):
 class Debugger:
     """How one debugger runs Tracer in batch mode, and which of its lines are chatter."""
 
-    def __init__(self, name, argv, flag, set_format, args_flag, chatter):
+    def __init__(self, name, argv, flag, set_format, args_flag, chatter, unset_env):
         self.name, self.flag, self.set_format, self.args_flag = name, flag, set_format, args_flag
         self._argv, self.chatter = argv, re.compile("|".join(chatter))
+        self.unset_env = unset_env
 
     def argv(self, commands, program, args):
-        """commands: ("set", name, value) or ("do", text)."""
-        argv = list(self._argv)
+        """commands: ("set", name, value) or ("do", text). The result file's variable is
+        the debugger's, not the program's."""
+        argv = list(self._argv) + [self.flag, self.unset_env.format(result_file.VARIABLE)]
         for c in commands:
             argv += [self.flag, self.set_format.format(*c[1:]) if c[0] == "set" else c[1]]
         return argv + [self.args_flag, program, *args]
@@ -70,13 +72,15 @@ DEBUGGERS = {
                      r"New inferior|Switching to)",
                      r"^Using host libthread_db library", r"^Reading symbols from ",
                      r"^\d+\t.*: No such file or directory\.$",
-                     r"^warning: Error disabling address space randomization")),
+                     r"^warning: Error disabling address space randomization"),
+                    "unset environment {}"),
     "lldb": Debugger("lldb", [os.environ.get("TRACER_LLDB", "lldb-16"), "-b", "-Q",
                               "--no-lldbinit", "-o",
                               f"command script import {ROOT}/lldb/tracer.py"],
                      "-o", "tracer set {} {}", "--",
                      (r"^Current executable set to ", r"^tracer \w+ is ",
-                      r"^\(lldb\) ")),
+                      r"^\(lldb\) "),
+                     "settings set target.unset-env-vars {}"),
 }
 
 

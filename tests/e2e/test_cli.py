@@ -286,3 +286,12 @@ def test_a_missing_debugger_is_exit_2(tmp_path):
                        text=True, env=dict(os.environ, TRACER_LLDB="/nonexistent/lldb"))
     assert p.returncode == 2 and p.stdout == "", p.stderr
     assert p.stderr == "tracer: cannot start /nonexistent/lldb: No such file or directory\n"
+
+
+def test_the_program_gets_its_own_environment(debugger, tmp_path):
+    """bin/tracer's result file is the debugger's business: not in the program's environment;
+    the program's output passes through."""
+    p = cli("run", "--debugger", debugger.name, "--", "env", cwd=tmp_path)
+    assert p.returncode == 0, p.describe
+    assert re.search(r"^PATH=", p.stdout, re.M) and "TRACER_RESULT_FILE" not in p.stdout, \
+        p.describe

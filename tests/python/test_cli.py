@@ -36,7 +36,8 @@ def test_debugger_command_lines():
     gdb, lldb = cli.DEBUGGERS["gdb"], cli.DEBUGGERS["lldb"]
     commands = [("set", "cap", "5"), ("do", "tracer run")]
     argv = gdb.argv(commands, "/bin/prog", ["a b"])
-    assert argv[argv.index("-ex"):] == ["-ex", "set tracer cap 5", "-ex", "tracer run",
+    assert argv[argv.index("-ex"):] == ["-ex", "unset environment TRACER_RESULT_FILE",
+                                        "-ex", "set tracer cap 5", "-ex", "tracer run",
                                         "--args", "/bin/prog", "a b"]
     argv = lldb.argv(commands, "/bin/prog", ["a b"])
     assert argv[-7:] == ["-o", "tracer set cap 5", "-o", "tracer run", "--", "/bin/prog", "a b"]
