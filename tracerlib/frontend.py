@@ -255,6 +255,7 @@ COMMANDS += (
      "budget, payload, backtrace, mode, timeout) are used again. A run reproduces the\n"
      "failure when it stops the same way: the same fatal signal, a non-zero exit, or a\n"
      "timeout. The first reproducing run keeps a report. Without REPORT: the last run's.\n"
+     "Your settings and yields are as they were afterwards.\n"
      "In batch mode the debugger exits 1 when the failure came back, 0 when it did not."),
     ("hunt", "tracer hunt --runs N [--seed S] [--timeout SEC]",
      "Run the program again and again with seeds S, S+1, ... until it fails.",

@@ -129,6 +129,9 @@ def replay(driver, arg):
     values = driver.values
     changed = [name for name, _ in settings_of(report)] + ["report"]
     saved = {name: getattr(values, name) for name in changed}
+    yields_before = (frontend.yield_on_args(driver.yield_opts, driver.policy.info["strategy"],
+                                            driver.yield_opts.seed)
+                     if driver.policy is not None else None)
     args = " ".join(shlex.quote(a) for a in report["program"]["argv"][1:])
     reproduced, kept = 0, None
     try:
@@ -154,11 +157,12 @@ def replay(driver, arg):
                 outcome = outcome.split(";")[0]
             driver.port.write(f"replay: run {i + 1} of {opts.runs}: "
                               f"{'reproduced' if same else 'not reproduced'} - {outcome}")
-    finally:
-        if yield_on_args(report) is not None:
-            driver.yield_off(quiet=True)
+    finally:                            # your settings and yields as they were
         for name, value in saved.items():
             values.set(name, str(value))
+        driver.yield_off(quiet=True)
+        if yields_before is not None:
+            driver.yield_on(yields_before)
     line = (f"tracer: replay: {reproduced} of {opts.runs} runs reproduced the failure "
             f"({describe(wanted)}) of {path}")
     if kept:

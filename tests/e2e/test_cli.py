@@ -262,18 +262,23 @@ def test_hunt_progress_bar_on_a_terminal(tracer, tmp_path):
 
 def test_replay_inside_gdb_takes_the_last_report(tracer, tmp_path):
     """`tracer replay` without REPORT replays the run just made (gdb goes on after the failed
-    `tracer run` in batch mode); a report of another program is refused in one line."""
+    `tracer run` in batch mode), and leaves your yields as they were; a report of another
+    program is refused in one line."""
     from controller import run as run_debugger
     from harness import build_c
     prog = build_c(ABORTS_C, "aborts", tmp_path)
     run = run_debugger("gdb", prog, report=None, tmp=tmp_path / "a",
-                       after=["tracer replay --runs 2"])
+                       after=["tracer yield on --seed 9 --probability 0.75",
+                              "tracer replay --runs 2", "tracer yield status"])
     run.debugger.assert_sane(run)
-    assert run.returncode == 1, run.describe()
+    assert run.returncode == 0, run.describe()      # gdb -batch: the last command's status
     assert re.search(r"^replay: run 2 of 2: reproduced - program failed: SIGABRT", run.stdout,
                      re.M), run.describe()
     assert "tracer: replay: 2 of 2 runs reproduced the failure (SIGABRT)" in run.stderr
     assert len(run.reports) == 2, run.describe()    # the run's and the first reproduction's
+    assert all(not r["yield"]["enabled"] for r in run.reports)     # as the run had them
+    assert re.search(r"^tracer: yields on at \d+ call sites; strategy sleep:1000, "
+                     r"probability 0.75, seed 9", run.stdout, re.M), run.describe()
     other = run_debugger("gdb", fixture_path("exit_code"), report=None, tmp=tmp_path / "b",
                          run_command=f"tracer replay {run.report_paths[0]}")
     assert other.returncode == 1 and "the report is of " in other.stderr, other.describe()
