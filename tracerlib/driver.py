@@ -7,8 +7,7 @@ else. Nothing here imports gdb or lldb.
 """
 import os
 
-from . import _core, agent, export, frontend, replay, settings, yields
-from . import result_file
+from . import _core, agent, export, frontend, replay, result_file, settings, yields
 from .glibc_threads import ThreadPointers
 from .port import EXEC, FATAL, INTERRUPT, OTHER, OURS, TIMEOUT, USER, cmdline
 from .run import Run, TracerError, signal_name
@@ -781,8 +780,8 @@ class Driver:
 
     def _guarded(self, action, name):
         """action(arg) -> (text or None, one-line error or None): nothing escapes into the
-        debugger as a traceback. Each result also goes to cli.RESULT_VARIABLE's file when
-        bin/tracer drives the debugger (it tells a failed program from Tracer's own error)."""
+        debugger as a traceback. Each result also goes to $TRACER_RESULT_FILE when bin/tracer
+        drives the debugger (result_file.py: a failed program is not Tracer's own error)."""
         def guarded(arg):
             self.verdict = None
             try:
