@@ -29,6 +29,7 @@ from .run import TracerError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PASSED, FAILED, ERROR = 0, 1, 2
+PIPE_GRACE = 5.0            # seconds to read the output left once the debugger has exited
 
 
 class UsageError(Exception):
@@ -209,6 +210,7 @@ class Output:
         self.debugger, self.on_line = debugger, on_line
         self.lock = threading.Lock()
         self.held = {}
+        self.closed = set()         # outputs nobody reads any more
         self.tail = []              # the last lines, for a debugger that gave no result
 
     def pump(self, stream, out):
@@ -232,10 +234,15 @@ class Output:
                 self.emit(text, out)
 
     def emit(self, text, out):
+        if out in self.closed:
+            return
         if self.on_line is not None:
             self.on_line(None)      # (a progress bar makes room)
-        out.write(text + "\n")
-        out.flush()
+        try:
+            out.write(text + "\n")
+            out.flush()
+        except (BrokenPipeError, ValueError):
+            self.closed.add(out)    # (`| head`): go on draining, or the debugger would block
 
     def finish(self, closing):
         """Writes what was held, except the closing line's twin."""
@@ -263,8 +270,8 @@ def drive(debugger, commands, program, args, on_line=None):
         for t in pumps:
             t.start()
         rc = _wait(proc)
-        for t in pumps:
-            t.join()
+        for t in pumps:             # a process the program left behind may hold the pipes
+            t.join(timeout=PIPE_GRACE)
         return rc, verdict(result_file.read(result_path)), output
 
 
@@ -404,5 +411,10 @@ def main(argv=None):
     except KeyboardInterrupt:
         status, line = ERROR, "tracer: interrupted"
     if line:
-        (sys.stderr if status == ERROR else sys.stdout).write(line + "\n")
+        out = sys.stderr if status == ERROR else sys.stdout
+        try:
+            out.write(line + "\n")
+            out.flush()
+        except BrokenPipeError:         # (`| head`): the status still says it
+            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
     return status
