@@ -187,6 +187,40 @@ static PyObject *get_list(PyObject *dict, const char *key)
 	return PySequence_Fast(v, key);
 }
 
+/* A list of str under key as a C array in the arena (none: NULL, 0). The strings stay owned
+ * by the dict's list, which outlives the render. */
+static int get_texts(PyObject *dict, const char *key, struct arena *a, const char *const **out,
+		     size_t *n)
+{
+	PyObject *list = get_list(dict, key);
+	const char **texts;
+	int rc = -1;
+
+	*out = NULL;
+	*n = 0;
+	if (!list)
+		return PyErr_Occurred() ? -1 : 0;
+	*n = (size_t)PySequence_Fast_GET_SIZE(list);
+	texts = arena_alloc(a, *n * sizeof(*texts));
+	if (!texts)
+		goto out;
+	for (size_t i = 0; i < *n; i++) {
+		PyObject *item = PySequence_Fast_GET_ITEM(list, i);
+
+		texts[i] = PyUnicode_Check(item) ? PyUnicode_AsUTF8(item) : NULL;
+		if (!texts[i]) {
+			if (!PyErr_Occurred())
+				PyErr_Format(PyExc_TypeError, "'%s' must hold str", key);
+			goto out;
+		}
+	}
+	*out = texts;
+	rc = 0;
+out:
+	Py_DECREF(list);
+	return rc;
+}
+
 static int convert_frame(PyObject *d, struct tr_frame *f)
 {
 	return get_u64(d, "pc", &f->pc) || get_str(d, "function", &f->function) ||
@@ -308,8 +342,7 @@ static bool resolve_site(void *ctx, uint64_t pc, struct tr_frame *out)
 static int convert_meta(PyObject *d, struct tr_report_meta *m, struct site_ctx *sc,
 			struct arena *a)
 {
-	PyObject *argv = NULL, *procs = NULL, *stop, *yld, *sites;
-	const char **av;
+	PyObject *procs = NULL, *stop, *yld, *sites;
 	struct tr_process *ps;
 	int64_t backtrace;
 	int rc = -1;
@@ -332,25 +365,8 @@ static int convert_meta(PyObject *d, struct tr_report_meta *m, struct site_ctx *
 		PyErr_SetString(PyExc_ValueError, "meta needs a 'key'");
 		goto out;
 	}
-	argv = get_list(d, "argv");
-	if (!argv && PyErr_Occurred())
+	if (get_texts(d, "argv", a, &m->argv, &m->argc))
 		goto out;
-	if (argv) {
-		m->argc = (size_t)PySequence_Fast_GET_SIZE(argv);
-		av = arena_alloc(a, m->argc * sizeof(*av));
-		if (!av)
-			goto out;
-		for (size_t i = 0; i < m->argc; i++) {
-			av[i] = PyUnicode_Check(PySequence_Fast_GET_ITEM(argv, i))
-					? PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(argv, i)) : NULL;
-			if (!av[i]) {
-				if (!PyErr_Occurred())
-					PyErr_SetString(PyExc_TypeError, "argv must hold str");
-				goto out;
-			}
-		}
-		m->argv = av;
-	}
 	stop = field(d, "stop");
 	if (PyErr_Occurred() || get_str(stop, "reason", &m->stop.reason) ||
 	    get_int(stop, "signal", 0, &m->stop.signal) ||
@@ -361,7 +377,12 @@ static int convert_meta(PyObject *d, struct tr_report_meta *m, struct site_ctx *
 	if (PyErr_Occurred() || get_bool(yld, "enabled", &m->yield.enabled) ||
 	    get_u64(yld, "seed", &m->yield.seed) || get_str(yld, "strategy", &m->yield.strategy) ||
 	    get_i64(yld, "sites", 0, &m->yield.sites) ||
-	    get_i64(yld, "injected", 0, &m->yield.injected))
+	    get_i64(yld, "injected", 0, &m->yield.injected) ||
+	    get_str(yld, "classes", &m->yield.classes) || get_str(yld, "module", &m->yield.module) ||
+	    get_texts(yld, "functions", a, &m->yield.functions, &m->yield.nfunctions))
+		goto out;
+	m->has_timeout = field(d, "timeout") != NULL;
+	if (PyErr_Occurred() || get_i64(d, "timeout", 0, &m->timeout))
 		goto out;
 	if (yld && field(yld, "probability")) {
 		m->yield.probability = PyFloat_AsDouble(field(yld, "probability"));
@@ -393,7 +414,6 @@ static int convert_meta(PyObject *d, struct tr_report_meta *m, struct site_ctx *
 	m->resolve_ctx = sc;
 	rc = 0;
 out:
-	Py_XDECREF(argv);
 	Py_XDECREF(procs);
 	return rc;
 }

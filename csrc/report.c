@@ -522,6 +522,17 @@ static void gen_yield(struct render *c, const struct tr_yield_info *y)
 	gen_i64(c, y->sites);
 	gen_key(c, "injected");
 	gen_i64(c, y->injected);
+	if (y->classes) {
+		gen_key(c, "classes");
+		gen_text(c, y->classes);
+		gen_key(c, "module");
+		gen_text(c, y->module);
+		gen_key(c, "functions");
+		gen_array_open(c);
+		for (size_t i = 0; y->functions && i < y->nfunctions; i++)
+			gen_text(c, y->functions[i]);
+		gen_array_close(c);
+	}
 	gen_map_close(c);
 }
 
@@ -577,6 +588,10 @@ int tr_report_render(const struct tr_recorder *r, const struct tr_report_meta *m
 	if (meta->mode) {
 		gen_key(&c, "mode");
 		gen_text(&c, meta->mode);
+	}
+	if (meta->has_timeout) {
+		gen_key(&c, "timeout");
+		gen_i64(&c, meta->timeout);
 	}
 	gen_key(&c, "stop");
 	gen_stop(&c, &meta->stop);

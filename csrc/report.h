@@ -63,6 +63,11 @@ struct tr_yield_info {
 	double probability;
 	int64_t sites;
 	int64_t injected;
+	/* The site selection, for a replay; classes NULL: omitted (the three keys go together). */
+	const char *classes;    /* "sync,proc,send,recv" */
+	const char *module;     /* NULL: the whole program */
+	const char *const *functions;   /* only calls to these; none: every one of the classes */
+	size_t nfunctions;
 };
 
 /* Fills in what is known about a call site's pc (function, file, line); returns false when
@@ -82,6 +87,8 @@ struct tr_report_meta {
 	const struct tr_process *processes;
 	size_t nprocesses;
 	struct tr_yield_info yield;
+	bool has_timeout;       /* write "timeout" (the run's limit in seconds, 0: none) */
+	int64_t timeout;
 	int backtrace_limit;    /* frames kept per thread: 0 (or less) none, at most _MAX */
 	tr_site_resolver resolve_site;
 	void *resolve_ctx;

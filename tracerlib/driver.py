@@ -7,7 +7,7 @@ else. Nothing here imports gdb or lldb.
 """
 import os
 
-from . import _core, agent, export, frontend, settings, yields
+from . import _core, agent, export, frontend, replay, result_file, settings, yields
 from .glibc_threads import ThreadPointers
 from .port import EXEC, FATAL, INTERRUPT, OTHER, OURS, TIMEOUT, USER, DebuggerTrouble, cmdline
 from .run import Run, TracerError, signal_name
@@ -48,6 +48,7 @@ class Driver:
         self.exit_bp = None           # at _exit, for ports whose exit status hides a signal
         self.exit_calls = {}          # pid -> status passed to _exit (see on_exit_call)
         self.thread_pointers = {}     # pid -> ThreadPointers, for ports without fs_base
+        self.verdict = None           # ("passed"|"failed", report path) of run, hunt, replay
 
     # ================================================================ hot path
     # Handlers run inside the debugger's breakpoint callbacks: they never raise.
@@ -445,7 +446,8 @@ class Driver:
         """Before a run's report: its yield record, and in agent mode the program's events
         with their call sites named (the agent records return addresses only) while the
         debugger still knows the program's load addresses."""
-        run.yield_info = frontend.yield_info(self.policy, len(self.yield_sites))
+        run.yield_info = frontend.yield_info(self.policy, len(self.yield_sites),
+                                             self.yield_opts if self.policy else None)
         if run.mode != "agent":
             return
         run.take_agent_events()
@@ -591,6 +593,8 @@ class Driver:
         run = self.run_once(args)
         if run is None:             # stopped at your own breakpoint, or interrupted
             return self.port.stopped_text()
+        if not run.disturbed:       # a run the debugger failed under: Tracer's error
+            self.verdict = ("failed" if run.failed else "passed", run.report_path)
         if run.failed or run.disturbed:
             raise TracerError(run.outcome().removeprefix("tracer: "))
         return run.outcome()
@@ -723,10 +727,20 @@ class Driver:
 
         def run_once(seed):
             self.yield_opts.seed = seed
-            return self.run_once("")
+            run = self.run_once("")
+            if run is not None:     # a hunt ends at its first failure: the last one counts
+                self.verdict = ("failed" if run.failed else "passed", run.report_path)
+            return run
 
         return frontend.hunt(opts, first, self.values, run_once, self._replay_command,
                              self.port.write)
+
+    def cmd_replay(self, arg):
+        reproduced, _, line, kept = replay.replay(self, arg)
+        self.verdict = ("failed" if reproduced else "passed", kept)
+        if reproduced:              # like a failed run: the command fails (batch exit 1)
+            raise TracerError(line.removeprefix("tracer: "))
+        return line
 
     def _replay_command(self, seed):
         """A shell command that reruns `seed` with the same sites, policy and limits."""
@@ -767,28 +781,35 @@ class Driver:
                    "show": self.cmd_show, "snapshot": self.cmd_snapshot,
                    "export": self.cmd_export, "sites": self.cmd_sites,
                    "yield on": self.yield_on, "yield off": self.yield_off,
-                   "yield status": self.yield_status, "hunt": self.cmd_hunt}
+                   "yield status": self.yield_status, "hunt": self.cmd_hunt,
+                   "replay": self.cmd_replay}
         table = [(name, *frontend.command_help(name, **self.port.help_words)[1:],
-                  self._guarded(action), name in ("run", "show", "snapshot", "export"))
+                  self._guarded(action, name),
+                  name in ("run", "show", "snapshot", "export", "replay"))
                  for name, action in actions.items()]
         if not native_settings:
             table.append(("set", "Change a setting: tracer set NAME VALUE.",
                           "Change a setting: tracer set NAME VALUE.\n\n" + "\n".join(
                               f"  {s.name:10s} {s.doc} (default {s.default})"
-                              for s in settings.SETTINGS), self._guarded(self.cmd_set), False))
+                              for s in settings.SETTINGS), self._guarded(self.cmd_set, "set"),
+                          False))
             table.append(("settings", "The settings in force.", "The settings in force.",
-                          self._guarded(self.cmd_settings), False))
+                          self._guarded(self.cmd_settings, "settings"), False))
         return table
 
-    def _guarded(self, action):
+    def _guarded(self, action, name):
         """action(arg) -> (text or None, one-line error or None): nothing escapes into the
-        debugger as a traceback."""
+        debugger as a traceback. Each result also goes to $TRACER_RESULT_FILE when bin/tracer
+        drives the debugger (result_file.py: a failed program is not Tracer's own error)."""
         def guarded(arg):
+            self.verdict = None
             try:
                 self.poll()
-                return action(arg.strip()), None
+                text, error = action(arg.strip()), None
             except (TracerError, settings.SettingError) as e:
-                return None, f"tracer: {e}"
+                text, error = None, f"tracer: {e}"
             except Exception as e:      # noqa: BLE001 - a command must not crash the debugger
-                return None, f"tracer: {type(e).__name__}: {e}"
+                text, error = None, f"tracer: {type(e).__name__}: {e}"
+            result_file.record(name, self.verdict, text, error)
+            return text, error
         return guarded

@@ -164,14 +164,19 @@ def recorder(session):
             for k in ("cap", "budget", "payload", "count", "dropped", "overflow")}
 
 
-def yield_info(policy, sites):
-    """The report's `yield` record: policy None when yields are off."""
+def yield_info(policy, sites, opts=None):
+    """The report's `yield` record: policy None when yields are off. opts (the `tracer yield
+    on` options) add the site selection, so that `tracer replay` selects the same sites."""
     if policy is None:
         return {"enabled": False, "seed": 0, "strategy": None, "probability": 0.0,
                 "sites": 0, "injected": 0}
     info = policy.info
-    return {"enabled": True, "seed": info["seed"], "strategy": info["strategy"],
-            "probability": info["probability"], "sites": sites, "injected": info["injected"]}
+    record = {"enabled": True, "seed": info["seed"], "strategy": info["strategy"],
+              "probability": info["probability"], "sites": sites, "injected": info["injected"]}
+    if opts is not None:
+        record.update(classes=opts.classes, module=opts.module,
+                      functions=list(opts.functions or []))
+    return record
 
 
 # ---------------------------------------------------------------------------- commands
@@ -243,6 +248,15 @@ COMMANDS += (
     ("yield off", "tracer yield off", "Remove every instrumented call site.", ""),
     ("yield status", "tracer yield status",
      "Whether yields are on, at how many sites, how many injected.", ""),
+    ("replay", "tracer replay [REPORT] [--runs K]",
+     "Rerun a stored report's failing run K times and count how often it fails again.",
+     "The program must be the report's (it is run with the report's arguments). Its seed,\n"
+     "strategy, probability, yield sites (classes, module, functions) and limits (cap,\n"
+     "budget, payload, backtrace, mode, timeout) are used again. A run reproduces the\n"
+     "failure when it stops the same way: the same fatal signal, a non-zero exit, or a\n"
+     "timeout. The first reproducing run keeps a report. Without REPORT: the last run's.\n"
+     "Your settings and yields are as they were afterwards.\n"
+     "In batch mode the debugger exits 1 when the failure came back, 0 when it did not."),
     ("hunt", "tracer hunt --runs N [--seed S] [--timeout SEC]",
      "Run the program again and again with seeds S, S+1, ... until it fails.",
      "Keeps the failing run's report and prints the command that replays its seed. In\n"
@@ -310,6 +324,9 @@ def hunt(opts, first, values, run_once, replay_command, write):
             if run.failed:
                 write(f"hunt: run {i + 1} of {opts.runs}, seed {seed}: FAILED - {outcome}")
                 write("hunt: replay it with\n  " + replay_command(seed))
+                if run.report_path:
+                    write(f"hunt: or count how often it fails again: tracer replay "
+                          f"{shlex.quote(run.report_path)} --runs 10")
                 raise TracerError(f"hunt found a failure with seed {seed}")
             write(f"hunt: run {i + 1} of {opts.runs}, seed {seed}: passed "
                   f"({failures} failures so far)")

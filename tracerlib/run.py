@@ -238,7 +238,8 @@ class Run:
         return {"key": self.key, "program": self.program, "argv": self.argv, "pid": self.pid,
                 "started": self.started, "debugger": self.debugger,
                 "backtrace": self.values.backtrace, "stop": stop, "processes": processes,
-                "yield": self.yield_info, "sites": self.sites, "mode": self.mode}
+                "yield": self.yield_info, "sites": self.sites, "mode": self.mode,
+                "timeout": self.values.timeout}
 
     def _crashed_thread(self, pid):
         """The thread the agent saw crash, with the faulting pc as its one frame (no unwinder
