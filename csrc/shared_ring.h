@@ -97,7 +97,8 @@ struct tr_ring_header {
 	_Atomic uint32_t agents;         /* processes that opened the ring as writers */
 	/* pid of process ordinal i (the last writer wins on pid reuse); 0: none */
 	_Atomic int32_t proc_pid[TR_RING_PROCS];
-	uint8_t reserved[64];
+	_Atomic uint64_t filtered;       /* message calls left out by status or endpoint */
+	uint8_t reserved[56];
 };
 
 /* A mapping of a ring, reader or writer side. */

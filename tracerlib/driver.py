@@ -13,7 +13,6 @@ from .port import EXEC, FATAL, INTERRUPT, OTHER, OURS, TIMEOUT, USER, cmdline
 from .run import Run, TracerError, signal_name
 
 CATALOGUE = _core.catalogue()
-TRACED_CALLS = [i for i, c in enumerate(CATALOGUE) if c["class"] in ("send", "recv")]
 CALL_INDEX = {c["name"]: i for i, c in enumerate(CATALOGUE)}
 _UNEXPLAINED_STOPS = 1000     # stops with no reason in one run before giving up
 
@@ -204,7 +203,8 @@ class Driver:
         self.armed = True
         self.armed_mode = mode
         self.disarming = False
-        self.missing = [CATALOGUE[c]["name"] for c in TRACED_CALLS] \
+        # the trace filter: a function left out gets no breakpoint at all
+        self.missing = _core.filter_check("trace", self.values.trace) \
             if mode == "breakpoint" else []
         self.place_entry_breakpoints()
 

@@ -263,7 +263,7 @@ def yield_on_args(opts, strategy, seed):
 
 def changed_limits(values):
     """"NAME VALUE" of the recorder limits not at their defaults, for a replay command."""
-    return [f"{name} {getattr(values, name)}" for name in ("timeout", "cap", "budget", "payload", "mode")
+    return [f"{name} {getattr(values, name)}" for name in ("timeout", "cap", "budget", "payload", "mode", *settings.FILTERS)
             if getattr(values, name) != settings.BY_NAME[name].default]
 
 

@@ -65,6 +65,8 @@ class Run:
         self.values = values
         self.session = _core.Session(cap=values.cap, budget=values.budget,
                                      payload=values.payload)
+        self.filters = values.filters()    # in force for this run, whatever is set later
+        self.session.set_filter(**self.filters)
         self.program = program or ""
         self.argv = list(argv)
         self.debugger = debugger
@@ -215,7 +217,8 @@ class Run:
         return {"key": self.key, "program": self.program, "argv": self.argv, "pid": self.pid,
                 "started": self.started, "debugger": self.debugger,
                 "backtrace": self.values.backtrace, "stop": stop, "processes": processes,
-                "yield": self.yield_info, "sites": self.sites, "mode": self.mode}
+                "yield": self.yield_info, "sites": self.sites, "mode": self.mode,
+                "filter": dict(self.filters, filtered=self.session.filtered)}
 
     def _sysv_owners(self):
         """SysV queues are not fds: list each under the first process that used it."""
