@@ -120,3 +120,43 @@ def test_bad_filter_is_one_line_and_changes_nothing(debugger, name, text, messag
     assert len(lines) == 1 and lines[0].endswith(message), run.describe()
     assert rep["filter"][name] == {"status": "all", "trace": "all"}[name]
     assert_recorder(rep, count=POLLS + KEPT)
+
+
+def assert_aligned(table_lines):
+    """Every row's cells of the first five columns start where their header does."""
+    header = table_lines[0].split()
+    assert header[:6] == ["t_us", "pid/tid", "dir", "fn", "endpoint", "len/ret"], header
+    starts = [table_lines[0].index(h) for h in header[1:5]]
+    for line in table_lines[1:]:
+        for at in starts:
+            assert line[at - 2:at] == "  " and line[at] != " ", (at, line, table_lines[0])
+
+
+def table_of(output):
+    lines = output.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.split()[:2] == ["t_us", "pid/tid"])
+    end = first + 1
+    while end < len(lines) and lines[end][:1].isdigit():
+        end += 1
+    return lines[first:end]
+
+
+def test_show_spells_errno_names_in_aligned_columns(debugger, mode, tmp_path):
+    """`tracer show` (the ring just recorded) and `tracer show FILE` (the stored report): the
+    polls read `-1 EAGAIN`, never `e11`, and every column stays aligned; the FILE view names
+    the filter in force."""
+    run, rep = trace(debugger, mode, tmp_path, {"cap": 100, "endpoint": "unix:*"},
+                     after=["tracer show"])
+    table = table_of(run.stdout)
+    assert len(table) == 1 + POLLS + 4, run.describe()
+    assert sum("16/-1 EAGAIN" in line for line in table) == POLLS, run.describe()
+    assert " e11" not in run.stdout
+    assert_aligned(table)
+
+    shown = controller.run(debugger, None, run_command=f"tracer show {run.report_paths[0]}",
+                           report=None, tmp=tmp_path / "show")
+    table = table_of(shown.stdout)
+    assert len(table) == 1 + POLLS + 4 and "16/-1 EAGAIN" in table[1], shown.describe()
+    assert_aligned(table)
+    assert f"filter: trace all, status all, endpoint unix:*; 2 calls left out" \
+        in shown.stdout, shown.describe()
