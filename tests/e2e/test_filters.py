@@ -160,3 +160,19 @@ def test_show_spells_errno_names_in_aligned_columns(debugger, mode, tmp_path):
     assert_aligned(table)
     assert f"filter: trace all, status all, endpoint unix:*; 2 calls left out" \
         in shown.stdout, shown.describe()
+
+
+def test_a_new_trace_filter_holds_for_the_next_run(debugger, mode, tmp_path):
+    """`trace send`, a run, then `trace all` and a second run in the same debugger: the
+    second run records the receives too (breakpoint mode places their breakpoints anew)."""
+    dbg = controller.get(debugger)
+    prog = fixture_path("eagain_poll")
+    run = controller.run(debugger, prog, [str(POLLS)], settings={"cap": 100, "trace": "send"},
+                         mode=mode, tmp=tmp_path,
+                         after=[dbg.set_command("trace", "all"), "tracer run"])
+    assert len(run.reports) == 2, run.describe()
+    first, second = sorted(run.reports, key=lambda r: r["started"])
+    assert {e["dir"] for e in first["events"]} == {"send"}
+    assert first["filter"]["trace"] == "send" and second["filter"]["trace"] == "all"
+    assert_recorder(first, count=3)
+    assert_recorder(second, count=POLLS + KEPT)
