@@ -342,7 +342,7 @@ static bool resolve_site(void *ctx, uint64_t pc, struct tr_frame *out)
 static int convert_meta(PyObject *d, struct tr_report_meta *m, struct site_ctx *sc,
 			struct arena *a)
 {
-	PyObject *procs = NULL, *stop, *yld, *sites;
+	PyObject *procs = NULL, *stop, *yld, *sites, *filter;
 	struct tr_process *ps;
 	int64_t backtrace;
 	int rc = -1;
@@ -355,6 +355,13 @@ static int convert_meta(PyObject *d, struct tr_report_meta *m, struct site_ctx *
 	    get_int(d, "pid", 0, &m->pid) || get_str(d, "started", &m->started) ||
 	    get_str(d, "debugger", &m->debugger) || get_str(d, "mode", &m->mode) ||
 	    get_i64(d, "backtrace", TR_BACKTRACE_DEFAULT, &backtrace))
+		goto out;
+	filter = field(d, "filter");
+	if (PyErr_Occurred() ||
+	    (filter && (get_str(filter, "trace", &m->filter.trace) ||
+			get_str(filter, "status", &m->filter.status) ||
+			get_str(filter, "endpoint", &m->filter.endpoint) ||
+			get_i64(filter, "filtered", 0, &m->filter.filtered))))
 		goto out;
 	if (backtrace < 0 || backtrace > TR_BACKTRACE_MAX) {
 		PyErr_Format(PyExc_ValueError, "backtrace must be 0..%d", TR_BACKTRACE_MAX);

@@ -536,6 +536,21 @@ static void gen_yield(struct render *c, const struct tr_yield_info *y)
 	gen_map_close(c);
 }
 
+static void gen_filter(struct render *c, const struct tr_filter_info *f)
+{
+	gen_key(c, "filter");
+	gen_map_open(c);
+	gen_key(c, "trace");
+	gen_text(c, f->trace ? f->trace : "all");
+	gen_key(c, "status");
+	gen_text(c, f->status ? f->status : "all");
+	gen_key(c, "endpoint");
+	gen_text(c, f->endpoint ? f->endpoint : "*");
+	gen_key(c, "filtered");
+	gen_i64(c, f->filtered < 0 ? 0 : f->filtered);
+	gen_map_close(c);
+}
+
 int tr_report_render(const struct tr_recorder *r, const struct tr_report_meta *meta,
 		     char **out, size_t *out_len)
 {
@@ -593,6 +608,8 @@ int tr_report_render(const struct tr_recorder *r, const struct tr_report_meta *m
 		gen_key(&c, "timeout");
 		gen_i64(&c, meta->timeout);
 	}
+	if (meta->filter.trace || meta->filter.status || meta->filter.endpoint)
+		gen_filter(&c, &meta->filter);
 	gen_key(&c, "stop");
 	gen_stop(&c, &meta->stop);
 	gen_key(&c, "recorder");

@@ -74,6 +74,12 @@ struct tr_yield_info {
  * nothing is. Strings must stay valid until tr_report_render returns. */
 typedef bool (*tr_site_resolver)(void *ctx, uint64_t pc, struct tr_frame *out);
 
+/* The filters in force (csrc/filter.h) as the user wrote them; all NULL: omitted. */
+struct tr_filter_info {
+	const char *trace, *status, *endpoint;
+	int64_t filtered;       /* message calls they left out (status, endpoint) */
+};
+
 struct tr_report_meta {
 	const char *key;        /* unique stem: program-pid-start-seed */
 	const char *program;    /* path */
@@ -83,6 +89,7 @@ struct tr_report_meta {
 	const char *started;    /* ISO 8601 UTC */
 	const char *debugger;   /* "gdb 13.1", "lldb 16.0.6" */
 	const char *mode;       /* "breakpoint", "agent": how the calls were recorded; NULL: omitted */
+	struct tr_filter_info filter;
 	struct tr_stop stop;
 	const struct tr_process *processes;
 	size_t nprocesses;

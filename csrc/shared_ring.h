@@ -117,7 +117,8 @@ struct tr_ring_header {
 	_Atomic uint32_t next_death;     /* deaths claimed (may pass TR_RING_DEATHS: left out) */
 	uint32_t pad1;
 	struct tr_ring_death deaths[TR_RING_DEATHS];
-	uint8_t reserved[64];
+	_Atomic uint64_t filtered;       /* message calls left out by status or endpoint */
+	uint8_t reserved[56];
 };
 
 /* A mapping of a ring, reader or writer side. */

@@ -13,7 +13,6 @@ from .port import EXEC, FATAL, INTERRUPT, OTHER, OURS, TIMEOUT, USER, DebuggerTr
 from .run import Run, TracerError, signal_name
 
 CATALOGUE = _core.catalogue()
-TRACED_CALLS = [i for i, c in enumerate(CATALOGUE) if c["class"] in ("send", "recv")]
 CALL_INDEX = {c["name"]: i for i, c in enumerate(CATALOGUE)}
 _UNEXPLAINED_STOPS = 1000     # stops with no reason in one run before giving up
 
@@ -45,6 +44,7 @@ class Driver:
         self.yields_abandoned = 0     # inserted calls whose thread or image went away
         self.threads_seen = set()     # (pid, tid) announced to the policy
         self.armed_mode = None        # "breakpoint" or "agent": what arm() set up
+        self.armed_trace = None       # the trace filter arm() placed breakpoints for
         self.exit_bp = None           # at _exit, for ports whose exit status hides a signal
         self.exit_calls = {}          # pid -> status passed to _exit (see on_exit_call)
         self.thread_pointers = {}     # pid -> ThreadPointers, for ports without fs_base
@@ -205,7 +205,9 @@ class Driver:
         self.armed = True
         self.armed_mode = mode
         self.disarming = False
-        self.missing = [CATALOGUE[c]["name"] for c in TRACED_CALLS] \
+        # the trace filter: a function left out gets no breakpoint at all
+        self.armed_trace = self.values.trace
+        self.missing = _core.filter_check("trace", self.values.trace) \
             if mode == "breakpoint" else []
         self.place_entry_breakpoints()
 
@@ -483,8 +485,10 @@ class Driver:
         if not live and not self.port.program():
             raise TracerError("no program loaded: " + self.port.load_hint)
         mode = self.armed_mode if live else self._launch_mode()
-        if self.armed and ((self.disarming and not live) or mode != self.armed_mode):
-            self.disarm()               # a fresh run: the last spent its budget, or a mode
+        if self.armed and ((self.disarming and not live) or mode != self.armed_mode
+                           or (self.values.trace != self.armed_trace and not live)):
+            self.disarm()               # a fresh run: the last spent its budget, a new trace
+                                        # filter wants other breakpoints, or a mode
         if not self.armed:
             self.arm(mode)
         self.in_run_command = True

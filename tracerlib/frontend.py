@@ -196,6 +196,9 @@ def status_text(armed, run, placed, return_sites, missing, disarming=False,
         lines.append(f"  run {run.key}: {show.recorder_line(recorder(s))}")
         lines.append(f"  skipped: {s.not_ipc} calls on files/terminals, {s.nested} nested, "
                      f"{s.unreadable} unreadable; {s.in_flight} calls in flight")
+        f = run.filters
+        lines.append(f"  filters: trace {f['trace']}, status {f['status']}, endpoint "
+                     f"{f['endpoint']}; {s.filtered} calls left out")
         if run.finished:
             lines.append("  " + run.outcome().removeprefix("tracer: "))
     if hot_path_error:
@@ -277,7 +280,7 @@ def yield_on_args(opts, strategy, seed):
 
 def changed_limits(values):
     """"NAME VALUE" of the recorder limits not at their defaults, for a replay command."""
-    return [f"{name} {getattr(values, name)}" for name in ("timeout", "cap", "budget", "payload", "mode")
+    return [f"{name} {getattr(values, name)}" for name in ("timeout", "cap", "budget", "payload", "mode", *settings.FILTERS)
             if getattr(values, name) != settings.BY_NAME[name].default]
 
 

@@ -2,7 +2,7 @@
 
 What a report must hold for that (docs/report.md): the program and its argv, the yield seed,
 strategy, probability and site selection (`yield.classes`, `module`, `functions`), the
-recorder limits, the mode and the timeout. Reports written before the site selection was
+recorder limits, the mode, the timeout and the filters. Reports written before the site selection was
 recorded replay with the default selection (every call site of every class).
 
 A run reproduces the failure when it stops the same way: the same fatal signal (in any
@@ -82,13 +82,16 @@ def describe(failure):
 
 
 def settings_of(report):
-    """[(setting, value text)] the report's run had: limits, mode and timeout."""
+    """[(setting, value text)] the report's run had: limits, mode, timeout and filters."""
     recorder = report["recorder"]
     pairs = [(name, str(recorder[name])) for name in ("cap", "budget", "payload", "backtrace")]
     if report.get("mode") in ("agent", "breakpoint"):
         pairs.append(("mode", report["mode"]))
     if "timeout" in report:
         pairs.append(("timeout", str(report["timeout"])))
+    for name in ("trace", "status", "endpoint"):     # the filters, where recorded
+        if isinstance(report.get("filter"), dict) and report["filter"].get(name):
+            pairs.append((name, report["filter"][name]))
     return pairs
 
 

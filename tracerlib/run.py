@@ -65,6 +65,8 @@ class Run:
         self.values = values
         self.session = _core.Session(cap=values.cap, budget=values.budget,
                                      payload=values.payload)
+        self.filters = values.filters()    # in force for this run, whatever is set later
+        self.session.set_filter(**self.filters)
         self.program = program or ""
         self.argv = list(argv)
         self.debugger = debugger
@@ -239,7 +241,8 @@ class Run:
                 "started": self.started, "debugger": self.debugger,
                 "backtrace": self.values.backtrace, "stop": stop, "processes": processes,
                 "yield": self.yield_info, "sites": self.sites, "mode": self.mode,
-                "timeout": self.values.timeout}
+                "timeout": self.values.timeout,
+                "filter": dict(self.filters, filtered=self.session.filtered)}
 
     def _crashed_thread(self, pid):
         """The thread the agent saw crash, with the faulting pc as its one frame (no unwinder

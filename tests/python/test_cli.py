@@ -13,8 +13,8 @@ from tracerlib import cli, result_file, settings  # noqa: E402
 
 
 def test_every_setting_is_an_option_of_run_and_hunt():
-    values = {s.name: ("3" if s.kind == "int" else s.choices[-1] if s.choices else "x")
-              for s in settings.SETTINGS}
+    values = {s.name: ("3" if s.kind == "int" else s.choices[-1] if s.choices
+                       else str(s.default)) for s in settings.SETTINGS}
     for command in ("run", "hunt"):
         argv = [command] + (["--runs", "2"] if command == "hunt" else [])
         for name, value in values.items():
