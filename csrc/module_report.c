@@ -361,8 +361,11 @@ static int convert_meta(PyObject *d, struct tr_report_meta *m, struct site_ctx *
 	if (PyErr_Occurred() || get_bool(yld, "enabled", &m->yield.enabled) ||
 	    get_u64(yld, "seed", &m->yield.seed) || get_str(yld, "strategy", &m->yield.strategy) ||
 	    get_i64(yld, "sites", 0, &m->yield.sites) ||
-	    get_i64(yld, "injected", 0, &m->yield.injected))
+	    get_i64(yld, "injected", 0, &m->yield.injected) ||
+	    get_i64(yld, "access_sites", -1, &m->yield.access_sites) ||
+	    get_i64(yld, "hot_sites_disabled", 0, &m->yield.hot_sites_disabled))
 		goto out;
+	m->yield.has_access = m->yield.access_sites >= 0;
 	if (yld && field(yld, "probability")) {
 		m->yield.probability = PyFloat_AsDouble(field(yld, "probability"));
 		if (PyErr_Occurred())

@@ -522,6 +522,12 @@ static void gen_yield(struct render *c, const struct tr_yield_info *y)
 	gen_i64(c, y->sites);
 	gen_key(c, "injected");
 	gen_i64(c, y->injected);
+	if (y->has_access) {
+		gen_key(c, "access_sites");
+		gen_i64(c, y->access_sites);
+		gen_key(c, "hot_sites_disabled");
+		gen_i64(c, y->hot_sites_disabled);
+	}
 	gen_map_close(c);
 }
 

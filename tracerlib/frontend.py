@@ -10,6 +10,7 @@ import shlex
 import textwrap
 
 from . import _core, settings, show
+from .yields import AccessBudget
 from .run import TracerError
 
 # ---------------------------------------------------------------------------- help texts
@@ -164,14 +165,32 @@ def recorder(session):
             for k in ("cap", "budget", "payload", "count", "dropped", "overflow")}
 
 
-def yield_info(policy, sites):
-    """The report's `yield` record: policy None when yields are off."""
+def yield_info(policy, sites, hot_disabled=0):
+    """The report's `yield` record: policy None when yields are off. sites: the yield sites;
+    with shared-access sites among them, `access_sites` and `hot_sites_disabled` (optional
+    keys) say how many, and how many were disabled as hot in the run."""
     if policy is None:
         return {"enabled": False, "seed": 0, "strategy": None, "probability": 0.0,
                 "sites": 0, "injected": 0}
     info = policy.info
-    return {"enabled": True, "seed": info["seed"], "strategy": info["strategy"],
-            "probability": info["probability"], "sites": sites, "injected": info["injected"]}
+    record = {"enabled": True, "seed": info["seed"], "strategy": info["strategy"],
+              "probability": info["probability"], "sites": len(sites),
+              "injected": info["injected"]}
+    accesses = sum(1 for s in sites if s.get("kind") == "access")
+    if accesses:
+        record.update(access_sites=accesses, hot_sites_disabled=hot_disabled)
+    return record
+
+
+def sites_phrase(sites):
+    """"3 call sites", "2 call sites and 6 shared-access sites"... for yield messages."""
+    if sites and sites[0].get("entry"):
+        return f"{len(sites)} functions (no DWARF: at their entry)"
+    accesses = sum(1 for s in sites if s.get("kind") == "access")
+    calls = len(sites) - accesses
+    parts = ([f"{calls} call sites"] if calls or not accesses else []) + \
+        ([f"{accesses} shared-access sites"] if accesses else [])
+    return " and ".join(parts)
 
 
 # ---------------------------------------------------------------------------- commands
@@ -267,13 +286,15 @@ def changed_limits(values):
             if getattr(values, name) != settings.BY_NAME[name].default]
 
 
-def yield_status_text(policy, sites):
+def yield_status_text(policy, sites, hot_disabled=0):
     if policy is None:
         return "tracer: yields off"
     info = policy.info
-    return (f"tracer: yields on at {sites} call sites; strategy {info['strategy']}, "
+    hot = (f"; {hot_disabled} hot access sites disabled for this run (after "
+           f"{AccessBudget.LIMIT} hits each)" if hot_disabled else "")
+    return (f"tracer: yields on at {sites_phrase(sites)}; strategy {info['strategy']}, "
             f"probability {info['probability']}, seed {info['seed']}; "
-            f"{info['injected']} injected of {info['points']} decisions")
+            f"{info['injected']} injected of {info['points']} decisions{hot}")
 
 
 def hunt(opts, first, values, run_once, replay_command, write):
