@@ -693,7 +693,7 @@ class Driver:
 
     def cmd_sites(self, arg):
         opts = yields.parse_sites_args(arg)
-        return yields.sites_table(yields.SiteIndex.of(self._program()).select(opts))
+        return yields.sites_table(yields.SiteIndex.of(self._program()).select(opts), opts)
 
     def yield_on(self, arg):
         opts, policy, sites = yields.plan(self._program(), arg)

@@ -257,14 +257,19 @@ def describe(site):
     return where
 
 
-def sites_table(sites):
+def sites_table(sites, opts=None):
+    """The call-site table, the shared-access one, or both, as the options' classes ask (an
+    empty table says so rather than vanish)."""
+    mask = _core.parse_classes(opts.classes) if opts else 0
     calls = [s for s in sites if not access.is_access(s)]
     accesses = [s for s in sites if access.is_access(s)]
-    if accesses and not calls:
-        return access.table(accesses)
-    if accesses:
-        return _calls_table(calls) + "\n\n" + access.table(accesses)
-    return _calls_table(calls)
+    tables = []
+    if calls or not mask & ACCESS or mask & ~ACCESS or (opts and opts.functions and not
+                                                        accesses):
+        tables.append(_calls_table(calls))
+    if accesses or mask & ACCESS:
+        tables.append(access.table(accesses))
+    return "\n\n".join(tables)
 
 
 def _calls_table(sites):
