@@ -57,10 +57,12 @@ COMMANDS = (
      "arrows from sends to the receives that got their bytes, the crash marked.\n"
      "html: one self-contained page with a message sequence diagram, the events, the\n"
      "backtraces and mailboxes. Without --from, the live (or just finished) run."),
-    ("sites", "tracer sites [--module CU | --app] [--class sync,proc,send,recv] "
+    ("sites", "tracer sites [--module CU | --app] [--class sync,proc,send,recv,access] "
      "[--function NAME...]",
      "List the call sites yields would instrument.",
-     "Caller, callee, file:line and address of each, from the program's DWARF and code."),
+     "Caller, callee, file:line and address of each, from the program's DWARF and code.\n"
+     "--class access: the shared-access sites instead, loads and stores of global and\n"
+     "static variables more than one thread reaches (function, variable, read/write)."),
 )
 
 
@@ -253,12 +255,14 @@ def snapshot(run, stop_record, processes, path=None):
 # ---------------------------------------------------------------------------- yields and hunt
 
 COMMANDS += (
-    ("yield on", "tracer yield on [--module CU | --app] [--class sync,proc,send,recv] "
+    ("yield on", "tracer yield on [--module CU | --app] [--class sync,proc,send,recv,access] "
      "[--function NAME...] [--probability P] [--seed S] [--strategy yield | sleep:MAX_US]",
      "Insert sched_yield()/usleep() before interesting calls.",
      "At each instrumented call site a seeded generator, keyed on thread and call order,\n"
      "decides whether the thread first calls sched_yield() or usleep(1..MAX_US): the same\n"
-     "seed replays the same decisions."),
+     "seed replays the same decisions. --class access adds the shared-access sites (loads\n"
+     "and stores of shared globals); a hot one is perturbed less and less, then disabled\n"
+     "for the run."),
     ("yield off", "tracer yield off", "Remove every instrumented call site.", ""),
     ("yield status", "tracer yield status",
      "Whether yields are on, at how many sites, how many injected.", ""),

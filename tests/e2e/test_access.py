@@ -105,7 +105,7 @@ def test_hunt_access_finds_publish_before_init(debugger, mode, tmp_path):
     run = hunt_publish(debugger, mode, tmp_path / "hunt")
     seed, rep = assert_hunt_failed(run, 40, 0)
     assert rep["stop"]["reason"] == "exit" and rep["stop"]["status"] == 1, rep["stop"]
-    assert "flag up, value 0" in run.stderr, run.describe()
+    assert "flag up, value 0" in run.stdout + run.stderr, run.describe()
     y = rep["yield"]
     assert y["access_sites"] == y["sites"] == 8 and y["injected"] > 0, y
     assert rep["mode"] == mode, rep["mode"]
@@ -152,8 +152,9 @@ int main(void)
 
 def test_hot_sites_are_bounded(tmp_path, tracer):
     """Two threads in loops of 200000 over a shared counter, every access site perturbed
-    with probability 1: the run ends (a stop per access would take hours), with all four
-    sites disabled for the run and said so in the report and in `tracer yield status`."""
+    with probability 1: the run ends (a stop per access would take hours), with the four
+    sites in the loops disabled for the run (not main's last read, hit once), and said so in
+    the report and in `tracer yield status`."""
     prog = build_c(HOT_C, "hot", tmp_path, flags=("-g", "-O0", "-pthread"))
     run = gdb(prog, "tracer yield on --class access --probability 1 --strategy yield",
               tmp=tmp_path, run_command="tracer run", report="always",
@@ -162,8 +163,9 @@ def test_hot_sites_are_bounded(tmp_path, tracer):
     validate(run.report)
     assert run.report["stop"]["reason"] == "exit" and run.report["stop"]["status"] == 0
     y = run.report["yield"]
-    assert y["access_sites"] == 4 and y["hot_sites_disabled"] == 4, y
-    assert 0 < y["injected"] <= 4 * 16, y
+    assert y["access_sites"] == 5 and y["hot_sites_disabled"] == 4, y
+    # 8 full hits, then hits 16, 32, 64, 128 of each hot site; 1 of the last read
+    assert 0 < y["injected"] <= 4 * 12 + 1, y
     assert "4 hot access sites disabled" in run.stdout, run.describe()
 
 
