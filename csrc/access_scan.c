@@ -55,9 +55,10 @@ static bool is_entry(const struct elf_img *im, uint64_t addr)
 
 /* Follows which registers hold a function's address, over the forms that put one there at
  * -O0 and -O2 (lea F(%rip), mov $F, a register copy); anything else that may write a
- * register forgets what it held, and a call forgets everything. Enough to see the third
- * argument of pthread_create; when it is not seen, the fact says 0 and the caller falls back
- * on every function whose address is taken. */
+ * register forgets what it held, and a call forgets the caller-saved ones. The walk is in
+ * address order, not along the control flow: enough to see the third argument of
+ * pthread_create, approximately. When it is not seen, the fact says 0 and the caller falls
+ * back on every function whose address is taken. */
 static int track(struct fact_ctx *c, const struct tr_x86_insn *in, uint64_t pc, uint32_t func)
 {
 	uint64_t *rv = c->regval;
@@ -87,14 +88,36 @@ static int track(struct fact_ctx *c, const struct tr_x86_insn *in, uint64_t pc, 
 	} else if (in->map == 0 && in->op >= 0x50 && in->op <= 0x57) {
 		/* push */
 	} else if (in->has_modrm) {
-		rv[reg] = 0;
+		/* In the group opcodes ModRM.reg extends the opcode: it names no register. */
+		bool group = in->map == 0 && ((in->op >= 0x80 && in->op <= 0x83) || in->op == 0x8f ||
+					      in->op == 0xc0 || in->op == 0xc1 || in->op == 0xc6 ||
+					      in->op == 0xc7 || (in->op >= 0xd0 && in->op <= 0xd3) ||
+					      in->op >= 0xf6);
+		if (!group)
+			rv[reg] = 0;
 		if (mod == 3)
 			rv[rm] = 0;
-		rv[0] = rv[RDX] = 0;                 /* implicit results: mul, div, cqo... */
-	} else {
-		memset(rv, 0, sizeof(c->regval));
+		if (group && (in->op == 0xf6 || in->op == 0xf7) && (in->modrm >> 3 & 7) >= 4)
+			rv[0] = rv[RDX] = 0;         /* mul, imul, div, idiv write rax and rdx */
+	} else if (!(in->map == 0 && (in->op == 0x90 || (in->op >= 0x70 && in->op <= 0x7f) ||
+				      in->op == 0xeb || in->op == 0xc3))) {
+		memset(rv, 0, sizeof(c->regval));    /* cqo, cpuid, rdtsc, pop...: forget all */
 	}
 	return value ? add_fact(c, TR_FACT_ADDR_TAKEN, pc, value, func, 0, false) : 0;
+}
+
+/* A call keeps rbx, rbp, r12-r15 (-O2 keeps a start function there across a loop of
+ * pthread_create calls) and may change every other register. */
+static void forget_caller_saved(uint64_t *rv)
+{
+	static const int kept[] = { 3, 5, 12, 13, 14, 15 };
+	uint64_t save[6];
+
+	for (int k = 0; k < 6; k++)
+		save[k] = rv[kept[k]];
+	memset(rv, 0, 16 * sizeof(*rv));
+	for (int k = 0; k < 6; k++)
+		rv[kept[k]] = save[k];
 }
 
 static int scan_function(struct fact_ctx *c, uint64_t lo, uint64_t hi, uint32_t func)
@@ -123,7 +146,7 @@ static int scan_function(struct fact_ctx *c, uint64_t lo, uint64_t hi, uint32_t 
 			else if ((in.kind == TR_X86_CALL_REL || in.kind == TR_X86_JMP_REL) &&
 				 is_entry(im, in.target))
 				rc = add_fact(c, TR_FACT_CALL, pc, in.target, func, 0, false);
-			memset(c->regval, 0, sizeof(c->regval));
+			forget_caller_saved(c->regval);
 		} else {
 			unsigned access = tr_x86_mem_access(&in);
 			if (access && in.mem_known)
