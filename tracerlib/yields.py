@@ -20,9 +20,11 @@ from . import _core, access
 from .run import TracerError
 
 # Caller-saved registers of the SysV x86-64 ABI (the inserted call may change them) plus the
-# two it changes on purpose. Restored after the inserted call returns.
-SAVED_REGISTERS = ("rip", "rsp", "rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11",
-                   "eflags")
+# two it changes on purpose. Restored after the inserted call returns, in this order: rsp
+# last, since gdb writes `$reg` into the selected frame, and moving rsp can make gdb select
+# another frame than the innermost for the writes after it.
+SAVED_REGISTERS = ("rip", "rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11",
+                   "eflags", "rsp")
 
 CATALOGUE = _core.catalogue()
 
@@ -301,7 +303,7 @@ def insertion(regs, pc, target, argument):
     in its 128-byte red zone (an access site can be anywhere in one): the inserted frame
     goes below it."""
     sp = ((regs["rsp"] - RED_ZONE - 16) & ~0xF) | 8
-    return ({"rsp": sp, "rdi": argument, "rip": target},
+    return ({"rdi": argument, "rip": target, "rsp": sp},        # rsp last: see SAVED_REGISTERS
             (sp, struct.pack("<Q", pc)))
 
 
