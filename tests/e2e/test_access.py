@@ -89,9 +89,13 @@ def test_access_sites_leave_private_data_out(tmp_path, tracer):
     assert {r[0] for r in rows} == {"main", "worker"}, run.stdout
 
 
+# Sleeps of up to 20 ms: longer than a new thread takes to start under a debugger, so the
+# outcome is a function of the seed's decisions (with 1 ms it is a matter of timing).
+PUBLISH_YIELDS = "tracer yield on --class access --strategy sleep:20000"
+
+
 def hunt_publish(debugger, mode, tmp):
-    return controller.run(debugger, bug("publish_before_init"),
-                          commands=["tracer yield on --class access"],
+    return controller.run(debugger, bug("publish_before_init"), commands=[PUBLISH_YIELDS],
                           run_command="tracer hunt --runs 40 --seed 0 --timeout 60",
                           report=None, tmp=tmp, mode=mode, timeout=600)
 
@@ -100,8 +104,7 @@ def hunt_publish(debugger, mode, tmp):
                                            ("gdb", "agent")], indirect=["debugger"])
 def test_hunt_access_finds_publish_before_init(debugger, mode, tmp_path):
     """No call sits between the two stores: only access yields open the window. The hunt
-    fails within 40 runs; its seed, run again (up to 3 times: a replay is not yet exact,
-    see issue 13), fails the same way."""
+    fails within 40 runs; its seed, run 3 times again, fails the same way at least twice."""
     run = hunt_publish(debugger, mode, tmp_path / "hunt")
     seed, rep = assert_hunt_failed(run, 40, 0)
     assert rep["stop"]["reason"] == "exit" and rep["stop"]["status"] == 1, rep["stop"]
@@ -109,20 +112,18 @@ def test_hunt_access_finds_publish_before_init(debugger, mode, tmp_path):
     y = rep["yield"]
     assert y["access_sites"] == y["sites"] == 8 and y["injected"] > 0, y
     assert rep["mode"] == mode, rep["mode"]
-    tries = []
+    failed = []
     for k in range(3):
         replay = controller.run(debugger, bug("publish_before_init"),
-                                commands=[f"tracer yield on --class access --seed {seed}"],
+                                commands=[f"{PUBLISH_YIELDS} --seed {seed}"],
                                 tmp=tmp_path / f"replay{k}", mode=mode, report="failure")
         replay.debugger.assert_sane(replay)
-        tries.append(replay)
         if replay.reports:
-            break
-    again = tries[-1]
-    assert again.reports, "the seed did not fail again in 3 replays\n" + again.describe()
-    for key in ("reason", "status"):
-        assert again.report["stop"][key] == rep["stop"][key], again.report["stop"]
-    assert again.report["yield"]["seed"] == seed
+            again = replay.report
+            assert again["yield"]["seed"] == seed, again["yield"]
+            assert (again["stop"]["reason"], again["stop"]["status"]) == ("exit", 1), again
+            failed.append(k)
+    assert len(failed) >= 2, f"seed {seed} failed again in {len(failed)} of 3 replays"
 
 
 HOT_C = r"""
