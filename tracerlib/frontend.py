@@ -9,7 +9,7 @@ import os
 import shlex
 import textwrap
 
-from . import _core, settings, show
+from . import _core, access, settings, show
 from .yields import AccessBudget
 from .run import TracerError
 
@@ -178,7 +178,7 @@ def yield_info(policy, sites, hot_disabled=0):
     record = {"enabled": True, "seed": info["seed"], "strategy": info["strategy"],
               "probability": info["probability"], "sites": len(sites),
               "injected": info["injected"]}
-    accesses = sum(1 for s in sites if s.get("kind") == "access")
+    accesses = sum(1 for s in sites if access.is_access(s))
     if accesses:
         record.update(access_sites=accesses, hot_sites_disabled=hot_disabled)
     return record
@@ -188,7 +188,7 @@ def sites_phrase(sites):
     """"3 call sites", "2 call sites and 6 shared-access sites"... for yield messages."""
     if sites and sites[0].get("entry"):
         return f"{len(sites)} functions (no DWARF: at their entry)"
-    accesses = sum(1 for s in sites if s.get("kind") == "access")
+    accesses = sum(1 for s in sites if access.is_access(s))
     calls = len(sites) - accesses
     parts = ([f"{calls} call sites"] if calls or not accesses else []) + \
         ([f"{accesses} shared-access sites"] if accesses else [])
