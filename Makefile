@@ -10,7 +10,7 @@ CORE_SRC  := $(filter-out csrc/module%.c,$(wildcard csrc/*.c))
 CORE_HDR  := $(wildcard csrc/*.h)
 # The DWARF index: the only code that needs libdwarf and libelf.
 DWARF_SRC := csrc/dwarf_index.c csrc/dwarf_walk.c csrc/dwarf_lines.c csrc/elf_plt_scan.c \
-             csrc/x86_insn.c
+             csrc/x86_insn.c csrc/access_scan.c csrc/dwarf_vars.c
 UNIT_SRC  := $(wildcard tests/unit/*.c)
 FIXT_SRC  := $(wildcard tests/fixtures/*.c)
 FIXT_CXX  := $(wildcard tests/fixtures/*.cc)

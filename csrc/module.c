@@ -69,7 +69,7 @@ static PyObject *mod_parse_classes(PyObject *m, PyObject *arg)
 	mask = tr_class_parse(s);
 	if (mask < 0)
 		return PyErr_Format(PyExc_ValueError,
-				    "unknown class in '%s': use send, recv, sync, proc", s);
+				    "unknown class in '%s': use send, recv, sync, proc, access", s);
 	return PyLong_FromLong(mask);
 }
 

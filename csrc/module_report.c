@@ -386,11 +386,14 @@ static int convert_meta(PyObject *d, struct tr_report_meta *m, struct site_ctx *
 	    get_i64(yld, "sites", 0, &m->yield.sites) ||
 	    get_i64(yld, "injected", 0, &m->yield.injected) ||
 	    get_str(yld, "classes", &m->yield.classes) || get_str(yld, "module", &m->yield.module) ||
-	    get_texts(yld, "functions", a, &m->yield.functions, &m->yield.nfunctions))
+	    get_texts(yld, "functions", a, &m->yield.functions, &m->yield.nfunctions) ||
+	    get_i64(yld, "access_sites", -1, &m->yield.access_sites) ||
+	    get_i64(yld, "hot_sites_disabled", 0, &m->yield.hot_sites_disabled))
 		goto out;
 	m->has_timeout = field(d, "timeout") != NULL;
 	if (PyErr_Occurred() || get_i64(d, "timeout", 0, &m->timeout))
 		goto out;
+	m->yield.has_access = m->yield.access_sites >= 0;
 	if (yld && field(yld, "probability")) {
 		m->yield.probability = PyFloat_AsDouble(field(yld, "probability"));
 		if (PyErr_Occurred())

@@ -533,6 +533,12 @@ static void gen_yield(struct render *c, const struct tr_yield_info *y)
 			gen_text(c, y->functions[i]);
 		gen_array_close(c);
 	}
+	if (y->has_access) {
+		gen_key(c, "access_sites");
+		gen_i64(c, y->access_sites);
+		gen_key(c, "hot_sites_disabled");
+		gen_i64(c, y->hot_sites_disabled);
+	}
 	gen_map_close(c);
 }
 

@@ -68,6 +68,10 @@ struct tr_yield_info {
 	const char *module;     /* NULL: the whole program */
 	const char *const *functions;   /* only calls to these; none: every one of the classes */
 	size_t nfunctions;
+	/* With shared-access sites among the sites (optional keys, written only then): */
+	bool has_access;
+	int64_t access_sites;
+	int64_t hot_sites_disabled;   /* access sites whose breakpoint a hot loop disabled */
 };
 
 /* Fills in what is known about a call site's pc (function, file, line); returns false when

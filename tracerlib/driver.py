@@ -7,7 +7,7 @@ else. Nothing here imports gdb or lldb.
 """
 import os
 
-from . import _core, agent, export, frontend, replay, result_file, settings, yields
+from . import _core, access, agent, export, frontend, replay, result_file, settings, yields
 from .glibc_threads import ThreadPointers
 from .port import EXEC, FATAL, INTERRUPT, OTHER, OURS, TIMEOUT, USER, DebuggerTrouble, cmdline
 from .run import Run, TracerError, signal_name
@@ -38,7 +38,9 @@ class Driver:
         self.policy = None            # _core.YieldPolicy while yields are on
         self.yield_opts = None
         self.yield_sites = []         # where yields go (breakpoints, or the agent's list)
-        self.yield_bps = []
+        self.yield_bps = {}           # site key -> breakpoint
+        self.yield_bps_agent = False  # placed for agent mode: access sites only
+        self.access_budget = yields.AccessBudget()
         self.yield_plans = {}         # tid -> microseconds to insert (0: sched_yield)
         self.yield_saved = {}         # tid -> (pid, registers saved before the inserted call)
         self.yields_abandoned = 0     # inserted calls whose thread or image went away
@@ -111,8 +113,11 @@ class Driver:
                 return self._undo_yield(ctx) if in_callback else True
             if tid in self.yield_plans:     # a re-reported stop
                 return True
+            key = yields.site_key(site)
+            if access.is_access(site) and not self._within_budget(key):
+                return False
             self._announce(ctx.pid, tid)
-            us = self.policy.decide(ctx.pid, tid, yields.site_key(site))
+            us = self.policy.decide(ctx.pid, tid, key)
             if us is None:
                 return False
             if in_callback:
@@ -123,6 +128,18 @@ class Driver:
         except Exception as e:          # noqa: BLE001
             self._hot_path_failed(e)
             return False
+
+    def _within_budget(self, key):
+        """A hot access site is perturbed less and less, then its breakpoint is disabled -
+        but only while no thread is inside an inserted call (it comes back through a
+        breakpoint at its site to get its registers back)."""
+        verdict = self.access_budget.hit(key)
+        if verdict == yields.AccessBudget.DISABLE:
+            if not (self.yield_saved or self.yield_plans) and key in self.yield_bps:
+                self.port.disable(self.yield_bps[key])
+                self.access_budget.disabled.add(key)
+            return False
+        return verdict == yields.AccessBudget.DECIDE
 
     def service(self):
         """Stop OURS: insert, or undo, the yield of the selected thread. A thread that died
@@ -448,8 +465,9 @@ class Driver:
         """Before a run's report: its yield record, and in agent mode the program's events
         with their call sites named (the agent records return addresses only) while the
         debugger still knows the program's load addresses."""
-        run.yield_info = frontend.yield_info(self.policy, len(self.yield_sites),
-                                             self.yield_opts if self.policy else None)
+        run.yield_info = frontend.yield_info(self.policy, self.yield_sites,
+                                             self.yield_opts if self.policy else None,
+                                             len(self.access_budget.disabled))
         if run.mode != "agent":
             return
         run.take_agent_events()
@@ -470,6 +488,8 @@ class Driver:
         self.yield_plans.clear()
         self.yield_saved.clear()
         self.threads_seen.clear()
+        if self.access_budget.new_run():
+            self._yield_breakpoints(False)   # placed again, enabled, at the launch
         if self.policy is not None:
             self.policy.reseed(self.yield_opts.seed)
 
@@ -544,27 +564,34 @@ class Driver:
         for bp in self.return_bps.values():     # at the last run's (randomised) addresses
             self.port.delete(bp)
         self.return_bps.clear()
-        self._yield_breakpoints(run.mode == "breakpoint")
+        self._yield_breakpoints(True, agent=run.mode == "agent")
         if run.mode != "agent":
             return self.port.launch()
         run.agent = agent.AgentRun(self.values)
-        env = run.agent.environment(self.policy, self.yield_opts, self.yield_sites)
+        env = run.agent.environment(self.policy, self.yield_opts,
+                                    [s for s in self.yield_sites if not access.is_access(s)])
         self.port.set_environment(env)
         try:
             return self.port.launch()
         finally:
             self.port.set_environment({name: os.environ.get(name) for name in env})
 
-    def _yield_breakpoints(self, wanted):
-        """Yield sites as breakpoints (breakpoint mode), or none (the agent decides)."""
-        if wanted and self.policy is not None and not self.yield_bps:
-            self.yield_bps = [self.port.break_site(
+    def _yield_breakpoints(self, wanted, agent=False):
+        """Yield sites as breakpoints: all of them in breakpoint mode; in agent mode only the
+        shared-access sites (the agent yields before calls in-process); none when not
+        wanted."""
+        if wanted and self.policy is not None:
+            if self.yield_bps and self.yield_bps_agent == agent:
+                return
+            self._yield_breakpoints(False)
+            self.yield_bps_agent = agent
+            self.yield_bps = {yields.site_key(site): self.port.break_site(
                 site, lambda ctx, site=site: self.on_yield_site(site, ctx))
-                for site in self.yield_sites]
+                for site in self.yield_sites if not agent or access.is_access(site)}
         elif not wanted:
-            for bp in self.yield_bps:
+            for bp in self.yield_bps.values():
                 self.port.delete(bp)
-            self.yield_bps = []
+            self.yield_bps = {}
 
     def _drive(self, stop):
         unexplained = 0
@@ -692,21 +719,19 @@ class Driver:
 
     def cmd_sites(self, arg):
         opts = yields.parse_sites_args(arg)
-        return yields.sites_table(yields.SiteIndex.of(self._program()).select(opts))
+        return yields.sites_table(yields.SiteIndex.of(self._program()).select(opts), opts)
 
     def yield_on(self, arg):
         opts, policy, sites = yields.plan(self._program(), arg)
         self.yield_off(quiet=True)
         self.policy, self.yield_opts, self.yield_sites = policy, opts, sites
-        live_agent = self.port.live_pids() and self.run is not None and \
+        live_agent = bool(self.port.live_pids()) and self.run is not None and \
             self.run.mode == "agent"
-        self._yield_breakpoints(not live_agent)
+        self._yield_breakpoints(True, agent=live_agent)
         self.threads_seen.clear()
         for pid in self.port.live_pids():
             self._announce(pid, pid)
-        where = ("functions (no DWARF: at their entry)" if sites[0].get("entry")
-                 else "call sites")
-        return (f"tracer: yields on at {len(sites)} {where}, probability "
+        return (f"tracer: yields on at {frontend.sites_phrase(sites)}, probability "
                 f"{opts.probability}, strategy {policy.info['strategy']}, seed {opts.seed}")
 
     def yield_off(self, arg="", quiet=False):
@@ -720,7 +745,8 @@ class Driver:
         return None if quiet else "tracer: yields off, no site left instrumented"
 
     def yield_status(self, arg):
-        return frontend.yield_status_text(self.policy, len(self.yield_sites))
+        return frontend.yield_status_text(self.policy, self.yield_sites,
+                                          len(self.access_budget.disabled))
 
     def cmd_hunt(self, arg):
         opts = yields.parse_hunt_args(arg)

@@ -9,7 +9,8 @@ import os
 import shlex
 import textwrap
 
-from . import _core, settings, show
+from . import _core, access, settings, show
+from .yields import AccessBudget
 from .run import TracerError
 
 # ---------------------------------------------------------------------------- help texts
@@ -56,10 +57,12 @@ COMMANDS = (
      "arrows from sends to the receives that got their bytes, the crash marked.\n"
      "html: one self-contained page with a message sequence diagram, the events, the\n"
      "backtraces and mailboxes. Without --from, the live (or just finished) run."),
-    ("sites", "tracer sites [--module CU | --app] [--class sync,proc,send,recv] "
+    ("sites", "tracer sites [--module CU | --app] [--class sync,proc,send,recv,access] "
      "[--function NAME...]",
      "List the call sites yields would instrument.",
-     "Caller, callee, file:line and address of each, from the program's DWARF and code."),
+     "Caller, callee, file:line and address of each, from the program's DWARF and code.\n"
+     "--class access: the shared-access sites instead, loads and stores of global and\n"
+     "static variables more than one thread reaches (function, variable, read/write)."),
 )
 
 
@@ -164,19 +167,36 @@ def recorder(session):
             for k in ("cap", "budget", "payload", "count", "dropped", "overflow")}
 
 
-def yield_info(policy, sites, opts=None):
-    """The report's `yield` record: policy None when yields are off. opts (the `tracer yield
-    on` options) add the site selection, so that `tracer replay` selects the same sites."""
+def yield_info(policy, sites, opts=None, hot_disabled=0):
+    """The report's `yield` record: policy None when yields are off. sites: the yield sites.
+    opts (the `tracer yield on` options) add the site selection, so that `tracer replay`
+    selects the same sites; with shared-access sites among the sites, `access_sites` and
+    `hot_sites_disabled` (optional keys) say how many, and how many were disabled as hot."""
     if policy is None:
         return {"enabled": False, "seed": 0, "strategy": None, "probability": 0.0,
                 "sites": 0, "injected": 0}
     info = policy.info
     record = {"enabled": True, "seed": info["seed"], "strategy": info["strategy"],
-              "probability": info["probability"], "sites": sites, "injected": info["injected"]}
+              "probability": info["probability"], "sites": len(sites),
+              "injected": info["injected"]}
     if opts is not None:
         record.update(classes=opts.classes, module=opts.module,
                       functions=list(opts.functions or []))
+    accesses = sum(1 for s in sites if access.is_access(s))
+    if accesses:
+        record.update(access_sites=accesses, hot_sites_disabled=hot_disabled)
     return record
+
+
+def sites_phrase(sites):
+    """"3 call sites", "2 call sites and 6 shared-access sites"... for yield messages."""
+    if sites and sites[0].get("entry"):
+        return f"{len(sites)} functions (no DWARF: at their entry)"
+    accesses = sum(1 for s in sites if access.is_access(s))
+    calls = len(sites) - accesses
+    parts = ([f"{calls} call sites"] if calls or not accesses else []) + \
+        ([f"{accesses} shared-access sites"] if accesses else [])
+    return " and ".join(parts)
 
 
 # ---------------------------------------------------------------------------- commands
@@ -242,12 +262,14 @@ def snapshot(run, stop_record, processes, path=None):
 # ---------------------------------------------------------------------------- yields and hunt
 
 COMMANDS += (
-    ("yield on", "tracer yield on [--module CU | --app] [--class sync,proc,send,recv] "
+    ("yield on", "tracer yield on [--module CU | --app] [--class sync,proc,send,recv,access] "
      "[--function NAME...] [--probability P] [--seed S] [--strategy yield | sleep:MAX_US]",
      "Insert sched_yield()/usleep() before interesting calls.",
      "At each instrumented call site a seeded generator, keyed on thread and call order,\n"
      "decides whether the thread first calls sched_yield() or usleep(1..MAX_US): the same\n"
-     "seed replays the same decisions."),
+     "seed replays the same decisions. --class access adds the shared-access sites (loads\n"
+     "and stores of shared globals); a hot one is perturbed less and less, then disabled\n"
+     "for the run."),
     ("yield off", "tracer yield off", "Remove every instrumented call site.", ""),
     ("yield status", "tracer yield status",
      "Whether yields are on, at how many sites, how many injected.", ""),
@@ -284,13 +306,15 @@ def changed_limits(values):
             if getattr(values, name) != settings.BY_NAME[name].default]
 
 
-def yield_status_text(policy, sites):
+def yield_status_text(policy, sites, hot_disabled=0):
     if policy is None:
         return "tracer: yields off"
     info = policy.info
-    return (f"tracer: yields on at {sites} call sites; strategy {info['strategy']}, "
+    hot = (f"; {hot_disabled} hot access sites disabled for this run (after "
+           f"{AccessBudget.LIMIT} hits each)" if hot_disabled else "")
+    return (f"tracer: yields on at {sites_phrase(sites)}; strategy {info['strategy']}, "
             f"probability {info['probability']}, seed {info['seed']}; "
-            f"{info['injected']} injected of {info['points']} decisions")
+            f"{info['injected']} injected of {info['points']} decisions{hot}")
 
 
 _DISTURBED_IN_A_ROW = 3        # runs the debugger fails in a row before a hunt gives up

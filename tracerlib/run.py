@@ -160,7 +160,8 @@ class Run:
         Once is enough; later calls do nothing."""
         if self.agent is None:
             return
-        self.yield_info["injected"] = self.agent.ring.injected
+        # The agent's yields before calls, with the debugger's at access sites (if any).
+        self.yield_info["injected"] = self.yield_info.get("injected", 0) + self.agent.ring.injected
         self._take_deaths(self.agent.ring.deaths())
         self.agent.absorb_into(self.session)
         self.agent.close()
