@@ -313,7 +313,8 @@ def conclude(debugger, rc, result, output, command):
     if result["status"] == "ok":        # your breakpoint or an interrupt stopped it early
         return ERROR, (f"tracer: `tracer {command}` stopped before the program ended"
                        + (f": {message}" if message else ""))
-    status = {"failed": FAILED, "error": ERROR}.get(result["status"], PASSED)
+    status = {"failed": FAILED, "error": ERROR, "disturbed": ERROR}.get(result["status"],
+                                                                         PASSED)
     if result["report"] and result["report"] not in message:
         message += f"; report: {result['report']}"
     return status, message
@@ -352,17 +353,34 @@ def cmd_hunt(opts):
         from . import yields            # bad options fail here, before any run
         yields.plan(program, " ".join(_quote(w) for w in words))
         commands.append(("do", "tracer yield on " + " ".join(_quote(w) for w in words)))
-    hunt = f"tracer hunt --runs {opts.runs}" + (f" --seed {_quote(opts.seed)}"
-                                                if opts.seed is not None else "")
     view = hunt_view.View(opts.runs, sys.stdout)
-    rc, result, output = drive(debugger, commands + [("do", hunt)], program, opts.args,
-                               on_line=view.line)
+    seed, left = opts.seed, opts.runs
+    for restart in range(RESTARTS_MAX + 1):
+        hunt = f"tracer hunt --runs {left}" + (f" --seed {_quote(seed)}"
+                                               if seed is not None else "")
+        rc, result, output = drive(debugger, commands + [("do", hunt)], program, opts.args,
+                                   on_line=view.line)
+        # The debugger failed under a run (a gdb internal error): that run is not counted,
+        # and the hunt goes on from the next seed in a new debugger, which is sound again.
+        if not (result and result["status"] == "disturbed" and view.spoilt) or \
+                restart == RESTARTS_MAX or view.made >= opts.runs:
+            break
+        seed, left = view.spoilt[-1] + 1, opts.runs - view.made
+        print(f"hunt: {debugger.name} failed under a run; going on in a new {debugger.name} "
+              f"from seed {seed} ({left} runs left)", flush=True)
     view.close()
     status, line = conclude(debugger, rc, result, output, "hunt")
+    if view.spoilt and status == PASSED:
+        line = (f"tracer: hunt: no failure in {len(view.done)} runs; {len(view.spoilt)} more "
+                f"not counted ({debugger.name} failed under them: seeds "
+                f"{', '.join(map(str, view.spoilt))})")
     if opts.junit:
         hunt_view.write_junit(opts.junit, program, view, status, line,
                               result and result.get("report"))
     return status, line
+
+
+RESTARTS_MAX = 3        # new debuggers a hunt may start after one failed under a run
 
 
 def _quote(word):

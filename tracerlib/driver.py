@@ -759,7 +759,8 @@ class Driver:
             self.yield_opts.seed = seed
             run = self.run_once("")
             if run is not None:     # a hunt ends at its first failure: the last one counts
-                self.verdict = ("failed" if run.failed else "passed", run.report_path)
+                self.verdict = ("disturbed" if run.disturbed else "failed" if run.failed
+                                else "passed", run.report_path)
             return run
 
         return frontend.hunt(opts, first, self.values, run_once, self._replay_command,

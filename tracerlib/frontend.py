@@ -317,9 +317,6 @@ def yield_status_text(policy, sites, hot_disabled=0):
             f"{info['injected']} injected of {info['points']} decisions{hot}")
 
 
-_DISTURBED_IN_A_ROW = 3        # runs the debugger fails in a row before a hunt gives up
-
-
 def hunt(opts, first, values, run_once, replay_command, write):
     """`tracer hunt`: runs with seeds first, first+1, ... until one fails.
 
@@ -332,7 +329,7 @@ def hunt(opts, first, values, run_once, replay_command, write):
         values.set("timeout", str(opts.timeout))
     if old_report == "always":          # a hunt keeps the failing run's report only
         values.set("report", "failure")
-    failures = disturbed = in_a_row = 0
+    failures = 0
     try:
         for i in range(opts.runs):
             seed = first + i
@@ -340,14 +337,13 @@ def hunt(opts, first, values, run_once, replay_command, write):
             if run is None:
                 raise TracerError("hunt interrupted by a breakpoint or Ctrl-C")
             outcome = run.outcome().removeprefix("tracer: ")
-            if run.disturbed:
-                disturbed, in_a_row = disturbed + 1, in_a_row + 1
+            if run.disturbed:       # the debugger is not to be trusted after that
                 write(f"hunt: run {i + 1} of {opts.runs}, seed {seed}: not counted - {outcome}")
-                if in_a_row == _DISTURBED_IN_A_ROW:
-                    raise TracerError(f"hunt stopped: the debugger failed {in_a_row} runs in a "
-                                      "row (see above); no failure of the program was found")
-                continue
-            in_a_row = 0
+                raise TracerError(
+                    f"hunt stopped: the debugger failed under run {i + 1} (seed {seed}), "
+                    f"which is not counted; no failure of the program in the {i} runs "
+                    f"before. Go on in a new debugger: tracer hunt --seed {seed + 1} "
+                    f"--runs {opts.runs - i - 1} (bin/tracer hunt does that by itself)")
             if run.failed:
                 write(f"hunt: run {i + 1} of {opts.runs}, seed {seed}: FAILED - {outcome}")
                 write("hunt: replay it with\n  " + replay_command(seed))
@@ -360,6 +356,5 @@ def hunt(opts, first, values, run_once, replay_command, write):
     finally:
         values.set("timeout", str(old_timeout))
         values.set("report", old_report)
-    spoilt = f", {disturbed} of them disturbed by the debugger" if disturbed else ""
     return (f"tracer: hunt: no failure in {opts.runs} runs "
-            f"(seeds {first}..{first + opts.runs - 1}{spoilt})")
+            f"(seeds {first}..{first + opts.runs - 1})")

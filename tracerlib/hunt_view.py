@@ -10,6 +10,8 @@ import time
 from xml.etree import ElementTree
 
 RUN_LINE = re.compile(r"^hunt: run (\d+) of (\d+), seed (\d+): (passed|FAILED)(?: - (.*))?")
+# A run the debugger itself failed under: not counted; bin/tracer goes on in a new debugger.
+SPOILT_LINE = re.compile(r"^hunt: run \d+ of \d+, seed (\d+): not counted - ")
 BAR_WIDTH = 24
 
 
@@ -20,6 +22,7 @@ class View:
         self.started = time.monotonic()
         self.last = self.started
         self.done = []              # (seed, passed, seconds, outcome)
+        self.spoilt = []            # seeds of runs the debugger failed under (not counted)
         self.bar_shown = False
 
     def line(self, text):
@@ -28,6 +31,12 @@ class View:
         if text is None:
             self._clear()
             return False
+        spoilt = SPOILT_LINE.match(text)
+        if spoilt:
+            self.spoilt.append(int(spoilt.group(1)))
+            self._clear()
+            self._write(text + "\n")
+            return True
         m = RUN_LINE.match(text)
         if not m:
             return False
@@ -43,9 +52,14 @@ class View:
             self._write(self._bar())
             self.bar_shown = True
         else:
-            self._write(f"hunt: run {m.group(1)} of {m.group(2)}, seed {m.group(3)}: "
+            self._write(f"hunt: run {self.made} of {self.runs}, seed {m.group(3)}: "
                         f"passed ({self._numbers()})\n")
         return True
+
+    @property
+    def made(self):
+        """Runs made so far, across debuggers, those not counted included."""
+        return len(self.done) + len(self.spoilt)
 
     @property
     def failures(self):

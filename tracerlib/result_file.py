@@ -3,7 +3,8 @@
 Both debuggers exit 1 from batch mode when the last command failed, whether the program
 failed or Tracer could not do what was asked; the line each prints differs too. So the
 driver appends one JSON line per command to the file named by $TRACER_RESULT_FILE (set by
-bin/tracer only): {"command", "status": passed|failed|error|ok, "report", "message"}.
+bin/tracer only): {"command", "status": passed|failed|disturbed|error|ok, "report",
+"message"}; disturbed: the debugger itself failed under a run (hunt: go on in a new one).
 """
 import json
 import os
@@ -13,12 +14,12 @@ LINES_MAX = 10000           # a runaway script cannot fill the disk
 
 
 def record(command, verdict, text, error):
-    """verdict: ("passed"|"failed", report path) of a run, hunt or replay, else None."""
+    """verdict: ("passed"|"failed"|"disturbed", report path) of a run, hunt or replay."""
     path = os.environ.get(VARIABLE)
     if not path:
         return
-    if verdict and verdict[0] == "failed":
-        status = "failed"
+    if verdict and verdict[0] in ("failed", "disturbed"):
+        status = verdict[0]             # disturbed: the debugger failed under a run
     elif error:
         status = "error"
     else:
