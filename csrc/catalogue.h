@@ -71,6 +71,13 @@ static inline bool tr_call_two_fds(const struct tr_call *c)
 	return c->buffer == TR_BUF_SPLICE || c->buffer == TR_BUF_TEE;
 }
 
+/* The C return type is int, not ssize_t: only the low 32 bits of rax hold the value (glibc's
+ * C wrappers return -1 as 0xffffffff). */
+static inline bool tr_call_returns_int(const struct tr_call *c)
+{
+	return c->buffer == TR_BUF_MMSG || (c->cls == TR_CLASS_SEND && c->handle != TR_HANDLE_FD);
+}
+
 /* Sends and receives are recorded (a stop at entry, another at return); sync and proc rows
  * are yield points only. */
 static inline bool tr_call_records(const struct tr_call *c)

@@ -538,6 +538,8 @@ enum tr_action tr_session_return(struct tr_session *s, pid_t pid, pid_t tid,
 		s->unmatched_returns++;
 		return TR_ACT_CONTINUE;
 	}
+	if (tr_call_returns_int(&tr_catalogue[p->call]))
+		ret = (int32_t)ret;
 	if (ret == -1) {
 		p->ret = ret;
 		p->fs_base = regs->fs_base;

@@ -88,7 +88,7 @@ static void leave(int64_t ret, int err)
 	r.sp = addr(&stack[32]) + 8;
 	r.ret = (uint64_t)ret;
 	r.pc = SITE;
-	if (ret == -1) {
+	if ((int32_t)ret == -1) {
 		cr_assert_eq(tr_session_return(&s, me, me, &r), TR_ACT_NEED_ERRNO);
 		tr_session_errno(&s, me, err);
 	} else {
@@ -260,10 +260,11 @@ Test(moves, recvmmsg_one_event_per_message_received)
 	expect_event(0, "recvmmsg", TR_DIR_RECV, sock[0], 16, 3, "one", false);
 	expect_event(1, "recvmmsg", TR_DIR_RECV, sock[0], 16, 12, "two and ", true);
 
-	/* nothing waiting: one failed event offering the room of every message */
+	/* nothing waiting: one failed event offering the room of every message; recvmmsg
+	 * returns an int, so rax holds -1 in its low half only */
 	enter("recvmmsg", (uint64_t)sock[0], addr(vec), 3, MSG_DONTWAIT, 0, 0);
 	cr_assert_eq(recvmmsg(sock[0], vec, 3, MSG_DONTWAIT, NULL), -1);
-	leave(-1, errno);
+	leave(0xffffffffll, errno);
 	expect_event(2, "recvmmsg", TR_DIR_RECV, sock[0], 36, -1, "", false);
 	cr_expect_eq(tr_recorder_at(&s.rec, 2, NULL, NULL)->err, EAGAIN);
 }
