@@ -127,7 +127,7 @@ static void move_end(struct move *m, size_t len, int64_t ret, int err, const voi
 	tr_in_agent = 0;
 }
 
-#define MOVE_BODY(FN, IN, OUT, TWO, OFF_IN, OFF_OUT, LEN, CALL)                             \
+#define MOVE_BODY(FN, IN, OUT, TWO, OFF_IN, OFF_OUT, LEN, CALL)                 \
 	struct move m;                                                          \
 	const void *site = __builtin_return_address(0);                         \
 	int64_t r;                                                              \
