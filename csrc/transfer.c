@@ -79,6 +79,14 @@ static int open_fd(pid_t pid, int fd)
 	return open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 }
 
+/* The fd to read t's source through: in this process an input fd is readable as it is (and
+ * /proc costs microseconds); anything else is opened. *ours: close it after. */
+static int source_fd(const struct tr_transfer *t, pid_t pid, bool *ours)
+{
+	*ours = !(pid <= 0 && t->src_is_in);
+	return *ours ? open_fd(pid, t->src_fd) : t->src_fd;
+}
+
 static ssize_t raw_read(int fd, void *buf, size_t len)
 {
 	return syscall(SYS_read, fd, buf, len);
@@ -178,6 +186,7 @@ size_t tr_transfer_before(struct tr_transfer *t, pid_t pid, int64_t off_arg, uin
 			  size_t want)
 {
 	ssize_t got = 0;
+	bool ours;
 	int f;
 
 	switch (t->src) {
@@ -192,11 +201,12 @@ size_t tr_transfer_before(struct tr_transfer *t, pid_t pid, int64_t off_arg, uin
 			t->src = TR_XFER_UNKNOWN;
 		break;
 	case TR_XFER_PIPE:
-		f = open_fd(pid, t->src_fd);
+		f = source_fd(t, pid, &ours);
 		if (f < 0)
 			return 0;
 		got = tr_pipe_peek(f, 0, out, want);
-		close(f);
+		if (ours)
+			close(f);
 		break;
 	}
 	return got > 0 ? (size_t)got : 0;
@@ -206,19 +216,21 @@ size_t tr_transfer_after(const struct tr_transfer *t, pid_t pid, int64_t moved, 
 			 size_t want)
 {
 	ssize_t got = 0;
+	bool ours;
 	int f;
 
 	if (moved <= 0 || (t->src != TR_XFER_FILE && t->src != TR_XFER_OUT_PIPE))
 		return 0;
 	if ((uint64_t)moved < want)
 		want = (size_t)moved;
-	f = open_fd(pid, t->src_fd);
+	f = source_fd(t, pid, &ours);
 	if (f < 0)
 		return 0;
 	if (t->src == TR_XFER_FILE)
 		got = pread(f, out, want, (off_t)t->off);
 	else
 		got = tr_pipe_peek(f, (size_t)t->off, out, want);
-	close(f);
+	if (ours)
+		close(f);
 	return got > 0 ? (size_t)got : 0;
 }
