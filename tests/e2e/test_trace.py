@@ -259,6 +259,20 @@ def test_payload_setting(debugger, name, args, payload, tmp_path):
     assert all(e["truncated"] for e in rep["events"] if e["ret"])
 
 
+@pytest.mark.parametrize("name", ["sendfile_server", "splice_relay", "mmsg_datagrams"])
+def test_moved_bytes_cut_to_the_payload(debugger, mode, name, tmp_path):
+    """`payload 8` bounds the bytes read for sendfile, splice, tee and each mmsg message as
+    for every preview: the first 8, truncated when more moved, in both modes."""
+    run, rep = trace(debugger, name, tmp_path, settings={**BIG, "payload": 8}, mode=mode)
+    assert_exited(run, rep)
+    exp = run.expectations
+    if debugger.name == "lldb" and mode == "breakpoint":     # the parent only (docs/lldb.md)
+        exp = [e for e in exp if e["pid"] == rep["program"]["pid"]]
+    assert_events_match(rep, exp, payload=8)
+    assert any(e["truncated"] and e["fn"] in ("sendfile", "splice", "tee", "sendmmsg",
+                                              "recvmmsg") for e in rep["events"])
+
+
 def test_expectations_not_traced(debugger, tmp_path):
     """The fixture's own writes to its expectation file (a regular file, O_APPEND) are not
     messages: only the pipe's fd appears in the report."""
