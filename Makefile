@@ -38,7 +38,7 @@ $(B)/.ext-stamp: $(wildcard csrc/*.c) $(CORE_HDR) setup.py
 # csrc/agent/agent.h. It shares the core's sources; only its wrappers are exported.
 AGENT     := tracerlib/libtracer_agent.so
 AGENT_SRC := $(wildcard csrc/agent/*.c) csrc/shared_ring.c csrc/catalogue.c \
-             csrc/yield_policy.c csrc/endpoint.c csrc/pidfd.c csrc/filter.c
+             csrc/yield_policy.c csrc/endpoint.c csrc/pidfd.c csrc/filter.c csrc/transfer.c
 agent: $(AGENT)
 $(AGENT): $(AGENT_SRC) $(wildcard csrc/agent/*.h) $(CORE_HDR)
 	$(CC) -std=gnu11 -g -O2 -fPIC -shared -fvisibility=hidden -U_FORTIFY_SOURCE $(WARN) \

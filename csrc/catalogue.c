@@ -17,6 +17,11 @@ const struct tr_call tr_catalogue[] = {
 	SEND("mq_send",         TR_HANDLE_MQD,   TR_BUF_PLAIN,  1, 2),
 	SEND("mq_timedsend",    TR_HANDLE_MQD,   TR_BUF_PLAIN,  1, 2),
 	SEND("msgsnd",          TR_HANDLE_MSQID, TR_BUF_SYSV,   1, 2),
+	SEND("sendmmsg",        TR_HANDLE_FD,    TR_BUF_MMSG,   1, 2),
+	SEND("sendfile",        TR_HANDLE_FD,    TR_BUF_FILE,   1, 3),
+	/* a send or a receive on whichever end is a socket, or else a pipe (transfer.h) */
+	SEND("splice",          TR_HANDLE_FD,    TR_BUF_SPLICE, 2, 4),
+	SEND("tee",             TR_HANDLE_FD,    TR_BUF_TEE,    1, 2),
 	/* messages in: recorded at return, when the bytes exist */
 	RECV("read",            TR_HANDLE_FD,    TR_BUF_PLAIN,  1, 2),
 	RECV("readv",           TR_HANDLE_FD,    TR_BUF_IOV,    1, 2),
@@ -26,6 +31,7 @@ const struct tr_call tr_catalogue[] = {
 	RECV("mq_receive",      TR_HANDLE_MQD,   TR_BUF_PLAIN,  1, 2),
 	RECV("mq_timedreceive", TR_HANDLE_MQD,   TR_BUF_PLAIN,  1, 2),
 	RECV("msgrcv",          TR_HANDLE_MSQID, TR_BUF_SYSV,   1, 2),
+	RECV("recvmmsg",        TR_HANDLE_FD,    TR_BUF_MMSG,   1, 2),
 	/* shared-state synchronisation: yield points only */
 	HOOK("pthread_mutex_lock",       TR_CLASS_SYNC),
 	HOOK("pthread_mutex_trylock",    TR_CLASS_SYNC),

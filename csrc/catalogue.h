@@ -6,13 +6,15 @@
  * To add a function:
  *  1. a row in catalogue.c: class, what arg 0 names (handle), the buffer shape and the 0-based
  *     argument positions of the C prototype. tests/unit/test_catalogue.c checks every row
- *     against the rules of its shape; a new shape also needs capture() in session.c and a
- *     case in tests/unit/test_session.c;
- *  2. a fixture under tests/fixtures/ that makes the call and writes down, with fx_expect()
+ *     against the rules of its shape; a new shape also needs its decoding in both data
+ *     planes (session.c for breakpoint mode, csrc/agent/ for agent mode) and a case in
+ *     tests/unit/test_session.c;
+ *  2. for agent mode, a wrapper in csrc/agent/ and its name in tr_agent_fn_name (agent.c);
+ *  3. a fixture under tests/fixtures/ that makes the call and writes down, with fx_expect()
  *     (fixture.h), exactly what the tracer must report;
- *  3. a line naming that fixture in SCENARIOS of tests/e2e/test_both_debuggers.py, so that it
- *     runs under gdb and lldb alike;
- *  4. the name in the list of traced functions in docs/guide.md ("What is traced"). */
+ *  4. a line naming that fixture in SCENARIOS of tests/e2e/test_trace.py, so that it runs
+ *     under gdb and lldb, in both modes;
+ *  5. the name in the list of traced functions in docs/guide.md ("What is traced"). */
 #ifndef TRACER_CATALOGUE_H
 #define TRACER_CATALOGUE_H
 
@@ -40,7 +42,21 @@ enum tr_buffer {            /* how the payload is described */
 	TR_BUF_IOV,               /* iov = arg[buf_arg], iovcnt = arg[len_arg] */
 	TR_BUF_MSGHDR,            /* struct msghdr * = arg[buf_arg] */
 	TR_BUF_SYSV,              /* struct { long mtype; char mtext[]; } * = arg[buf_arg], len = arg[len_arg] */
+	TR_BUF_MMSG,              /* struct mmsghdr * = arg[buf_arg], vlen = arg[len_arg]: one event
+				   * per message (at most TR_MMSG_MAX) */
+	/* Calls that move bytes between two descriptors, with no buffer of the program's
+	 * (transfer.h says where their bytes are read): */
+	TR_BUF_FILE,              /* sendfile: in_fd = arg[buf_arg], off_t *offset = arg[buf_arg + 1],
+				   * count = arg[len_arg] */
+	TR_BUF_SPLICE,            /* splice: fd_in = arg 0, loff_t *off_in = arg 1,
+				   * fd_out = arg[buf_arg], loff_t *off_out = arg[buf_arg + 1],
+				   * len = arg[len_arg]. The event is a send or a receive on one of
+				   * the two fds, decided per call (tr_transfer_plan) */
+	TR_BUF_TEE,               /* tee: fd_in = arg 0, fd_out = arg[buf_arg], len = arg[len_arg];
+				   * as splice, but nothing leaves fd_in */
 };
+
+#define TR_MMSG_MAX 64          /* messages of one sendmmsg/recvmmsg recorded as events */
 
 struct tr_call {
 	const char *name;
@@ -49,6 +65,19 @@ struct tr_call {
 	enum tr_buffer buffer;
 	signed char buf_arg, len_arg; /* -1 where the shape has none */
 };
+
+/* splice and tee: their row's class (send) is only their yield class. */
+static inline bool tr_call_two_fds(const struct tr_call *c)
+{
+	return c->buffer == TR_BUF_SPLICE || c->buffer == TR_BUF_TEE;
+}
+
+/* The C return type is int, not ssize_t: only the low 32 bits of rax hold the value (glibc's
+ * C wrappers return -1 as 0xffffffff). */
+static inline bool tr_call_returns_int(const struct tr_call *c)
+{
+	return c->buffer == TR_BUF_MMSG || (c->cls == TR_CLASS_SEND && c->handle != TR_HANDLE_FD);
+}
 
 /* Sends and receives are recorded (a stop at entry, another at return); sync and proc rows
  * are yield points only. */

@@ -2,8 +2,8 @@
  * without consuming them.
  *
  *   pipe, FIFO   open /proc/PID/fd/N for reading (that works even when the process only holds
- *                the write end), FIONREAD, then tee(2) into a pipe of our own: tee links the
- *                same buffers into our pipe and leaves the source untouched.
+ *                the write end), FIONREAD, then tr_pipe_peek (transfer.h): tee(2) into a pipe
+ *                of our own links the same buffers and leaves the source untouched.
  *   socket       pidfd_getfd(2) borrows the process's open socket; SIOCINQ and
  *                recv(MSG_PEEK | MSG_DONTWAIT) read its receive queue in place.
  *   POSIX queue  open /proc/PID/fd/N for reading; mq_getattr counts messages and read(2) of an
@@ -36,6 +36,7 @@
 
 #include "endpoint.h"
 #include "pidfd.h"
+#include "transfer.h"
 
 
 #define NAME_LEN 512   /* longer than any endpoint name (a FIFO's path may be long) */
@@ -117,28 +118,11 @@ out:
 	return err;
 }
 
-/* Reads up to len bytes from a non-blocking fd, however the kernel splits them. */
-static ssize_t read_some(int fd, uint8_t *buf, size_t len)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = read(fd, buf + got, len - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	return (ssize_t)got;
-}
-
 static int scan_pipe(pid_t pid, int64_t fd, const char *name, size_t preview,
 		     struct tr_mailbox_set *set)
 {
 	char path[64];
-	int rfd = -1, ours[2] = { -1, -1 }, avail = 0, size;
+	int rfd = -1, avail = 0;
 	struct entry e;
 	size_t want;
 	ssize_t n;
@@ -164,28 +148,15 @@ static int scan_pipe(pid_t pid, int64_t fd, const char *name, size_t preview,
 	if (!preview)
 		goto record;
 	want = preview < (size_t)avail ? preview : (size_t)avail;
-	if (pipe2(ours, O_NONBLOCK | O_CLOEXEC) < 0) {
-		entry_error(&e, "pipe2", errno);
-		goto record;
-	}
-	/* tee links whole buffers, one slot each: give our pipe at least as many slots as the
-	 * source has, or a pipe full of small unmerged writes would be cut short */
-	size = fcntl(rfd, F_GETPIPE_SZ);
-	if (size > fcntl(ours[1], F_GETPIPE_SZ))
-		fcntl(ours[1], F_SETPIPE_SZ, size);   /* best effort: the preview may come out short */
-	n = tee(rfd, ours[1], want, SPLICE_F_NONBLOCK);
-	if (n < 0) {
-		/* EAGAIN: drained between FIONREAD and tee; the count stands, without bytes */
-		if (errno != EAGAIN)
-			entry_error(&e, "tee", errno);
-		goto record;
-	}
 	e.data = malloc(want);
 	if (!e.data) {
 		err = -ENOMEM;
 		goto out;
 	}
-	n = read_some(ours[0], e.data, (size_t)n);
+	/* 0 bytes: drained between FIONREAD and tee; the count stands, without bytes */
+	n = tr_pipe_peek(rfd, 0, e.data, want);
+	if (n < 0)
+		entry_error(&e, "tee", (int)-n);
 	e.data_len = n > 0 ? (size_t)n : 0;
 	e.truncated = (int64_t)e.data_len < e.pending;
 record:
@@ -194,10 +165,6 @@ out:
 	free(e.data);
 	if (rfd >= 0)
 		close(rfd);
-	if (ours[0] >= 0)
-		close(ours[0]);
-	if (ours[1] >= 0)
-		close(ours[1]);
 	return err;
 }
 

@@ -146,6 +146,26 @@ bool tr_recorder_set_return(struct tr_recorder *r, uint64_t seq, int64_t ret, in
 	return true;
 }
 
+bool tr_recorder_set_data(struct tr_recorder *r, uint64_t seq, const void *data, size_t len,
+			  int64_t moved)
+{
+	size_t idx, keep;
+
+	if (r->frozen)
+		return false;
+	idx = slot_of(r, seq);
+	if (idx >= r->cap)
+		return false;
+	keep = len < r->payload ? len : r->payload;
+	if (!data && keep > r->data_len[idx])
+		keep = r->data_len[idx];
+	if (data && keep)
+		memcpy(r->arena + idx * r->payload, data, keep);
+	r->data_len[idx] = (uint32_t)keep;
+	r->slots[idx].truncated = moved > (int64_t)keep;
+	return true;
+}
+
 void tr_recorder_freeze(struct tr_recorder *r)
 {
 	r->frozen = true;

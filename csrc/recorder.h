@@ -57,6 +57,12 @@ enum tr_push_result tr_recorder_push(struct tr_recorder *r, const struct tr_even
 /* Fills in the return of a send pushed at entry, if event `seq` is still in the ring and the
  * recorder is not frozen. Returns true when it was updated. */
 bool tr_recorder_set_return(struct tr_recorder *r, uint64_t seq, int64_t ret, int32_t err);
+/* Replaces the preview of event `seq` (still in the ring, recorder not frozen) with the first
+ * `payload` bytes of data[0..len); data NULL keeps the first len bytes it already holds. The
+ * event is truncated when `moved` (the bytes the call moved) exceeds what is kept. Calls that
+ * learn their bytes only at return (sendfile, splice) complete their send this way. */
+bool tr_recorder_set_data(struct tr_recorder *r, uint64_t seq, const void *data, size_t len,
+			  int64_t moved);
 void tr_recorder_freeze(struct tr_recorder *r);
 
 /* Replaces everything in r with events recorded elsewhere (the shared ring of agent mode):

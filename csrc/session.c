@@ -19,6 +19,7 @@
 
 #include "catalogue.h"
 #include "endpoint.h"
+#include "transfer.h"
 
 #define TR_PENDING_MAX 4096   /* threads with a call in flight; more are not traced */
 #define TR_IOV_MAX 64         /* iovecs read for a preview; the rest only count in len */
@@ -33,7 +34,10 @@ struct tr_pending {
 	struct tr_regs entry;     /* receives: where the buffers are */
 	int64_t ret;              /* set while waiting for errno */
 	uint64_t fs_base;
-	int64_t handle;
+	int64_t handle;           /* the event's fd (splice, tee: the end it is recorded on) */
+	enum tr_dir dir;
+	uint32_t nmsg;            /* sendmmsg: its messages' events, from seq on */
+	struct tr_transfer xfer;  /* sendfile, splice, tee: where the bytes are read */
 	char endpoint[TR_ENDPOINT_MAX];
 };
 
@@ -116,6 +120,64 @@ static bool name_endpoint(struct tr_session *s, const struct tr_call *c, pid_t p
 	return kind > TR_EP_NOT_IPC;
 }
 
+/* splice, tee: names both ends and plans the event (transfer.h): p->handle, dir, endpoint. */
+static bool name_two_fds(struct tr_session *s, const struct tr_call *c, pid_t pid,
+			 const struct tr_regs *regs, struct tr_pending *p)
+{
+	char name_out[TR_ENDPOINT_MAX];
+	int fd_in = (int32_t)regs->arg[0], fd_out = (int32_t)regs->arg[c->buf_arg];
+	int kind_in = tr_endpoint_resolve(s->endpoints, pid, fd_in, p->endpoint, TR_ENDPOINT_MAX,
+					  NULL);
+	int kind_out = tr_endpoint_resolve(s->endpoints, pid, fd_out, name_out, TR_ENDPOINT_MAX,
+					   NULL);
+
+	if (!tr_transfer_plan(&p->xfer, fd_in, kind_in, fd_out, kind_out))
+		return false;
+	p->handle = p->xfer.fd;
+	p->dir = p->xfer.dir;
+	if (p->handle == fd_out)
+		memcpy(p->endpoint, name_out, TR_ENDPOINT_MAX);
+	return true;
+}
+
+/* Names the call's endpoint; for the calls that move bytes between fds, plans where the bytes
+ * are read. False when the call is not a message. */
+static bool name_call(struct tr_session *s, const struct tr_call *c, pid_t pid,
+		      const struct tr_regs *regs, struct tr_pending *p)
+{
+	if (tr_call_two_fds(c))
+		return name_two_fds(s, c, pid, regs, p);
+	if (!name_endpoint(s, c, pid, p->handle, p->endpoint))
+		return false;
+	if (c->buffer == TR_BUF_FILE)
+		tr_transfer_plan_file(&p->xfer, (int)p->handle, (int32_t)regs->arg[c->buf_arg]);
+	return true;
+}
+
+static bool moves_bytes(const struct tr_call *c)
+{
+	return c->buffer == TR_BUF_FILE || tr_call_two_fds(c);
+}
+
+/* Before a sendfile/splice/tee: the offset it will use, or the first bytes of its source
+ * pipe into out (returns how many). */
+static size_t transfer_before(const struct tr_call *c, struct tr_pending *p, size_t want,
+			      uint8_t *out)
+{
+	const struct tr_regs *r = &p->entry;
+	uint64_t at = 0;
+	int64_t off = -1;
+
+	if (c->buffer != TR_BUF_TEE)
+		at = p->xfer.src_is_in && c->buffer == TR_BUF_SPLICE ? r->arg[1]
+								     : r->arg[c->buf_arg + 1];
+	if (at && tr_mem_read(p->pid, at, &off, sizeof(off)) != (ssize_t)sizeof(off))
+		off = -1;
+	if ((uint64_t)r->arg[c->len_arg] < want)
+		want = (size_t)r->arg[c->len_arg];
+	return tr_transfer_before(&p->xfer, p->pid, off, out, want);
+}
+
 /* Copies up to `want` bytes scattered over the tracee's iovec array into out. */
 static size_t gather_iov(pid_t pid, uint64_t iov_addr, uint64_t iovcnt, size_t want,
 			 uint8_t *out, int64_t *total_len)
@@ -166,6 +228,10 @@ static size_t capture(const struct tr_call *c, pid_t pid, const struct tr_regs *
 	case TR_BUF_IOV:
 	case TR_BUF_MSGHDR:
 		break;
+	case TR_BUF_MMSG:
+	case TR_BUF_FILE:
+	case TR_BUF_SPLICE:
+	case TR_BUF_TEE:
 	case TR_BUF_NONE:
 		*asked = 0;
 		return 0;
@@ -206,11 +272,121 @@ static void fill_event(struct tr_event *ev, const struct tr_call *c, const struc
 	memset(ev, 0, sizeof(*ev));
 	ev->pid = p->pid;
 	ev->tid = p->tid;
-	ev->dir = c->cls == TR_CLASS_SEND ? TR_DIR_SEND : TR_DIR_RECV;
+	ev->dir = p->dir;
 	ev->fn = c->name;
 	ev->fd = p->handle;
 	ev->site = p->site;
 	memcpy(ev->endpoint, p->endpoint, sizeof(ev->endpoint));
+}
+
+/* struct mmsghdr i of the vector at arg[buf_arg]. */
+static bool read_mmsg(const struct tr_call *c, const struct tr_pending *p, size_t i,
+		      struct mmsghdr *mm)
+{
+	uint64_t at = p->entry.arg[c->buf_arg] + i * sizeof(*mm);
+
+	return tr_mem_read(p->pid, at, mm, sizeof(*mm)) == (ssize_t)sizeof(*mm);
+}
+
+static size_t mmsg_count(struct tr_session *s, const struct tr_call *c,
+			 const struct tr_pending *p)
+{
+	size_t n = (uint32_t)p->entry.arg[c->len_arg];   /* unsigned int vlen */
+
+	if (n > TR_MMSG_MAX) {
+		s->unreadable++;        /* the messages past TR_MMSG_MAX are not recorded */
+		n = TR_MMSG_MAX;
+	}
+	return n;
+}
+
+/* sendmmsg at entry: one send per message, pushed now; p->seq, p->nmsg say which. */
+static enum tr_action mmsg_sends(struct tr_session *s, const struct tr_call *c,
+				 struct tr_pending *p)
+{
+	uint8_t data[TR_PAYLOAD_MAX];
+	size_t n = mmsg_count(s, c, p);
+	enum tr_action act = TR_ACT_CONTINUE;
+	struct tr_event ev;
+
+	p->seq = s->rec.count;
+	for (size_t i = 0; i < n && act != TR_ACT_DISARM; i++) {
+		struct mmsghdr mm;
+		int64_t total = 0;
+		size_t got;
+
+		if (!read_mmsg(c, p, i, &mm)) {
+			s->unreadable++;
+			break;
+		}
+		got = gather_iov(p->pid, (uint64_t)(uintptr_t)mm.msg_hdr.msg_iov,
+				 mm.msg_hdr.msg_iovlen, s->rec.payload, data, &total);
+		fill_event(&ev, c, p);
+		ev.len = total;
+		act = push(s, &ev, data, got, total);
+	}
+	p->nmsg = (uint32_t)(s->rec.count - p->seq);
+	return act;
+}
+
+/* sendmmsg at return: message i's event gets the bytes it sent (msg_len), 0 for a message the
+ * call did not get to, or the call's failure. */
+static void mmsg_sent(struct tr_session *s, const struct tr_call *c, const struct tr_pending *p,
+		      int64_t ret, int err)
+{
+	for (uint32_t i = 0; i < p->nmsg; i++) {
+		struct mmsghdr mm;
+		int64_t r = ret < 0 ? ret : 0;
+
+		if (ret > (int64_t)i)
+			r = read_mmsg(c, p, i, &mm) ? (int64_t)mm.msg_len : -1;
+		tr_recorder_set_return(&s->rec, p->seq + i, r, ret < 0 ? err : 0);
+	}
+}
+
+/* recvmmsg at return: one receive per message received; a call that received none is one
+ * event offering the room of every message. */
+static enum tr_action mmsg_received(struct tr_session *s, const struct tr_call *c,
+				    const struct tr_pending *p, int64_t ret, int err)
+{
+	uint8_t data[TR_PAYLOAD_MAX];
+	size_t n = mmsg_count(s, c, p);
+	enum tr_action act = TR_ACT_CONTINUE;
+	struct tr_event ev;
+	struct mmsghdr mm;
+	int64_t total, room = 0;
+
+	fill_event(&ev, c, p);
+	ev.returned = true;
+	if (ret <= 0) {
+		for (size_t i = 0; i < n && read_mmsg(c, p, i, &mm); i++) {
+			gather_iov(p->pid, (uint64_t)(uintptr_t)mm.msg_hdr.msg_iov,
+				   mm.msg_hdr.msg_iovlen, 0, data, &total);
+			room += total;
+		}
+		ev.len = room;
+		ev.ret = ret;
+		ev.err = err;
+		return push(s, &ev, data, 0, 0);
+	}
+	if ((uint64_t)ret < n)
+		n = (size_t)ret;
+	for (size_t i = 0; i < n && act != TR_ACT_DISARM; i++) {
+		size_t got;
+
+		if (!read_mmsg(c, p, i, &mm)) {
+			s->unreadable++;
+			break;
+		}
+		got = gather_iov(p->pid, (uint64_t)(uintptr_t)mm.msg_hdr.msg_iov,
+				 mm.msg_hdr.msg_iovlen,
+				 mm.msg_len < s->rec.payload ? mm.msg_len : s->rec.payload, data,
+				 &total);
+		ev.len = total;
+		ev.ret = mm.msg_len;
+		act = push(s, &ev, data, got, mm.msg_len);
+	}
+	return act;
 }
 
 enum tr_action tr_session_entry(struct tr_session *s, int call, pid_t pid, pid_t tid,
@@ -256,7 +432,8 @@ enum tr_action tr_session_entry(struct tr_session *s, int call, pid_t pid, pid_t
 	tmp.sp = regs->sp;
 	tmp.entry = *regs;
 	tmp.handle = (int32_t)regs->arg[0];   /* fd, mqd_t and msqid are all C ints */
-	if (!name_endpoint(s, c, pid, tmp.handle, tmp.endpoint)) {
+	tmp.dir = c->cls == TR_CLASS_SEND ? TR_DIR_SEND : TR_DIR_RECV;
+	if (!name_call(s, c, pid, regs, &tmp)) {
 		s->not_ipc++;
 		return TR_ACT_CONTINUE;
 	}
@@ -269,19 +446,39 @@ enum tr_action tr_session_entry(struct tr_session *s, int call, pid_t pid, pid_t
 		return TR_ACT_CONTINUE;
 	}
 
-	tmp.deferred = c->cls == TR_CLASS_SEND && s->filter.outcome_matters;
-	if (c->cls == TR_CLASS_SEND && !tmp.deferred) {
-		int64_t asked = 0;
-		size_t got = capture(c, pid, regs, -1, s->rec.payload, data, &asked);
-
-		fill_event(&ev, c, &tmp);
-		ev.len = asked;
-		tmp.seq = s->rec.count;
-		if (push(s, &ev, data, got, asked) == TR_ACT_DISARM)
+	/* With an outcome filter, a send is recorded at its return (deferred), when it is known
+	 * whether it is kept: the caller's buffer is still there. */
+	tmp.deferred = tmp.dir == TR_DIR_SEND && s->filter.outcome_matters;
+	if (c->buffer == TR_BUF_MMSG && tmp.dir == TR_DIR_SEND) {
+		if (tmp.deferred)
+			goto pend;
+		if (mmsg_sends(s, c, &tmp) == TR_ACT_DISARM)
 			act = TR_ACT_DISARM;
-		if (s->rec.count == tmp.seq)   /* not accepted: nothing to complete */
+		if (!tmp.nmsg)
 			return act;
+	} else if ((tmp.dir == TR_DIR_SEND && !tmp.deferred) || moves_bytes(c)) {
+		int64_t asked = 0;
+		size_t got;
+
+		if (moves_bytes(c)) {
+			/* the bytes read now are the source pipe's; the rest come at return */
+			got = transfer_before(c, &tmp, s->rec.payload, data);
+			asked = (int64_t)regs->arg[c->len_arg];
+		} else {
+			got = capture(c, pid, regs, -1, s->rec.payload, data, &asked);
+		}
+		if (tmp.dir == TR_DIR_SEND && !tmp.deferred) {
+			fill_event(&ev, c, &tmp);
+			ev.len = asked;
+			tmp.seq = s->rec.count;
+			if (push(s, &ev, data, got, moves_bytes(c) ? (int64_t)got : asked) ==
+			    TR_ACT_DISARM)
+				act = TR_ACT_DISARM;
+			if (s->rec.count == tmp.seq)   /* not accepted: nothing to complete */
+				return act;
+		}
 	}
+pend:
 	p = pending_add(s);
 	if (!p) {
 		s->unreadable++;
@@ -293,22 +490,54 @@ enum tr_action tr_session_entry(struct tr_session *s, int call, pid_t pid, pid_t
 	return act;
 }
 
+/* The return of a sendfile/splice/tee recorded as a send: its preview becomes the bytes it
+ * moved (a peeked pipe's cut to them, a file's read now). */
+static void transfer_done(struct tr_session *s, const struct tr_pending *p, int64_t ret)
+{
+	uint8_t data[TR_PAYLOAD_MAX];
+	int64_t moved = ret > 0 ? ret : 0;
+
+	if (p->xfer.src == TR_XFER_PIPE)
+		tr_recorder_set_data(&s->rec, p->seq, NULL, (size_t)moved, moved);
+	else
+		tr_recorder_set_data(&s->rec, p->seq, data,
+				     tr_transfer_after(&p->xfer, p->pid, moved, data,
+						       s->rec.payload), moved);
+}
+
 static enum tr_action complete(struct tr_session *s, struct tr_pending *p, int64_t ret, int err)
 {
 	const struct tr_call *c = &tr_catalogue[p->call];
 	enum tr_action act = TR_ACT_CONTINUE;
 
-	if (c->cls == TR_CLASS_SEND && !p->deferred) {
-		tr_recorder_set_return(&s->rec, p->seq, ret, err);
+	if (p->dir == TR_DIR_SEND && !p->deferred) {
+		if (c->buffer == TR_BUF_MMSG) {
+			mmsg_sent(s, c, p, ret, err);
+		} else {
+			tr_recorder_set_return(&s->rec, p->seq, ret, err);
+			if (moves_bytes(c))
+				transfer_done(s, p, ret);
+		}
 	} else if (!tr_filter_outcome(&s->filter, ret, err)) {
 		s->filtered++;
+	} else if (c->buffer == TR_BUF_MMSG) {
+		if (p->dir == TR_DIR_SEND) {    /* deferred: the messages are still the caller's */
+			act = mmsg_sends(s, c, p);
+			mmsg_sent(s, c, p, ret, err);
+		} else {
+			act = mmsg_received(s, c, p, ret, err);
+		}
 	} else {
 		uint8_t data[TR_PAYLOAD_MAX];
 		struct tr_event ev;
 		int64_t asked = 0, moved;
 		size_t got = 0;
 
-		if (c->cls == TR_CLASS_SEND) {       /* deferred: the buffer is still the caller's */
+		if (moves_bytes(c)) {           /* a pipe source, deferred: its bytes are gone */
+			asked = (int64_t)p->entry.arg[c->len_arg];
+			got = tr_transfer_after(&p->xfer, p->pid, ret, data, s->rec.payload);
+			moved = ret > 0 ? ret : 0;
+		} else if (p->dir == TR_DIR_SEND) {     /* deferred: the buffer is still the caller's */
 			got = capture(c, p->pid, &p->entry, -1, s->rec.payload, data, &asked);
 			moved = asked;
 		} else if (ret > 0) {
@@ -339,6 +568,8 @@ enum tr_action tr_session_return(struct tr_session *s, pid_t pid, pid_t tid,
 		s->unmatched_returns++;
 		return TR_ACT_CONTINUE;
 	}
+	if (tr_call_returns_int(&tr_catalogue[p->call]))
+		ret = (int32_t)ret;
 	if (ret == -1) {
 		p->ret = ret;
 		p->fs_base = regs->fs_base;

@@ -72,8 +72,7 @@ class LldbContext(Context):
         return PORT.symbol(name)
 
     def return_key(self, pc):
-        address = PORT.target.ResolveLoadAddress(pc)
-        module = address.GetModule()
+        module = (address := PORT.target.ResolveLoadAddress(pc)).GetModule()
         return (module.GetFileSpec().fullpath, address.GetFileAddress()) if module.IsValid() \
             else (None, pc)
 
@@ -217,9 +216,10 @@ class LldbPort(Port):
         return bp
 
     def break_function(self, name, handler):
-        empty = lldb.SBFileSpecList()
-        return self._named(self.target.BreakpointCreateByName(
-            name, lldb.eFunctionNameTypeFull, empty, empty), handler)
+        """-K false: at the first instruction (prologue skip put sendfile's past its syscall)."""
+        found = re.search(r"Breakpoint (\d+):", _run(
+            self.debugger, f"breakpoint set -F {name} -K false").GetOutput() or "")
+        return found and self._named(self.target.FindBreakpointByID(int(found[1])), handler)
 
     def break_return(self, ctx, pc, handler):
         """Placed relative to its module's section: lldb moves it with the module when a new

@@ -32,6 +32,7 @@ static _Atomic uint32_t next_thread_ord;
 const char *const tr_agent_fn_name[FN_COUNT] = {
 	"write", "writev", "send", "sendto", "sendmsg", "mq_send", "mq_timedsend", "msgsnd",
 	"read", "readv", "recv", "recvfrom", "recvmsg", "mq_receive", "mq_timedreceive", "msgrcv",
+	"sendmmsg", "recvmmsg", "sendfile", "splice", "tee",
 	"pthread_mutex_lock", "pthread_mutex_trylock", "pthread_mutex_unlock",
 	"pthread_rwlock_rdlock", "pthread_rwlock_wrlock", "pthread_rwlock_tryrdlock",
 	"pthread_rwlock_trywrlock", "pthread_rwlock_unlock", "pthread_cond_wait",

@@ -6,6 +6,7 @@
  *   agent.c           start-up, environment, process/thread identity, fork, real functions
  *   fdcache.c         fd -> (is it a message?, endpoint name), keyed by fd and (dev, ino)
  *   wrappers.c        the catalogue's send/recv functions -> events in the ring
+ *   wrappers_move.c   sendmmsg/recvmmsg (an event per message), sendfile, splice, tee
  *   yield_wrappers.c  the sync/proc functions -> yield points (and the pthread_create
  *                     trampoline that hands out thread ordinals in creation order)
  *   yield.c           the in-process yield decisions (tr_yield_decide_keyed) and sites
@@ -18,10 +19,12 @@
 #ifndef TRACER_AGENT_H
 #define TRACER_AGENT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include "../filter.h"
+#include <sys/uio.h>
 #include "../shared_ring.h"
 #include "../yield_policy.h"
 
@@ -62,6 +65,7 @@ enum tr_agent_fn {
 	FN_MSGSND,
 	FN_READ, FN_READV, FN_RECV, FN_RECVFROM, FN_RECVMSG, FN_MQ_RECEIVE, FN_MQ_TIMEDRECEIVE,
 	FN_MSGRCV,
+	FN_SENDMMSG, FN_RECVMMSG, FN_SENDFILE, FN_SPLICE, FN_TEE,
 	FN_MUTEX_LOCK, FN_MUTEX_TRYLOCK, FN_MUTEX_UNLOCK, FN_RW_RDLOCK, FN_RW_WRLOCK,
 	FN_RW_TRYRDLOCK, FN_RW_TRYWRLOCK, FN_RW_UNLOCK, FN_COND_WAIT, FN_COND_TIMEDWAIT,
 	FN_COND_SIGNAL, FN_COND_BROADCAST, FN_SEM_WAIT, FN_SEM_TRYWAIT, FN_SEM_TIMEDWAIT,
@@ -78,6 +82,33 @@ extern int tr_agent_call[FN_COUNT] TR_AGENT_HIDDEN;   /* catalogue index, -1 unk
 int tr_agent_endpoint(int call, int64_t handle, char *name) TR_AGENT_HIDDEN;
 /* fdcache.c: fd's name is stale (it connected): name it afresh at its next message. */
 void tr_agent_endpoint_forget(int fd) TR_AGENT_HIDDEN;
+
+/* wrappers.c, for the wrappers of wrappers_move.c too. */
+/* May this thread record? Counts calls made from inside the agent. */
+static inline bool tr_agent_may_record(void)
+{
+	if (__builtin_expect(!tr_agent.on, 0))
+		return false;
+	if (tr_in_agent) {
+		atomic_fetch_add_explicit(&tr_agent.ring.hdr->nested, 1, memory_order_relaxed);
+		return false;
+	}
+	return true;
+}
+/* Copies n bytes of the program's memory; `trusted`: the kernel just read or wrote them, so
+ * they are mapped (else process_vm_readv, which fails rather than faults). */
+size_t tr_agent_copy_in(void *dst, const void *src, size_t n, bool trusted) TR_AGENT_HIDDEN;
+/* Total length of an iovec array and up to `want` bytes of its contents into out. */
+size_t tr_agent_gather(const struct iovec *iov_p, size_t cnt, size_t want, uint8_t *out,
+		       bool arrays_ok, bool data_ok, int64_t *total) TR_AGENT_HIDDEN;
+/* The common fields of an event of catalogue call `call` on `handle`. */
+void tr_agent_fill(struct tr_ring_write *w, int call, int64_t handle, const void *site,
+		   const char *endpoint) TR_AGENT_HIDDEN;
+/* Names handle; false (counted) when it is not a message endpoint (not_ipc) or the endpoint
+ * filter leaves it out (filtered). */
+bool tr_agent_named(int call, int64_t handle, char *name) TR_AGENT_HIDDEN;
+/* The status filter's verdict on a call's outcome (counted in filtered when it leaves it out). */
+bool tr_agent_outcome_kept(int64_t ret, int err) TR_AGENT_HIDDEN;
 
 /* yield.c: the yield point before catalogue call `fn`, called from `ret_addr`. */
 void tr_agent_yield(enum tr_agent_fn fn, const void *ret_addr) TR_AGENT_HIDDEN;

@@ -64,9 +64,7 @@ struct pending {
 	char name[TR_ENDPOINT_MAX]; /* deferred: the endpoint, named at entry */
 };
 
-/* Copies n bytes from the program's memory; `trusted`: the kernel just read or wrote them,
- * so they are mapped. Otherwise process_vm_readv, which fails rather than faults. */
-static size_t copy_in(void *dst, const void *src, size_t n, bool trusted)
+size_t tr_agent_copy_in(void *dst, const void *src, size_t n, bool trusted)
 {
 	struct iovec local = { dst, n }, remote = { (void *)src, n };
 	ssize_t got;
@@ -81,9 +79,8 @@ static size_t copy_in(void *dst, const void *src, size_t n, bool trusted)
 	return got > 0 ? (size_t)got : 0;
 }
 
-/* Total length of an iovec array and up to `want` bytes of its contents into out. */
-static size_t gather(const struct iovec *iov_p, size_t cnt, size_t want, uint8_t *out,
-		     bool arrays_ok, bool data_ok, int64_t *total)
+size_t tr_agent_gather(const struct iovec *iov_p, size_t cnt, size_t want, uint8_t *out,
+		       bool arrays_ok, bool data_ok, int64_t *total)
 {
 	struct iovec iov[16];
 	size_t got = 0;
@@ -93,14 +90,15 @@ static size_t gather(const struct iovec *iov_p, size_t cnt, size_t want, uint8_t
 		cnt = IOV_SCAN_MAX;
 	for (size_t base = 0; base < cnt; base += 16) {
 		size_t k = cnt - base < 16 ? cnt - base : 16;
-		size_t have = copy_in(iov, iov_p + base, k * sizeof(iov[0]), arrays_ok) / sizeof(iov[0]);
+		size_t have = tr_agent_copy_in(iov, iov_p + base, k * sizeof(iov[0]), arrays_ok) /
+			      sizeof(iov[0]);
 
 		for (size_t i = 0; i < have; i++) {
 			*total += (int64_t)iov[i].iov_len;
 			if (got < want) {
 				size_t take = iov[i].iov_len < want - got ? iov[i].iov_len : want - got;
 
-				got += copy_in(out + got, iov[i].iov_base, take, data_ok);
+				got += tr_agent_copy_in(out + got, iov[i].iov_base, take, data_ok);
 			}
 		}
 		if (have < k)
@@ -119,19 +117,23 @@ static size_t capture(const struct tr_call *c, const struct msg *m, size_t want,
 	switch (c->buffer) {
 	case TR_BUF_PLAIN:
 		*total = (int64_t)m->len;
-		return copy_in(out, m->buf, want < m->len ? want : m->len, data_ok);
+		return tr_agent_copy_in(out, m->buf, want < m->len ? want : m->len, data_ok);
 	case TR_BUF_SYSV:
 		*total = (int64_t)m->len;
-		return copy_in(out, (const char *)m->buf + sizeof(long),
+		return tr_agent_copy_in(out, (const char *)m->buf + sizeof(long),
 			       want < m->len ? want : m->len, data_ok);
 	case TR_BUF_IOV:
-		return gather(m->iov, m->len, want, out, arrays_ok, data_ok, total);
+		return tr_agent_gather(m->iov, m->len, want, out, arrays_ok, data_ok, total);
 	case TR_BUF_MSGHDR:
-		if (copy_in(&mh, m->mh, sizeof(mh), arrays_ok) != sizeof(mh)) {
+		if (tr_agent_copy_in(&mh, m->mh, sizeof(mh), arrays_ok) != sizeof(mh)) {
 			*total = 0;
 			return 0;
 		}
-		return gather(mh.msg_iov, mh.msg_iovlen, want, out, arrays_ok, data_ok, total);
+		return tr_agent_gather(mh.msg_iov, mh.msg_iovlen, want, out, arrays_ok, data_ok, total);
+	case TR_BUF_MMSG:          /* wrappers_move.c */
+	case TR_BUF_FILE:
+	case TR_BUF_SPLICE:
+	case TR_BUF_TEE:
 	case TR_BUF_NONE:
 		break;
 	}
@@ -139,20 +141,8 @@ static size_t capture(const struct tr_call *c, const struct msg *m, size_t want,
 	return 0;
 }
 
-/* May this thread record? Counts calls made from inside the agent. */
-static inline bool may_record(void)
-{
-	if (__builtin_expect(!tr_agent.on, 0))
-		return false;
-	if (tr_in_agent) {
-		atomic_fetch_add_explicit(&tr_agent.ring.hdr->nested, 1, memory_order_relaxed);
-		return false;
-	}
-	return true;
-}
-
-static void fill(struct tr_ring_write *w, int call, int64_t handle, const void *site,
-		 const char *endpoint)
+void tr_agent_fill(struct tr_ring_write *w, int call, int64_t handle, const void *site,
+		   const char *endpoint)
 {
 	memset(w, 0, sizeof(*w));
 	w->pid = tr_agent.pid;
@@ -166,7 +156,7 @@ static void fill(struct tr_ring_write *w, int call, int64_t handle, const void *
 
 /* Names the handle; false (counted) when it is not a message or the filter leaves its
  * endpoint out. */
-static bool named(int call, int64_t handle, char *name)
+bool tr_agent_named(int call, int64_t handle, char *name)
 {
 	int kind = tr_agent_endpoint(call, handle, name);
 
@@ -182,7 +172,7 @@ static bool named(int call, int64_t handle, char *name)
 }
 
 /* The status filter's verdict at return (counted when it leaves the call out). */
-static bool outcome_kept(int64_t ret, int err)
+bool tr_agent_outcome_kept(int64_t ret, int err)
 {
 	if (tr_filter_outcome(&tr_agent.filter, ret, err))
 		return true;
@@ -205,7 +195,7 @@ static void put_whole(int call, int64_t handle, const struct msg *m, int64_t ret
 	if (tr_shared_ring_claim(&tr_agent.ring, &seq) != 0)
 		return;
 	got = capture(&tr_catalogue[call], m, want, data, ret >= 0, data_ok, &total);
-	fill(&w, call, handle, site, name);
+	tr_agent_fill(&w, call, handle, site, name);
 	w.returned = true;
 	w.ret = ret;
 	w.err = ret < 0 ? err : 0;
@@ -226,7 +216,7 @@ static void send_begin(struct pending *p, enum tr_agent_fn fn, int64_t handle, c
 	p->call = tr_agent_call[fn];
 	tr_in_agent = 1;
 	tr_agent_yield(fn, site);
-	if (!tr_filter_call(&tr_agent.filter, p->call) || !named(p->call, handle, name))
+	if (!tr_filter_call(&tr_agent.filter, p->call) || !tr_agent_named(p->call, handle, name))
 		goto out;
 	if (tr_agent.filter.outcome_matters) {
 		p->deferred = true;
@@ -234,7 +224,7 @@ static void send_begin(struct pending *p, enum tr_agent_fn fn, int64_t handle, c
 		goto out;
 	}
 	if (tr_shared_ring_claim(&tr_agent.ring, &p->seq) == 0) {
-		fill(&w, p->call, handle, site, name);
+		tr_agent_fill(&w, p->call, handle, site, name);
 		w.len = -1;   /* set at return: an iovec's lengths are read once known readable */
 		p->rec = tr_shared_ring_put(&tr_agent.ring, p->seq, tr_shared_ring_now_ns(), &w) == 0;
 	}
@@ -262,7 +252,7 @@ static void send_end(const struct pending *p, const struct msg *m, int64_t ret, 
 		want = want < m->len ? want : m->len;
 	data_ok = ret >= 0 && (zero_ok || (uint64_t)ret >= want);
 	if (p->deferred) {
-		if (outcome_kept(ret, err))
+		if (tr_agent_outcome_kept(ret, err))
 			put_whole(p->call, handle, m, ret, err, site, p->name,
 				  tr_shared_ring_now_ns(), want, data_ok, -1);
 	} else {
@@ -286,7 +276,7 @@ static void recv_done(enum tr_agent_fn fn, int64_t handle, const struct msg *m, 
 		return;
 	tr_in_agent = 1;
 	t = tr_shared_ring_now_ns();
-	if (named(call, handle, name) && outcome_kept(ret, err)) {
+	if (tr_agent_named(call, handle, name) && tr_agent_outcome_kept(ret, err)) {
 		if (ret > 0)
 			want = (uint64_t)ret < tr_agent.ring.hdr->payload ? (size_t)ret
 									   : tr_agent.ring.hdr->payload;
@@ -310,12 +300,12 @@ static inline void recv_yield(enum tr_agent_fn fn, const void *site)
 	const void *site = __builtin_return_address(0);                         \
 	int64_t r;                                                              \
 	int e;                                                                  \
-	if (!may_record())                                                      \
+	if (!tr_agent_may_record())                                             \
 		return CALL;                                                    \
 	send_begin(&p, FN, HANDLE, site);                                       \
 	r = (int64_t)(CALL);                                                    \
 	e = errno;                                                              \
-	send_end(&p, &m, r, e, HANDLE, site);                                                 \
+	send_end(&p, &m, r, e, HANDLE, site);                                   \
 	errno = e;                                                              \
 	return r
 
@@ -376,7 +366,7 @@ TR_AGENT_EXPORT int msgsnd(int id, const void *buf, size_t n, int flags)
 	const void *site = __builtin_return_address(0);                         \
 	int64_t r;                                                              \
 	int e;                                                                  \
-	if (!may_record())                                                      \
+	if (!tr_agent_may_record())                                             \
 		return CALL;                                                    \
 	recv_yield(FN, site);                                                   \
 	r = (int64_t)(CALL);                                                    \

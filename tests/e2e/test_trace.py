@@ -102,6 +102,35 @@ def no_event(run, rep, exp):
         run.describe()
 
 
+def sendfile_served(run, rep, exp):
+    """The two sendfile calls are sends on the connection carrying the file's bytes (the
+    exact comparison does the rest); the client's polls failed with EAGAIN at least once."""
+    sent = [e for e in rep["events"] if e["fn"] == "sendfile"]
+    assert [(e["len"], e["ret"]) for e in sent] == [(100, 100), (1000, 100)], sent
+    assert all(e["dir"] == "send" and e["endpoint"].startswith("tcp:") for e in sent), sent
+    if run.debugger.name == "gdb" or run.mode == "agent":      # the client's share
+        assert any(e["fn"] == "read" and e["errno"] == 11 for e in rep["events"])
+
+
+def splice_directions(run, rep, exp):
+    """socket -> pipe is a receive on the socket, pipe -> socket a send on it, tee a send on
+    the pipe it fills: each with the bytes it moved."""
+    moves = [(e["fn"], e["dir"], e["endpoint"].split(":")[0]) for e in rep["events"]
+             if e["fn"] in ("splice", "tee")]
+    assert moves[:3] == [("splice", "recv", "unix"), ("tee", "send", "pipe"),
+                         ("splice", "send", "unix")], moves
+
+
+def one_event_per_message(run, rep, exp):
+    """sendmmsg of 3 datagrams: 3 events, each with its own length; recvmmsg too."""
+    parent = rep["program"]["pid"]
+    sent = [e for e in rep["events"] if e["fn"] == "sendmmsg" and e["pid"] == parent]
+    assert [e["len"] for e in sent] == [e["ret"] for e in sent] == [5, 90, 13], sent
+    if run.debugger.name == "gdb" or run.mode == "agent":      # the child's receives
+        got = [e for e in rep["events"] if e["fn"] == "recvmmsg" and e["ret"] > 0]
+        assert [e["ret"] for e in got][:3] == [5, 90, 13], got
+
+
 def recv_never_failed(run, rep, exp):
     assert "failed in round" not in run.program_stderr, (
         "the program's own send/recv failed under the tracer\n" + run.describe())
@@ -137,6 +166,15 @@ SCENARIOS = {
                                  reason=SIGCHLD_RACE)]}),
     # four threads writing to and reading from one pipe: each thread's own sequence
     "threads_pipe": Scenario("threads_pipe", ("5",), check=four_threads),
+    # a TCP server sends a file with sendfile (an offset argument, then the file position) to
+    # a client polling its non-blocking socket (EAGAIN) before it reads the file's bytes
+    "sendfile_server": Scenario("sendfile_server", forks=True, check=sendfile_served),
+    # splice socket -> pipe (a receive), tee pipe -> pipe (a send), splice pipe -> socket (a
+    # send), splice file -> pipe and pipe -> file: each with the bytes it moved
+    "splice_relay": Scenario("splice_relay", forks=True, check=splice_directions),
+    # sendmmsg / recvmmsg of several datagrams: one event per message, a failed recvmmsg
+    # (EAGAIN) one event offering the room of all
+    "mmsg_datagrams": Scenario("mmsg_datagrams", forks=True, check=one_event_per_message),
     "not_ipc": Scenario("not_ipc", traced=False, check=no_event),
     "chatty": Scenario("chatty", ("30",), opts=("O0",)),
     "exit_code": Scenario("exit_code", ("3",), status=3, opts=("O0",)),
@@ -219,6 +257,20 @@ def test_payload_setting(debugger, name, args, payload, tmp_path):
     assert_exited(run, rep)
     assert_full_trace(run, rep, f"{name}.c", payload=payload)
     assert all(e["truncated"] for e in rep["events"] if e["ret"])
+
+
+@pytest.mark.parametrize("name", ["sendfile_server", "splice_relay", "mmsg_datagrams"])
+def test_moved_bytes_cut_to_the_payload(debugger, mode, name, tmp_path):
+    """`payload 8` bounds the bytes read for sendfile, splice, tee and each mmsg message as
+    for every preview: the first 8, truncated when more moved, in both modes."""
+    run, rep = trace(debugger, name, tmp_path, settings={**BIG, "payload": 8}, mode=mode)
+    assert_exited(run, rep)
+    exp = run.expectations
+    if debugger.name == "lldb" and mode == "breakpoint":     # the parent only (docs/lldb.md)
+        exp = [e for e in exp if e["pid"] == rep["program"]["pid"]]
+    assert_events_match(rep, exp, payload=8)
+    assert any(e["truncated"] and e["fn"] in ("sendfile", "splice", "tee", "sendmmsg",
+                                              "recvmmsg") for e in rep["events"])
 
 
 def test_expectations_not_traced(debugger, tmp_path):

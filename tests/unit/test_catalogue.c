@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "catalogue.h"
@@ -56,6 +57,23 @@ Test(catalogue, every_row_is_consistent)
 			cr_expect(is_arg(c->len_arg) && c->len_arg != c->buf_arg,
 				  "%s: len_arg %d with buf_arg %d", c->name, c->len_arg, c->buf_arg);
 			break;
+		case TR_BUF_MMSG:
+			cr_expect(is_arg(c->len_arg) && c->len_arg != c->buf_arg,
+				  "%s: len_arg %d with buf_arg %d", c->name, c->len_arg, c->buf_arg);
+			cr_expect_eq(c->handle, TR_HANDLE_FD, "%s: messages of a socket", c->name);
+			break;
+		case TR_BUF_FILE:
+		case TR_BUF_SPLICE:
+			/* the offset pointer follows the second fd */
+			cr_expect(is_arg(c->buf_arg + 1) && is_arg(c->len_arg) &&
+				  c->len_arg > c->buf_arg + 1, "%s: fd %d, offset %d, len %d",
+				  c->name, c->buf_arg, c->buf_arg + 1, c->len_arg);
+			cr_expect_eq(c->cls, TR_CLASS_SEND, "%s: recorded at entry", c->name);
+			break;
+		case TR_BUF_TEE:
+			cr_expect(is_arg(c->len_arg) && c->len_arg != c->buf_arg, "%s", c->name);
+			cr_expect_eq(c->cls, TR_CLASS_SEND, "%s: recorded at entry", c->name);
+			break;
 		case TR_BUF_MSGHDR:
 			cr_expect_eq(c->len_arg, -1, "%s: a msghdr carries its own lengths", c->name);
 			break;
@@ -78,12 +96,14 @@ Test(catalogue, lookups_and_class_words)
 }
 
 /* capture_return (catalogue()) is what the session does: a recorded call asks for its return
- * stop, a hook never does. */
+ * stop, a hook never does. Each shape gets arguments it can decode: a pipe's write end as the
+ * handle, a message of 4 bytes (sendmmsg: a vector of one), splice and tee from a pipe into
+ * the same pipe, sendfile from a file. */
 Test(catalogue, recorded_rows_ask_for_their_return)
 {
 	struct tr_recorder_config cfg = { .cap = 8, .budget = 1000, .payload = 8 };
 	struct tr_session s;
-	int fds[2];
+	int fds[2], file = open("/proc/self/exe", O_RDONLY);
 	uint64_t stack[8] = { 0 };
 	char buf[8] = "payload";
 	pid_t me = getpid();
@@ -96,15 +116,21 @@ Test(catalogue, recorded_rows_ask_for_their_return)
 		uint64_t ret_pc = 0;
 		struct iovec iov = { buf, sizeof(buf) };
 		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+		struct mmsghdr mm = { .msg_hdr = mh };
 
 		cr_assert_eq(tr_session_init(&s, &cfg), 0);
 		r.arg[0] = c->handle == TR_HANDLE_MSQID ? 77 : (uint64_t)fds[1];
+		if (tr_call_two_fds(c))
+			r.arg[0] = (uint64_t)fds[0];
 		if (c->buf_arg >= 0)
 			r.arg[c->buf_arg] = c->buffer == TR_BUF_IOV ? (uint64_t)(uintptr_t)&iov
 					  : c->buffer == TR_BUF_MSGHDR ? (uint64_t)(uintptr_t)&mh
+					  : c->buffer == TR_BUF_MMSG ? (uint64_t)(uintptr_t)&mm
+					  : c->buffer == TR_BUF_FILE ? (uint64_t)file
+					  : tr_call_two_fds(c) ? (uint64_t)fds[1]
 					  : (uint64_t)(uintptr_t)buf;
 		if (c->len_arg >= 0)
-			r.arg[c->len_arg] = c->buffer == TR_BUF_IOV ? 1 : 4;
+			r.arg[c->len_arg] = c->buffer == TR_BUF_IOV || c->buffer == TR_BUF_MMSG ? 1 : 4;
 		enum tr_action act = tr_session_entry(&s, (int)i, me, me, &r, &ret_pc);
 		cr_expect_eq(act, tr_call_records(c) ? TR_ACT_CATCH_RETURN : TR_ACT_CONTINUE,
 			     "%s: action %d", c->name, act);
@@ -115,4 +141,5 @@ Test(catalogue, recorded_rows_ask_for_their_return)
 	}
 	close(fds[0]);
 	close(fds[1]);
+	close(file);
 }
