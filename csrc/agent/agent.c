@@ -2,7 +2,8 @@
  *
  * Environment (read once, by the constructor of every process image):
  *   TRACER_RING=/path          the ring to write; absent or invalid: the agent does nothing
- *   TRACER_YIELD=SEED:P:STRAT  yield injection; STRAT is "yield" or "sleep:MAX_US"
+ *   TRACER_YIELD=SEED:P:STRAT  yield injection; STRAT is "yield", "sleep:MAX_US" or
+ *                              "pct:DEPTH[:STEPS]" (pct.c)
  *   TRACER_YIELD_CLASSES=...   which catalogue classes are yield points (sync,proc,send,recv)
  *   TRACER_YIELD_SITES=/path   only these call sites (see yield.c) */
 #define _GNU_SOURCE
@@ -117,6 +118,7 @@ static void at_child(void)
 		tr_shared_ring_proc_publish(&tr_agent.ring, child_ord, tr_agent.pid);
 		tr_in_agent = 1;
 		tr_agent_deaths_arm();
+		tr_agent_pct_forked();
 		tr_in_agent = 0;
 	}
 }

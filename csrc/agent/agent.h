@@ -9,6 +9,7 @@
  *   yield_wrappers.c  the sync/proc functions -> yield points (and the pthread_create
  *                     trampoline that hands out thread ordinals in creation order)
  *   yield.c           the in-process yield decisions (tr_yield_decide_keyed) and sites
+ *   pct.c             PCT: threads serialised by a token, handed out by seeded priority
  *   deaths.c          crashes of processes no debugger traces, and reaped children
  *
  * Rules on every path: no malloc on the hot path, errno as the real call left it, and never a
@@ -18,6 +19,7 @@
 #ifndef TRACER_AGENT_H
 #define TRACER_AGENT_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -80,6 +82,34 @@ void tr_agent_endpoint_forget(int fd) TR_AGENT_HIDDEN;
 /* yield.c: the yield point before catalogue call `fn`, called from `ret_addr`. */
 void tr_agent_yield(enum tr_agent_fn fn, const void *ret_addr) TR_AGENT_HIDDEN;
 int tr_agent_yield_init(void) TR_AGENT_HIDDEN;
+
+/* pct.c: PCT scheduling (strategy pct). init after the yield config is read; forked in a
+ * fork child; step at each scheduling point (from tr_agent_yield); release before a wrapped
+ * call that may block and acquire after it, and at a thread's start and end. All do nothing
+ * unless the strategy is pct. */
+int tr_agent_pct_init(void) TR_AGENT_HIDDEN;
+void tr_agent_pct_forked(void) TR_AGENT_HIDDEN;
+bool tr_agent_pct_active(void) TR_AGENT_HIDDEN;
+void tr_agent_pct_step(void) TR_AGENT_HIDDEN;
+void tr_agent_pct_release(void) TR_AGENT_HIDDEN;
+void tr_agent_pct_acquire(void) TR_AGENT_HIDDEN;
+
+/* Around a wrapped call that may block (PCT gives the token up while it runs): whether to,
+ * and a pct.c function called as the agent, errno kept. */
+static inline bool tr_agent_pct_wanted(void)
+{
+	return __builtin_expect(tr_agent.yield_on, 0) && !tr_in_agent && tr_agent_pct_active();
+}
+
+static inline void tr_agent_pct_guarded(void (*fn)(void))
+{
+	int saved = errno;
+
+	tr_in_agent = 1;
+	fn();
+	tr_in_agent = 0;
+	errno = saved;
+}
 
 /* deaths.c: in a process no debugger traces, record crash signals into the ring (call at
  * start-up and in a fork child); a child of the tree reaped as killed by a signal. */

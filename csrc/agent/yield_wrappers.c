@@ -6,6 +6,7 @@
 #include "agent.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
@@ -29,6 +30,11 @@ static inline void point(enum tr_agent_fn fn, const void *site)
 	errno = saved;
 }
 
+#define pct_off() (!tr_agent_pct_wanted())
+#define pct_release() tr_agent_pct_guarded(tr_agent_pct_release)
+#define pct_acquire() tr_agent_pct_guarded(tr_agent_pct_acquire)
+
+/* A call that cannot block: a yield point, then the real call. */
 #define WRAP(RT, NAME, FN, PARAMS, ARGS)                                            \
 	typedef RT (*NAME##_fn) PARAMS;                                             \
 	TR_AGENT_EXPORT RT NAME PARAMS                                              \
@@ -37,37 +43,78 @@ static inline void point(enum tr_agent_fn fn, const void *site)
 		return REAL(FN, NAME##_fn) ARGS;                                    \
 	}
 
-WRAP(int, pthread_mutex_lock, FN_MUTEX_LOCK, (pthread_mutex_t *m), (m))
+/* A call that may block: under PCT the token is given up while it runs. TRY, when not
+ * NULL-like, is the non-blocking variant tried first while holding the token (0: done). */
+#define WRAP_BLOCKING(RT, NAME, FN, PARAMS, ARGS, TRY)                              \
+	typedef RT (*NAME##_fn) PARAMS;                                             \
+	TR_AGENT_EXPORT RT NAME PARAMS                                              \
+	{                                                                           \
+		RT r;                                                               \
+		point(FN, __builtin_return_address(0));                             \
+		if (pct_off())                                                      \
+			return REAL(FN, NAME##_fn) ARGS;                            \
+		if (TRY)                                                            \
+			return 0;                                                   \
+		pct_release();                                                      \
+		r = REAL(FN, NAME##_fn) ARGS;                                       \
+		pct_acquire();                                                      \
+		return r;                                                           \
+	}
+
+typedef int (*mutex_fn)(pthread_mutex_t *);
+typedef int (*sem_fn)(sem_t *);
+typedef int (*rwlock_fn)(pthread_rwlock_t *);
+#define TRY_MUTEX(m) (REAL(FN_MUTEX_TRYLOCK, mutex_fn)(m) == 0)
+#define TRY_RD(l) (REAL(FN_RW_TRYRDLOCK, rwlock_fn)(l) == 0)
+#define TRY_WR(l) (REAL(FN_RW_TRYWRLOCK, rwlock_fn)(l) == 0)
+#define TRY_SEM(s) try_sem(s)
+
+static inline bool try_sem(sem_t *s)
+{
+	int saved = errno;
+
+	if (REAL(FN_SEM_TRYWAIT, sem_fn)(s) == 0)
+		return true;
+	errno = saved;
+	return false;
+}
+
+WRAP_BLOCKING(int, pthread_mutex_lock, FN_MUTEX_LOCK, (pthread_mutex_t *m), (m), TRY_MUTEX(m))
 WRAP(int, pthread_mutex_trylock, FN_MUTEX_TRYLOCK, (pthread_mutex_t *m), (m))
 WRAP(int, pthread_mutex_unlock, FN_MUTEX_UNLOCK, (pthread_mutex_t *m), (m))
-WRAP(int, pthread_rwlock_rdlock, FN_RW_RDLOCK, (pthread_rwlock_t *l), (l))
-WRAP(int, pthread_rwlock_wrlock, FN_RW_WRLOCK, (pthread_rwlock_t *l), (l))
+WRAP_BLOCKING(int, pthread_rwlock_rdlock, FN_RW_RDLOCK, (pthread_rwlock_t *l), (l), TRY_RD(l))
+WRAP_BLOCKING(int, pthread_rwlock_wrlock, FN_RW_WRLOCK, (pthread_rwlock_t *l), (l), TRY_WR(l))
 WRAP(int, pthread_rwlock_tryrdlock, FN_RW_TRYRDLOCK, (pthread_rwlock_t *l), (l))
 WRAP(int, pthread_rwlock_trywrlock, FN_RW_TRYWRLOCK, (pthread_rwlock_t *l), (l))
 WRAP(int, pthread_rwlock_unlock, FN_RW_UNLOCK, (pthread_rwlock_t *l), (l))
-WRAP(int, pthread_cond_wait, FN_COND_WAIT, (pthread_cond_t *restrict c, pthread_mutex_t *restrict m),
-     (c, m))
-WRAP(int, pthread_cond_timedwait, FN_COND_TIMEDWAIT,
-     (pthread_cond_t *restrict c, pthread_mutex_t *restrict m, const struct timespec *restrict t),
-     (c, m, t))
+WRAP_BLOCKING(int, pthread_cond_wait, FN_COND_WAIT,
+	      (pthread_cond_t *restrict c, pthread_mutex_t *restrict m), (c, m), false)
+WRAP_BLOCKING(int, pthread_cond_timedwait, FN_COND_TIMEDWAIT,
+	      (pthread_cond_t *restrict c, pthread_mutex_t *restrict m,
+	       const struct timespec *restrict t), (c, m, t), false)
 WRAP(int, pthread_cond_signal, FN_COND_SIGNAL, (pthread_cond_t *c), (c))
 WRAP(int, pthread_cond_broadcast, FN_COND_BROADCAST, (pthread_cond_t *c), (c))
-WRAP(int, sem_wait, FN_SEM_WAIT, (sem_t *s), (s))
+WRAP_BLOCKING(int, sem_wait, FN_SEM_WAIT, (sem_t *s), (s), TRY_SEM(s))
 WRAP(int, sem_trywait, FN_SEM_TRYWAIT, (sem_t *s), (s))
-WRAP(int, sem_timedwait, FN_SEM_TIMEDWAIT, (sem_t *restrict s, const struct timespec *restrict t),
-     (s, t))
+WRAP_BLOCKING(int, sem_timedwait, FN_SEM_TIMEDWAIT,
+	      (sem_t *restrict s, const struct timespec *restrict t), (s, t), TRY_SEM(s))
 WRAP(int, sem_post, FN_SEM_POST, (sem_t *s), (s))
 WRAP(pid_t, fork, FN_FORK, (void), ())
-WRAP(int, pthread_join, FN_PTHREAD_JOIN, (pthread_t t, void **ret), (t, ret))
+WRAP_BLOCKING(int, pthread_join, FN_PTHREAD_JOIN, (pthread_t t, void **ret), (t, ret), false)
 typedef pid_t (*waitpid_fn)(pid_t, int *, int);
 /* A yield point, and the deaths of children no debugger saw (deaths.c) */
 TR_AGENT_EXPORT pid_t waitpid(pid_t pid, int *status, int options)
 {
+	bool pct = !pct_off() && !(options & WNOHANG);
 	int st = 0;
 	pid_t got;
 
 	point(FN_WAITPID, __builtin_return_address(0));
+	if (pct)
+		pct_release();
 	got = REAL(FN_WAITPID, waitpid_fn)(pid, &st, options);
+	if (pct)
+		pct_acquire();
 	if (got > 0) {
 		int saved = errno;
 
@@ -79,8 +126,9 @@ TR_AGENT_EXPORT pid_t waitpid(pid_t pid, int *status, int options)
 	return got;
 }
 WRAP(int, kill, FN_KILL, (pid_t pid, int sig), (pid, sig))
-WRAP(int, usleep, FN_USLEEP, (useconds_t us), (us))
-WRAP(int, nanosleep, FN_NANOSLEEP, (const struct timespec *req, struct timespec *rem), (req, rem))
+WRAP_BLOCKING(int, usleep, FN_USLEEP, (useconds_t us), (us), false)
+WRAP_BLOCKING(int, nanosleep, FN_NANOSLEEP, (const struct timespec *req, struct timespec *rem),
+	      (req, rem), false)
 
 struct start {
 	void *(*fn)(void *);
@@ -92,9 +140,16 @@ static void *trampoline(void *p)
 {
 	struct start s = *(struct start *)p;
 
+	void *ret;
+
 	free(p);
 	tr_agent_thread_start(s.ord);
-	return s.fn(s.arg);
+	if (pct_off())
+		return s.fn(s.arg);
+	pct_acquire();
+	ret = s.fn(s.arg);
+	pct_release();
+	return ret;
 }
 
 typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
