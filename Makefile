@@ -10,7 +10,7 @@ CORE_SRC  := $(filter-out csrc/module%.c,$(wildcard csrc/*.c))
 CORE_HDR  := $(wildcard csrc/*.h)
 # The DWARF index: the only code that needs libdwarf and libelf.
 DWARF_SRC := csrc/dwarf_index.c csrc/dwarf_walk.c csrc/dwarf_lines.c csrc/elf_plt_scan.c \
-             csrc/x86_insn.c
+             csrc/x86_insn.c csrc/access_scan.c csrc/dwarf_vars.c
 UNIT_SRC  := $(wildcard tests/unit/*.c)
 FIXT_SRC  := $(wildcard tests/fixtures/*.c)
 FIXT_CXX  := $(wildcard tests/fixtures/*.cc)
@@ -38,7 +38,7 @@ $(B)/.ext-stamp: $(wildcard csrc/*.c) $(CORE_HDR) setup.py
 # csrc/agent/agent.h. It shares the core's sources; only its wrappers are exported.
 AGENT     := tracerlib/libtracer_agent.so
 AGENT_SRC := $(wildcard csrc/agent/*.c) csrc/shared_ring.c csrc/catalogue.c \
-             csrc/yield_policy.c csrc/endpoint.c csrc/pidfd.c
+             csrc/yield_policy.c csrc/endpoint.c csrc/pidfd.c csrc/filter.c
 agent: $(AGENT)
 $(AGENT): $(AGENT_SRC) $(wildcard csrc/agent/*.h) $(CORE_HDR)
 	$(CC) -std=gnu11 -g -O2 -fPIC -shared -fvisibility=hidden -U_FORTIFY_SOURCE $(WARN) \

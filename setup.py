@@ -11,7 +11,8 @@ from setuptools import Extension, setup
 
 # Keep in step with DWARF_SRC in the Makefile.
 DWARF_SRC = ["csrc/dwarf_index.c", "csrc/dwarf_walk.c", "csrc/dwarf_lines.c",
-             "csrc/elf_plt_scan.c", "csrc/x86_insn.c"]
+             "csrc/elf_plt_scan.c", "csrc/x86_insn.c", "csrc/access_scan.c",
+             "csrc/dwarf_vars.c"]
 DWARF_BINDING = ["csrc/module_dwarf.c"]
 CFLAGS = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"]
 

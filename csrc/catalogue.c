@@ -69,6 +69,7 @@ static const struct {
 } class_names[] = {
 	{ "send", TR_CLASS_SEND }, { "recv", TR_CLASS_RECV },
 	{ "sync", TR_CLASS_SYNC }, { "proc", TR_CLASS_PROC },
+	{ "access", TR_CLASS_ACCESS },
 };
 
 const char *tr_class_name(enum tr_class cls)

@@ -24,6 +24,7 @@ enum tr_class {
 	TR_CLASS_RECV = 1 << 1,
 	TR_CLASS_SYNC = 1 << 2,   /* locks, condition variables, semaphores */
 	TR_CLASS_PROC = 1 << 3,   /* processes and threads, sleeps */
+	TR_CLASS_ACCESS = 1 << 4, /* no rows: loads and stores of shared data (tracerlib/access.py) */
 };
 
 enum tr_handle {            /* what the first argument names */
@@ -61,7 +62,7 @@ extern const size_t tr_catalogue_len;
 
 /* Index of `name` in the catalogue, or -1. */
 int tr_catalogue_find(const char *name);
-/* Parses "send,recv,sync,proc" into a mask of tr_class; -1 on an unknown word. */
+/* Parses "send,recv,sync,proc,access" into a mask of tr_class; -1 on an unknown word. */
 int tr_class_parse(const char *list);
 const char *tr_class_name(enum tr_class cls);
 /* "fd", "mqd", "msqid", or NULL for TR_HANDLE_NONE. */

@@ -41,5 +41,13 @@ bool tr_dwb_get_attr(struct builder *b, Dwarf_Die d, Dwarf_Half at, Dwarf_Attrib
 /* Reads a unit's file table and line table into the index (dwarf_lines.c). 0, -EBADMSG when
  * the unit has no usable line table, -ENOMEM. */
 int tr_dwb_read_lines(struct builder *b, Dwarf_Die cu_die, const char *comp_dir);
+/* Attribute readers (dwarf_walk.c): true when the attribute is there and readable. */
+bool tr_dwb_attr_udata(struct builder *b, Dwarf_Die d, Dwarf_Half at, int64_t *v);
+bool tr_dwb_attr_ref(struct builder *b, Dwarf_Die d, Dwarf_Half at, Dwarf_Off *off);
+/* Name and declaration of a DIE, through DW_AT_abstract_origin and DW_AT_specification. */
+void tr_dwb_describe(struct builder *b, Dwarf_Die die, const char **name, int64_t *decl_file,
+		     Dwarf_Off *decl_cu, int *decl_line);
+/* Records a DW_TAG_variable with a static address (dwarf_vars.c): 0, or -ENOMEM. */
+int tr_dwb_add_variable(struct builder *b, Dwarf_Die die, uint32_t func);
 
 #endif

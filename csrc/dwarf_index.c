@@ -227,6 +227,7 @@ void tr_dwarf_close(struct tr_dwarf_index *ix)
 	free(ix->seqs);
 	free(ix->rows);
 	free(ix->sites);
+	free(ix->vars);
 	free(ix->by_pc);
 	free(ix->franges);
 	free(ix->funcs);
@@ -523,4 +524,10 @@ const struct tr_dwarf_site *tr_dwarf_next_site(const struct tr_dwarf_index *ix,
 			return s;
 	}
 	return NULL;
+}
+
+const struct tr_dwarf_variable *tr_dwarf_variables(const struct tr_dwarf_index *ix, size_t *count)
+{
+	*count = ix->nvars;
+	return ix->vars;
 }

@@ -167,4 +167,64 @@ const struct tr_dwarf_site *tr_dwarf_next_site(const struct tr_dwarf_index *ix,
 int tr_dwarf_scan_calls(struct tr_dwarf_index *ix, const char *elf_path,
 			const struct tr_site_filter *f, size_t *added, char *err, size_t err_size);
 
+/* ---- Variables at static addresses (globals, file and function statics) ---- */
+
+#define TR_DWARF_MAX_VARIABLES (1u << 22)
+
+struct tr_dwarf_variable {
+	const char *name;
+	uint64_t addr;           /* DW_OP_addr: a file address */
+	uint64_t size;           /* bytes, from the type (0 when the type gives none) */
+	const char *decl_file;   /* or NULL */
+	int decl_line;
+	uint32_t unit;
+	uint32_t function;       /* a function-scope static's function, else TR_DWARF_NONE */
+};
+
+/* Every DW_TAG_variable whose location is a single DW_OP_addr (not a declaration, not
+ * thread-local, not discarded by the linker). Valid until tr_dwarf_close(). */
+const struct tr_dwarf_variable *tr_dwarf_variables(const struct tr_dwarf_index *ix, size_t *count);
+
+/* ---- What the code does with data and threads (access_scan.c) ---- */
+
+#define TR_DWARF_MAX_FACTS (1u << 22)
+
+enum tr_fact_kind {
+	TR_FACT_ACCESS,          /* pc reads/writes the memory at addr (access: enum tr_x86_access) */
+	TR_FACT_CALL,            /* pc calls (or tail-jumps to) the function whose entry is addr */
+	TR_FACT_THREAD,          /* pc calls pthread_create with the function at addr (0: not seen) */
+	TR_FACT_ADDR_TAKEN,      /* pc loads the address of the function at addr into a register */
+};
+
+struct tr_code_fact {
+	uint64_t pc, addr;       /* file addresses */
+	uint32_t function;       /* the DWARF function whose code holds pc */
+	uint8_t kind, access;
+	bool indexed;            /* ACCESS: addr is an array's base, an index register added */
+};
+
+struct tr_data_object {      /* a .symtab data symbol: a global or static variable */
+	uint64_t addr, size;
+	const char *name;        /* interned in the index */
+};
+
+struct tr_code_facts {
+	struct tr_code_fact *facts;
+	size_t nfacts;
+	struct tr_data_object *objects;   /* sorted by addr */
+	size_t nobjects;
+	size_t undecoded;        /* function ranges whose walk stopped at bytes it cannot size */
+	bool truncated;          /* TR_DWARF_MAX_FACTS reached */
+};
+
+/* Walks the code of every DWARF function of the ELF file at elf_path (the program, not a
+ * separate debug file) and reports, in pc order per function, its accesses to memory at
+ * addresses the instruction gives (RIP-relative, absolute; thread-local and stack slots are
+ * not), its direct calls to other DWARF functions, its calls to pthread_create and the
+ * function addresses it loads; and the file's data symbols. x86-64 only. 0, or -errno with a
+ * message in err; free *out with tr_code_facts_free either way. */
+int tr_dwarf_scan_code(struct tr_dwarf_index *ix, const char *elf_path,
+		       struct tr_code_facts *out, char *err, size_t err_size);
+void tr_code_facts_free(struct tr_code_facts *f);
+
 #endif

@@ -5,7 +5,9 @@
  *   dwarf_index.c   storage (arena, interned strings, arrays), open/close, every query
  *   dwarf_walk.c    libdwarf: units, the DIE walk, functions and call-site DIEs
  *   dwarf_lines.c   libdwarf: line tables and file tables read; pc -> file:line
+ *   dwarf_vars.c    libdwarf: variables at static addresses, and their sizes
  *   elf_plt_scan.c  libelf: calls found in the machine code (PLT stubs, GOT slots)
+ *   access_scan.c   libelf: data accesses, calls and thread starts in the machine code
  */
 #ifndef TRACER_DWARF_INDEX_PRIVATE_H
 #define TRACER_DWARF_INDEX_PRIVATE_H
@@ -71,6 +73,9 @@ struct tr_dwarf_index {
 
 	struct tr_dwarf_site *sites;
 	size_t nsites, cap_sites;
+
+	struct tr_dwarf_variable *vars;
+	size_t nvars, cap_vars;
 
 	struct row *rows;
 	size_t nrows, cap_rows;

@@ -47,7 +47,7 @@ bool tr_dwb_get_attr(struct builder *b, Dwarf_Die d, Dwarf_Half at, Dwarf_Attrib
 	return r == DW_DLV_OK;
 }
 
-static bool attr_udata(struct builder *b, Dwarf_Die d, Dwarf_Half at, int64_t *v)
+bool tr_dwb_attr_udata(struct builder *b, Dwarf_Die d, Dwarf_Half at, int64_t *v)
 {
 	Dwarf_Attribute a;
 	if (!tr_dwb_get_attr(b, d, at, &a))
@@ -73,7 +73,7 @@ static bool attr_udata(struct builder *b, Dwarf_Die d, Dwarf_Half at, int64_t *v
 	return ok;
 }
 
-static bool attr_ref(struct builder *b, Dwarf_Die d, Dwarf_Half at, Dwarf_Off *off)
+bool tr_dwb_attr_ref(struct builder *b, Dwarf_Die d, Dwarf_Half at, Dwarf_Off *off)
 {
 	Dwarf_Attribute a;
 	if (!tr_dwb_get_attr(b, d, at, &a))
@@ -139,7 +139,7 @@ static Dwarf_Off die_cu_off(struct builder *b, Dwarf_Die d)
  * in bad DWARF cannot loop. A decl_file is a file number in the file table of the unit that
  * holds the attribute, which may be another unit (LTO): then it is resolved after all units
  * are read (*decl_cu set to that unit's DIE offset). */
-static void describe(struct builder *b, Dwarf_Die die, const char **name, int64_t *decl_file,
+void tr_dwb_describe(struct builder *b, Dwarf_Die die, const char **name, int64_t *decl_file,
 		     Dwarf_Off *decl_cu, int *decl_line)
 {
 	Dwarf_Die cur = die;
@@ -154,18 +154,18 @@ static void describe(struct builder *b, Dwarf_Die die, const char **name, int64_
 			*name = die_name(b, cur);
 		if (decl_file && *decl_file < 0) {
 			int64_t f, l;
-			if (attr_udata(b, cur, DW_AT_decl_file, &f)) {
+			if (tr_dwb_attr_udata(b, cur, DW_AT_decl_file, &f)) {
 				*decl_file = f;
 				*decl_cu = die_cu_off(b, cur);
-				if (attr_udata(b, cur, DW_AT_decl_line, &l) && l > 0 && l < INT_MAX)
+				if (tr_dwb_attr_udata(b, cur, DW_AT_decl_line, &l) && l > 0 && l < INT_MAX)
 					*decl_line = (int)l;
 			}
 		}
 		if (*name && (!decl_file || *decl_file >= 0))
 			break;
 		Dwarf_Off ref;
-		if (!attr_ref(b, cur, DW_AT_abstract_origin, &ref) &&
-		    !attr_ref(b, cur, DW_AT_specification, &ref))
+		if (!tr_dwb_attr_ref(b, cur, DW_AT_abstract_origin, &ref) &&
+		    !tr_dwb_attr_ref(b, cur, DW_AT_specification, &ref))
 			break;
 		Dwarf_Die next = NULL;
 		Dwarf_Error e = NULL;
@@ -217,7 +217,7 @@ static const char *callee_name(struct builder *b, Dwarf_Off off)
 	Dwarf_Error e = NULL;
 	int r = dwarf_offdie_b(b->dbg, off, 1, &d, &e);
 	if (r == DW_DLV_OK) {
-		describe(b, d, &name, NULL, NULL, NULL);
+		tr_dwb_describe(b, d, &name, NULL, NULL, NULL);
 		dwarf_dealloc(b->dbg, d, DW_DLA_DIE);
 	} else if (r == DW_DLV_ERROR) {
 		tr_dwb_drop_err(b->dbg, &e);
@@ -395,7 +395,7 @@ static uint32_t add_function(struct builder *b, Dwarf_Die die)
 	f->unit = b->unit;
 	int64_t decl_file;
 	Dwarf_Off decl_cu;
-	describe(b, die, &f->name, &decl_file, &decl_cu, &f->decl_line);
+	tr_dwb_describe(b, die, &f->name, &decl_file, &decl_cu, &f->decl_line);
 	if (decl_file >= 0) {
 		if (decl_cu == b->cu_die_off || decl_cu == 0) {
 			f->decl_file = tr_dwi_unit_file(ix, b->unit, decl_file);
@@ -439,13 +439,13 @@ static void add_site(struct builder *b, Dwarf_Die die, Dwarf_Half tag, uint32_t 
 	if (inl)
 		s.flags |= TR_SITE_INLINED;
 	Dwarf_Off ref;
-	if (attr_ref(b, die, DW_AT_call_origin, &ref) ||
-	    attr_ref(b, die, DW_AT_abstract_origin, &ref))
+	if (tr_dwb_attr_ref(b, die, DW_AT_call_origin, &ref) ||
+	    tr_dwb_attr_ref(b, die, DW_AT_abstract_origin, &ref))
 		s.callee = callee_name(b, ref);
 	int64_t f, l;
-	if (attr_udata(b, die, DW_AT_call_line, &l) && l > 0 && l < INT_MAX) {
+	if (tr_dwb_attr_udata(b, die, DW_AT_call_line, &l) && l > 0 && l < INT_MAX) {
 		s.line = (int)l;
-		if (attr_udata(b, die, DW_AT_call_file, &f))
+		if (tr_dwb_attr_udata(b, die, DW_AT_call_file, &f))
 			s.file = tr_dwi_unit_file(ix, b->unit, f);
 	}
 	/* Otherwise file:line come from the line table once all units are read. */
@@ -485,6 +485,9 @@ static int visit(struct builder *b, Dwarf_Die die, int depth, uint32_t func, boo
 	case DW_TAG_GNU_call_site:
 		add_site(b, die, tag, func, inl);
 		return b->ix->nomem ? -ENOMEM : 0;
+	case DW_TAG_variable:
+		/* Globals and statics (file or function scope), for the shared-access sites. */
+		return tr_dwb_add_variable(b, die, func);
 	case DW_TAG_inlined_subroutine:
 		/* Call sites inside inlined code belong to the function it was inlined into. */
 		return walk_children(b, die, depth + 1, func, true);
@@ -495,7 +498,7 @@ static int visit(struct builder *b, Dwarf_Die die, int depth, uint32_t func, boo
 	case DW_TAG_module:
 		return walk_children(b, die, depth + 1, func, inl);
 	default:
-		/* Types, variables, parameters: no code below. Not descending into them is most of
+		/* Types, parameters: no code below. Not descending into them is most of
 		 * what makes indexing fast. */
 		return 0;
 	}

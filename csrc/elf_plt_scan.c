@@ -14,67 +14,20 @@
 #include <libelf.h>
 
 #include "dwarf_index_private.h"
+#include "elf_img.h"
 #include "x86_insn.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Finding calls in the machine code (gcc -O0 has no call-site DIEs)                         */
 
-struct addr_name {
-	uint64_t addr;
-	uint64_t size;           /* symbol table functions only */
-	const char *name;        /* into the ELF image: valid while it is open; NULL for an
-	                            IFUNC slot, which no symbol names */
-};
-
-struct xsec {                /* an executable section's bytes */
-	uint64_t addr, size;
-	const uint8_t *data;
-	bool is_plt;
-};
-
-struct elf_img {
-	int fd;
-	Elf *elf;
-	struct xsec *xs;
-	size_t nxs, cap_xs;
-	struct addr_name *stubs; /* PLT stub entry -> imported function */
-	size_t nstubs, cap_stubs;
-	struct addr_name *slots; /* GOT slot -> imported function */
-	size_t nslots, cap_slots;
-	struct addr_name *syms;  /* .symtab functions */
-	size_t nsyms, cap_syms;
-	struct addr_name *dynsyms; /* .dynsym functions */
-	size_t ndynsyms, cap_dynsyms;
-	struct addr_name *entries; /* DWARF function entries */
-	size_t nentries;
-};
-
-static int cmp_addr_name(const void *a, const void *b)
-{
-	const struct addr_name *x = a, *y = b;
-	return x->addr < y->addr ? -1 : x->addr > y->addr;
-}
-
-static const struct addr_name *find_exact(const struct addr_name *v, size_t n, uint64_t addr)
-{
-	size_t lo = 0, hi = n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (v[mid].addr < addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < n && v[lo].addr == addr ? &v[lo] : NULL;
-}
-
-static void elf_img_close(struct elf_img *im)
+void tr_elf_img_close(struct elf_img *im)
 {
 	free(im->xs);
 	free(im->stubs);
 	free(im->slots);
 	free(im->syms);
 	free(im->dynsyms);
+	free(im->objs);
 	free(im->entries);
 	if (im->elf)
 		elf_end(im->elf);
@@ -177,6 +130,15 @@ static int read_symtab(struct elf_img *im, Elf_Scn *scn, const GElf_Shdr *sh, bo
 		GElf_Sym sym;
 		if (!gelf_getsym(d, (int)i, &sym))
 			break;
+		if (GELF_ST_TYPE(sym.st_info) == STT_OBJECT && !dyn && sym.st_shndx != SHN_UNDEF &&
+		    sym.st_value && sym.st_size) {      /* data: what access_scan.c names */
+			const char *name = elf_strptr(im->elf, sh->sh_link, sym.st_name);
+			if (name && name[0] &&
+			    push_an(&im->objs, &im->nobjs, &im->cap_objs, sym.st_value, sym.st_size,
+				    name))
+				return -ENOMEM;
+			continue;
+		}
 		if (GELF_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_shndx == SHN_UNDEF ||
 		    sym.st_value == 0)
 			continue;
@@ -190,7 +152,7 @@ static int read_symtab(struct elf_img *im, Elf_Scn *scn, const GElf_Shdr *sh, bo
 	return 0;
 }
 
-static int elf_img_open(struct elf_img *im, const char *path, char *err, size_t err_size)
+int tr_elf_img_open(struct elf_img *im, const char *path, char *err, size_t err_size)
 {
 	memset(im, 0, sizeof(*im));
 	im->fd = -1;
@@ -263,6 +225,8 @@ static int elf_img_open(struct elf_img *im, const char *path, char *err, size_t 
 		qsort(im->stubs, im->nstubs, sizeof(*im->stubs), cmp_addr_name);
 	if (rc == 0 && im->nsyms)
 		qsort(im->syms, im->nsyms, sizeof(*im->syms), cmp_addr_name);
+	if (rc == 0 && im->nobjs)
+		qsort(im->objs, im->nobjs, sizeof(*im->objs), cmp_addr_name);
 	if (rc == 0 && im->ndynsyms)
 		qsort(im->dynsyms, im->ndynsyms, sizeof(*im->dynsyms), cmp_addr_name);
 	if (rc)
@@ -270,7 +234,7 @@ static int elf_img_open(struct elf_img *im, const char *path, char *err, size_t 
 	return rc;
 }
 
-static const uint8_t *code_at(const struct elf_img *im, uint64_t lo, uint64_t hi)
+const uint8_t *tr_elf_code_at(const struct elf_img *im, uint64_t lo, uint64_t hi)
 {
 	for (size_t i = 0; i < im->nxs; i++)
 		if (lo >= im->xs[i].addr && hi <= im->xs[i].addr + im->xs[i].size && lo <= hi)
@@ -346,8 +310,7 @@ static int found_call(struct scan_ctx *c, uint64_t call_pc, unsigned len, const 
 	return 0;
 }
 
-/* The first known function entry at or after addr (DWARF entries, .symtab, .dynsym), or 0. */
-static uint64_t next_entry(const struct elf_img *im, uint64_t addr)
+uint64_t tr_elf_next_entry(const struct elf_img *im, uint64_t addr)
 {
 	const struct addr_name *lists[3] = { im->entries, im->syms, im->dynsyms };
 	size_t counts[3] = { im->nentries, im->nsyms, im->ndynsyms };
@@ -380,7 +343,7 @@ static uint64_t next_entry(const struct elf_img *im, uint64_t addr)
 static int scan_range(struct scan_ctx *c, uint64_t lo, uint64_t hi, uint32_t func, uint32_t unit)
 {
 	const struct elf_img *im = c->im;
-	const uint8_t *p = code_at(im, lo, hi);
+	const uint8_t *p = tr_elf_code_at(im, lo, hi);
 	if (!p)
 		return 0;                  /* not in this file's code (e.g. NOBITS): nothing to scan */
 	uint64_t n = hi - lo;
@@ -389,7 +352,7 @@ static int scan_range(struct scan_ctx *c, uint64_t lo, uint64_t hi, uint32_t fun
 		struct tr_x86_insn in;
 		unsigned len = tr_x86_decode(p + i, n - i, lo + i, &in);
 		if (!len) {
-			uint64_t next = next_entry(im, lo + i + 1);
+			uint64_t next = tr_elf_next_entry(im, lo + i + 1);
 			stopped = true;
 			if (!next || next >= hi)
 				break;
@@ -421,6 +384,20 @@ static int scan_range(struct scan_ctx *c, uint64_t lo, uint64_t hi, uint32_t fun
 	return 0;
 }
 
+int tr_elf_dwarf_entries(struct elf_img *im, const struct tr_dwarf_index *ix)
+{
+	im->entries = malloc((ix->nfuncs ? ix->nfuncs : 1) * sizeof(*im->entries));
+	if (!im->entries)
+		return -ENOMEM;
+	for (size_t i = 0; i < ix->nfuncs; i++)
+		if (ix->funcs[i].name)
+			im->entries[im->nentries++] =
+				(struct addr_name){ ix->funcs[i].low_pc, 0, ix->funcs[i].name };
+	if (im->nentries)
+		qsort(im->entries, im->nentries, sizeof(*im->entries), cmp_addr_name);
+	return 0;
+}
+
 int tr_dwarf_scan_calls(struct tr_dwarf_index *ix, const char *elf_path,
 			const struct tr_site_filter *f, size_t *added, char *err, size_t err_size)
 {
@@ -431,25 +408,18 @@ int tr_dwarf_scan_calls(struct tr_dwarf_index *ix, const char *elf_path,
 		return -EINVAL;
 	}
 	struct elf_img im;
-	int rc = elf_img_open(&im, elf_path, err, err_size);
+	int rc = tr_elf_img_open(&im, elf_path, err, err_size);
 	if (rc) {
-		elf_img_close(&im);
+		tr_elf_img_close(&im);
 		return rc;
 	}
 	/* Function entries known to DWARF are call targets too (static functions have no PLT
 	 * stub, and a stripped symbol table may lack them). */
-	im.entries = malloc((ix->nfuncs ? ix->nfuncs : 1) * sizeof(*im.entries));
-	if (!im.entries) {
-		elf_img_close(&im);
+	if (tr_elf_dwarf_entries(&im, ix)) {
+		tr_elf_img_close(&im);
 		tr_dwi_set_err(err, err_size, "out of memory");
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < ix->nfuncs; i++)
-		if (ix->funcs[i].name)
-			im.entries[im.nentries++] =
-				(struct addr_name){ ix->funcs[i].low_pc, 0, ix->funcs[i].name };
-	if (im.nentries)
-		qsort(im.entries, im.nentries, sizeof(*im.entries), cmp_addr_name);
 
 	struct scan_ctx c = { .ix = ix, .im = &im, .f = f, .nsorted = ix->nsites };
 	bool by_unit = f && f->by_unit;
@@ -478,7 +448,7 @@ int tr_dwarf_scan_calls(struct tr_dwarf_index *ix, const char *elf_path,
 				rc = scan_range(&c, im.xs[i].addr, im.xs[i].addr + im.xs[i].size,
 						TR_DWARF_NONE, TR_DWARF_NONE);
 	}
-	elf_img_close(&im);
+	tr_elf_img_close(&im);
 	if (ix->nsites > c.nsorted) {
 		qsort(ix->sites, ix->nsites, sizeof(*ix->sites), tr_dwi_cmp_site);
 		/* The same code indexed twice (one function described in two units) would add its

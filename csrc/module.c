@@ -69,7 +69,7 @@ static PyObject *mod_parse_classes(PyObject *m, PyObject *arg)
 	mask = tr_class_parse(s);
 	if (mask < 0)
 		return PyErr_Format(PyExc_ValueError,
-				    "unknown class in '%s': use send, recv, sync, proc", s);
+				    "unknown class in '%s': use send, recv, sync, proc, access", s);
 	return PyLong_FromLong(mask);
 }
 
@@ -101,7 +101,8 @@ static int module_exec(PyObject *m)
 	if (!st->session_type || PyModule_AddType(m, st->session_type) < 0)
 		return -1;
 	if (PyModule_AddFunctions(m, tr_py_report_methods) < 0 ||
-	    PyModule_AddFunctions(m, tr_py_mailbox_methods) < 0)
+	    PyModule_AddFunctions(m, tr_py_mailbox_methods) < 0 ||
+	    PyModule_AddFunctions(m, tr_py_filter_methods) < 0)
 		return -1;
 	if (tr_py_add_yield(m) < 0 || tr_py_add_ring(m) < 0)
 		return -1;

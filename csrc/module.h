@@ -34,6 +34,12 @@ int tr_py_add_ring(PyObject *module);
 
 struct tr_event;
 struct tr_session;
+struct tr_filter;
+
+/* module_filter.c: filter_check; and one part of a filter set from its text ("trace",
+ * "status", "endpoint"): 0, or -1 with ValueError (the one-line reason) set. */
+extern PyMethodDef tr_py_filter_methods[];
+int tr_py_filter_set(struct tr_filter *f, const char *kind, const char *text);
 
 /* module_session.c: one event as the dict Session.events() returns (and the report lists). */
 PyObject *tr_py_event_dict(const struct tr_event *ev, uint64_t t_us, const uint8_t *data,

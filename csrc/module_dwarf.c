@@ -257,6 +257,118 @@ static PyObject *Dwarf_function(DwarfObject *self, PyObject *arg)
 			     opt_str(fn->decl_file), "line", fn->decl_line);
 }
 
+PyDoc_STRVAR(variables_doc, "variables() -> list of dicts\n\n"
+	     "Variables at static addresses (globals, statics): name, addr (a file address), size\n"
+	     "(0 when the type gives none), file, line, function (a function-scope static's).");
+
+static PyObject *Dwarf_variables(DwarfObject *self, PyObject *unused)
+{
+	size_t n;
+	const struct tr_dwarf_variable *v;
+	PyObject *list;
+
+	if (!ready(self))
+		return NULL;
+	v = tr_dwarf_variables(self->ix, &n);
+	list = PyList_New(0);
+	for (size_t i = 0; list && i < n; i++) {
+		const struct tr_dwarf_function *fn = v[i].function != TR_DWARF_NONE
+			? tr_dwarf_function(self->ix, v[i].function) : NULL;
+		PyObject *d = Py_BuildValue("{s:N,s:K,s:K,s:N,s:i,s:N}", "name", opt_str(v[i].name),
+					    "addr", (unsigned long long)v[i].addr,
+					    "size", (unsigned long long)v[i].size,
+					    "file", opt_str(v[i].decl_file), "line", v[i].decl_line,
+					    "function", opt_str(fn ? fn->name : NULL));
+		if (!d || PyList_Append(list, d) < 0)
+			Py_CLEAR(list);
+		Py_XDECREF(d);
+	}
+	return list;
+}
+
+static const char *const access_words[] = { "", "read", "write", "read+write" };
+
+/* One fact as Python: an access as a dict naming its place, the others as tuples of
+ * (caller's entry, pc, address). */
+static PyObject *fact_object(DwarfObject *self, const struct tr_code_fact *f)
+{
+	const struct tr_dwarf_function *fn = tr_dwarf_function(self->ix, f->function);
+	const char *file = NULL;
+	int line = 0;
+
+	if (f->kind != TR_FACT_ACCESS)
+		return Py_BuildValue("(KKK)", (unsigned long long)fn->low_pc,
+				     (unsigned long long)f->pc, (unsigned long long)f->addr);
+	tr_dwarf_lookup_pc(self->ix, f->pc, NULL, &file, &line);
+	return Py_BuildValue("{s:K,s:K,s:O,s:s,s:N,s:K,s:N,s:N,s:i}",
+			     "pc", (unsigned long long)f->pc, "addr", (unsigned long long)f->addr,
+			     "indexed", f->indexed ? Py_True : Py_False,
+			     "access", access_words[f->access & 3], "caller", opt_str(fn->name),
+			     "caller_low_pc", (unsigned long long)fn->low_pc,
+			     "module", opt_str(tr_dwarf_unit_name(self->ix, fn->unit)),
+			     "file", opt_str(file), "line", line);
+}
+
+PyDoc_STRVAR(code_doc, "code(path) -> dict\n\n"
+	     "What the DWARF functions' machine code (in the ELF file at path) does with data and\n"
+	     "threads: accesses (dicts: pc, addr, indexed, access, caller, caller_low_pc, module,\n"
+	     "file, line), calls, threads (pthread_create calls; addr 0: the start function was not\n"
+	     "seen), taken (function addresses loaded), each of those a list of (caller entry, pc,\n"
+	     "addr); objects: the .symtab data symbols (addr, size, name); undecoded, truncated.");
+
+static PyObject *Dwarf_code(DwarfObject *self, PyObject *args)
+{
+	static const char *const lists[] = { "accesses", "calls", "threads", "taken" };
+	PyObject *path = NULL, *out = NULL, *l[4] = { NULL }, *objs = NULL;
+	struct tr_code_facts facts;
+	char err[256] = "";
+	int rc;
+
+	if (!ready(self) || !PyArg_ParseTuple(args, "O&:code", PyUnicode_FSConverter, &path))
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	rc = tr_dwarf_scan_code(self->ix, PyBytes_AS_STRING(path), &facts, err, sizeof(err));
+	Py_END_ALLOW_THREADS
+	if (rc < 0) {
+		raise_dwarf(rc, PyBytes_AS_STRING(path), err);
+		goto done;
+	}
+	for (int k = 0; k < 4; k++)
+		if (!(l[k] = PyList_New(0)))
+			goto done;
+	for (size_t i = 0; i < facts.nfacts; i++) {
+		PyObject *o = fact_object(self, &facts.facts[i]);
+		if (!o || PyList_Append(l[facts.facts[i].kind & 3], o) < 0) {
+			Py_XDECREF(o);
+			goto done;
+		}
+		Py_DECREF(o);
+	}
+	if (!(objs = PyList_New(0)))
+		goto done;
+	for (size_t i = 0; i < facts.nobjects; i++) {
+		const struct tr_data_object *o = &facts.objects[i];
+		PyObject *t = Py_BuildValue("(KKs)", (unsigned long long)o->addr,
+					    (unsigned long long)o->size, o->name);
+		if (!t || PyList_Append(objs, t) < 0) {
+			Py_XDECREF(t);
+			goto done;
+		}
+		Py_DECREF(t);
+	}
+	out = Py_BuildValue("{s:O,s:O,s:O,s:O,s:O,s:n,s:O}", lists[0], l[0], lists[1], l[1],
+			    lists[2], l[2], lists[3], l[3], "objects", objs,
+			    "undecoded", (Py_ssize_t)facts.undecoded,
+			    "truncated", facts.truncated ? Py_True : Py_False);
+done:
+	for (int k = 0; k < 4; k++)
+		Py_XDECREF(l[k]);
+	Py_XDECREF(objs);
+	tr_code_facts_free(&facts);
+	Py_XDECREF(path);
+	return out;
+}
+
 static PyObject *Dwarf_get_has_debug_info(DwarfObject *self, void *c)
 {
 	return ready(self) ? PyBool_FromLong(tr_dwarf_has_debug_info(self->ix)) : NULL;
@@ -287,6 +399,8 @@ static PyMethodDef Dwarf_methods[] = {
 	  sites_doc },
 	{ "lookup", (PyCFunction)Dwarf_lookup, METH_O,
 	  "lookup(file_pc) -> {function, file, line} or None" },
+	{ "variables", (PyCFunction)Dwarf_variables, METH_NOARGS, variables_doc },
+	{ "code", (PyCFunction)Dwarf_code, METH_VARARGS, code_doc },
 	{ "function", (PyCFunction)Dwarf_function, METH_O,
 	  "function(name) -> {low_pc, high_pc, file, line} or None" },
 	{ NULL },

@@ -187,6 +187,40 @@ static PyObject *get_list(PyObject *dict, const char *key)
 	return PySequence_Fast(v, key);
 }
 
+/* A list of str under key as a C array in the arena (none: NULL, 0). The strings stay owned
+ * by the dict's list, which outlives the render. */
+static int get_texts(PyObject *dict, const char *key, struct arena *a, const char *const **out,
+		     size_t *n)
+{
+	PyObject *list = get_list(dict, key);
+	const char **texts;
+	int rc = -1;
+
+	*out = NULL;
+	*n = 0;
+	if (!list)
+		return PyErr_Occurred() ? -1 : 0;
+	*n = (size_t)PySequence_Fast_GET_SIZE(list);
+	texts = arena_alloc(a, *n * sizeof(*texts));
+	if (!texts)
+		goto out;
+	for (size_t i = 0; i < *n; i++) {
+		PyObject *item = PySequence_Fast_GET_ITEM(list, i);
+
+		texts[i] = PyUnicode_Check(item) ? PyUnicode_AsUTF8(item) : NULL;
+		if (!texts[i]) {
+			if (!PyErr_Occurred())
+				PyErr_Format(PyExc_TypeError, "'%s' must hold str", key);
+			goto out;
+		}
+	}
+	*out = texts;
+	rc = 0;
+out:
+	Py_DECREF(list);
+	return rc;
+}
+
 static int convert_frame(PyObject *d, struct tr_frame *f)
 {
 	return get_u64(d, "pc", &f->pc) || get_str(d, "function", &f->function) ||
@@ -308,8 +342,7 @@ static bool resolve_site(void *ctx, uint64_t pc, struct tr_frame *out)
 static int convert_meta(PyObject *d, struct tr_report_meta *m, struct site_ctx *sc,
 			struct arena *a)
 {
-	PyObject *argv = NULL, *procs = NULL, *stop, *yld, *sites;
-	const char **av;
+	PyObject *procs = NULL, *stop, *yld, *sites, *filter;
 	struct tr_process *ps;
 	int64_t backtrace;
 	int rc = -1;
@@ -323,6 +356,13 @@ static int convert_meta(PyObject *d, struct tr_report_meta *m, struct site_ctx *
 	    get_str(d, "debugger", &m->debugger) || get_str(d, "mode", &m->mode) ||
 	    get_i64(d, "backtrace", TR_BACKTRACE_DEFAULT, &backtrace))
 		goto out;
+	filter = field(d, "filter");
+	if (PyErr_Occurred() ||
+	    (filter && (get_str(filter, "trace", &m->filter.trace) ||
+			get_str(filter, "status", &m->filter.status) ||
+			get_str(filter, "endpoint", &m->filter.endpoint) ||
+			get_i64(filter, "filtered", 0, &m->filter.filtered))))
+		goto out;
 	if (backtrace < 0 || backtrace > TR_BACKTRACE_MAX) {
 		PyErr_Format(PyExc_ValueError, "backtrace must be 0..%d", TR_BACKTRACE_MAX);
 		goto out;
@@ -332,25 +372,8 @@ static int convert_meta(PyObject *d, struct tr_report_meta *m, struct site_ctx *
 		PyErr_SetString(PyExc_ValueError, "meta needs a 'key'");
 		goto out;
 	}
-	argv = get_list(d, "argv");
-	if (!argv && PyErr_Occurred())
+	if (get_texts(d, "argv", a, &m->argv, &m->argc))
 		goto out;
-	if (argv) {
-		m->argc = (size_t)PySequence_Fast_GET_SIZE(argv);
-		av = arena_alloc(a, m->argc * sizeof(*av));
-		if (!av)
-			goto out;
-		for (size_t i = 0; i < m->argc; i++) {
-			av[i] = PyUnicode_Check(PySequence_Fast_GET_ITEM(argv, i))
-					? PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(argv, i)) : NULL;
-			if (!av[i]) {
-				if (!PyErr_Occurred())
-					PyErr_SetString(PyExc_TypeError, "argv must hold str");
-				goto out;
-			}
-		}
-		m->argv = av;
-	}
 	stop = field(d, "stop");
 	if (PyErr_Occurred() || get_str(stop, "reason", &m->stop.reason) ||
 	    get_int(stop, "signal", 0, &m->stop.signal) ||
@@ -361,8 +384,16 @@ static int convert_meta(PyObject *d, struct tr_report_meta *m, struct site_ctx *
 	if (PyErr_Occurred() || get_bool(yld, "enabled", &m->yield.enabled) ||
 	    get_u64(yld, "seed", &m->yield.seed) || get_str(yld, "strategy", &m->yield.strategy) ||
 	    get_i64(yld, "sites", 0, &m->yield.sites) ||
-	    get_i64(yld, "injected", 0, &m->yield.injected))
+	    get_i64(yld, "injected", 0, &m->yield.injected) ||
+	    get_str(yld, "classes", &m->yield.classes) || get_str(yld, "module", &m->yield.module) ||
+	    get_texts(yld, "functions", a, &m->yield.functions, &m->yield.nfunctions) ||
+	    get_i64(yld, "access_sites", -1, &m->yield.access_sites) ||
+	    get_i64(yld, "hot_sites_disabled", 0, &m->yield.hot_sites_disabled))
 		goto out;
+	m->has_timeout = field(d, "timeout") != NULL;
+	if (PyErr_Occurred() || get_i64(d, "timeout", 0, &m->timeout))
+		goto out;
+	m->yield.has_access = m->yield.access_sites >= 0;
 	if (yld && field(yld, "probability")) {
 		m->yield.probability = PyFloat_AsDouble(field(yld, "probability"));
 		if (PyErr_Occurred())
@@ -393,7 +424,6 @@ static int convert_meta(PyObject *d, struct tr_report_meta *m, struct site_ctx *
 	m->resolve_ctx = sc;
 	rc = 0;
 out:
-	Py_XDECREF(argv);
 	Py_XDECREF(procs);
 	return rc;
 }

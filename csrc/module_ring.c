@@ -205,7 +205,8 @@ static PyObject *Ring_events(RingObject *self, PyObject *args, PyObject *kwds)
 PyDoc_STRVAR(stats_doc, "stats() -> dict\n\n"
 	     "count, kept, dropped, torn, overflow, frozen from one consistent snapshot, plus the\n"
 	     "agents' counters: not_ipc, unreadable, busy_skips, nested, yield_points, injected,\n"
-	     "slept_us, agents (process images that opened the ring), procs (ordinals given).");
+	     "slept_us, agents (process images that opened the ring), procs (ordinals given),\n"
+	     "filtered (calls the status or endpoint filter left out).");
 
 static PyObject *Ring_stats(RingObject *self, PyObject *unused)
 {
@@ -216,7 +217,7 @@ static PyObject *Ring_stats(RingObject *self, PyObject *unused)
 	if (snapshot(self, &s) < 0)
 		return NULL;
 	h = self->r.hdr;
-	d = Py_BuildValue("{s:K,s:n,s:K,s:K,s:O,s:O,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I,s:I}",
+	d = Py_BuildValue("{s:K,s:n,s:K,s:K,s:O,s:O,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I,s:I,s:K}",
 			  "count", (unsigned long long)s.count, "kept", (Py_ssize_t)s.n,
 			  "dropped", (unsigned long long)s.dropped,
 			  "torn", (unsigned long long)s.torn,
@@ -230,7 +231,8 @@ static PyObject *Ring_stats(RingObject *self, PyObject *unused)
 			  "injected", (unsigned long long)atomic_load(&h->injected),
 			  "slept_us", (unsigned long long)atomic_load(&h->slept_us),
 			  "agents", (unsigned)atomic_load(&h->agents),
-			  "procs", (unsigned)atomic_load(&h->next_proc_ord));
+			  "procs", (unsigned)atomic_load(&h->next_proc_ord),
+			  "filtered", (unsigned long long)atomic_load(&h->filtered));
 	tr_ring_snapshot_free(&s);
 	return d;
 }
@@ -287,8 +289,10 @@ int tr_py_ring_absorb(PyObject *module, PyObject *ring, struct tr_session *sess)
 	cfg.payload = (int64_t)s.payload;
 	rc = tr_recorder_load(&sess->rec, &cfg, s.events, s.data, s.payload, s.data_len, s.n,
 			      s.count, s.first_ns, s.overflow);
-	if (rc == 0)
+	if (rc == 0) {
 		sess->not_ipc += atomic_load(&self->r.hdr->not_ipc);
+		sess->filtered += atomic_load(&self->r.hdr->filtered);
+	}
 	tr_ring_snapshot_free(&s);
 	if (rc < 0) {
 		tr_py_raise_errno(rc, "absorb ring");

@@ -373,6 +373,7 @@ GETTER(nested, get_u64_attr(self->s.nested))
 GETTER(unreadable, get_u64_attr(self->s.unreadable))
 GETTER(rehits, get_u64_attr(self->s.rehits))
 GETTER(in_flight, get_u64_attr(self->s.npending))
+GETTER(filtered, get_u64_attr(self->s.filtered))
 
 static PyGetSetDef Session_getset[] = {
 	{ "cap", (getter)Session_get_cap, NULL, "events the ring keeps", NULL },
@@ -391,6 +392,8 @@ static PyGetSetDef Session_getset[] = {
 	{ "rehits", (getter)Session_get_rehits, NULL,
 	  "entries reported twice by the debugger (recorded once)", NULL },
 	{ "in_flight", (getter)Session_get_in_flight, NULL, "calls waiting for their return", NULL },
+	{ "filtered", (getter)Session_get_filtered, NULL,
+	  "message calls left out by the status or endpoint filter", NULL },
 	{ NULL },
 };
 
@@ -409,7 +412,32 @@ static PyObject *Session_absorb(SessionObject *self, PyObject *ring)
 	Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(set_filter_doc, "set_filter(trace='all', status='all', endpoint='*') -> None\n\n"
+	     "Which calls this session records from now on (csrc/filter.h). ValueError with a\n"
+	     "one-line reason, the filter unchanged, when a text is refused.");
+
+static PyObject *Session_set_filter(SessionObject *self, PyObject *args, PyObject *kwds)
+{
+	static char *kwlist[] = { "trace", "status", "endpoint", NULL };
+	const char *text[3] = { "all", "all", "*" };
+	struct tr_filter f;
+
+	if (!check_ready(self))
+		return NULL;
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "|sss:set_filter", kwlist, &text[0],
+					 &text[1], &text[2]))
+		return NULL;
+	tr_filter_init(&f);
+	for (int i = 0; i < 3; i++)
+		if (tr_py_filter_set(&f, kwlist[i], text[i]) < 0)
+			return NULL;
+	self->s.filter = f;
+	Py_RETURN_NONE;
+}
+
 static PyMethodDef Session_methods[] = {
+	{ "set_filter", (PyCFunction)(void (*)(void))Session_set_filter, METH_VARARGS | METH_KEYWORDS,
+	  set_filter_doc },
 	{ "entry", (PyCFunction)(void (*)(void))Session_entry, METH_VARARGS | METH_KEYWORDS, entry_doc },
 	{ "ret", (PyCFunction)(void (*)(void))Session_ret, METH_VARARGS | METH_KEYWORDS, ret_doc },
 	{ "errno", (PyCFunction)(void (*)(void))Session_errno, METH_VARARGS | METH_KEYWORDS, errno_doc },

@@ -522,6 +522,38 @@ static void gen_yield(struct render *c, const struct tr_yield_info *y)
 	gen_i64(c, y->sites);
 	gen_key(c, "injected");
 	gen_i64(c, y->injected);
+	if (y->classes) {
+		gen_key(c, "classes");
+		gen_text(c, y->classes);
+		gen_key(c, "module");
+		gen_text(c, y->module);
+		gen_key(c, "functions");
+		gen_array_open(c);
+		for (size_t i = 0; y->functions && i < y->nfunctions; i++)
+			gen_text(c, y->functions[i]);
+		gen_array_close(c);
+	}
+	if (y->has_access) {
+		gen_key(c, "access_sites");
+		gen_i64(c, y->access_sites);
+		gen_key(c, "hot_sites_disabled");
+		gen_i64(c, y->hot_sites_disabled);
+	}
+	gen_map_close(c);
+}
+
+static void gen_filter(struct render *c, const struct tr_filter_info *f)
+{
+	gen_key(c, "filter");
+	gen_map_open(c);
+	gen_key(c, "trace");
+	gen_text(c, f->trace ? f->trace : "all");
+	gen_key(c, "status");
+	gen_text(c, f->status ? f->status : "all");
+	gen_key(c, "endpoint");
+	gen_text(c, f->endpoint ? f->endpoint : "*");
+	gen_key(c, "filtered");
+	gen_i64(c, f->filtered < 0 ? 0 : f->filtered);
 	gen_map_close(c);
 }
 
@@ -578,6 +610,12 @@ int tr_report_render(const struct tr_recorder *r, const struct tr_report_meta *m
 		gen_key(&c, "mode");
 		gen_text(&c, meta->mode);
 	}
+	if (meta->has_timeout) {
+		gen_key(&c, "timeout");
+		gen_i64(&c, meta->timeout);
+	}
+	if (meta->filter.trace || meta->filter.status || meta->filter.endpoint)
+		gen_filter(&c, &meta->filter);
 	gen_key(&c, "stop");
 	gen_stop(&c, &meta->stop);
 	gen_key(&c, "recorder");

@@ -63,11 +63,26 @@ struct tr_yield_info {
 	double probability;
 	int64_t sites;
 	int64_t injected;
+	/* The site selection, for a replay; classes NULL: omitted (the three keys go together). */
+	const char *classes;    /* "sync,proc,send,recv" */
+	const char *module;     /* NULL: the whole program */
+	const char *const *functions;   /* only calls to these; none: every one of the classes */
+	size_t nfunctions;
+	/* With shared-access sites among the sites (optional keys, written only then): */
+	bool has_access;
+	int64_t access_sites;
+	int64_t hot_sites_disabled;   /* access sites whose breakpoint a hot loop disabled */
 };
 
 /* Fills in what is known about a call site's pc (function, file, line); returns false when
  * nothing is. Strings must stay valid until tr_report_render returns. */
 typedef bool (*tr_site_resolver)(void *ctx, uint64_t pc, struct tr_frame *out);
+
+/* The filters in force (csrc/filter.h) as the user wrote them; all NULL: omitted. */
+struct tr_filter_info {
+	const char *trace, *status, *endpoint;
+	int64_t filtered;       /* message calls they left out (status, endpoint) */
+};
 
 struct tr_report_meta {
 	const char *key;        /* unique stem: program-pid-start-seed */
@@ -78,10 +93,13 @@ struct tr_report_meta {
 	const char *started;    /* ISO 8601 UTC */
 	const char *debugger;   /* "gdb 13.1", "lldb 16.0.6" */
 	const char *mode;       /* "breakpoint", "agent": how the calls were recorded; NULL: omitted */
+	struct tr_filter_info filter;
 	struct tr_stop stop;
 	const struct tr_process *processes;
 	size_t nprocesses;
 	struct tr_yield_info yield;
+	bool has_timeout;       /* write "timeout" (the run's limit in seconds, 0: none) */
+	int64_t timeout;
 	int backtrace_limit;    /* frames kept per thread: 0 (or less) none, at most _MAX */
 	tr_site_resolver resolve_site;
 	void *resolve_ctx;

@@ -212,13 +212,16 @@ struct field {
 	const struct field *sub;
 	bool has_min, has_max;
 	long long min, max;
+	bool optional;          /* added after version 1 came out: may be absent */
 };
 
-#define F(k, kind) { k, kind, NULL, false, false, 0, 0 }
-#define FMIN(k, kind, lo) { k, kind, NULL, true, false, lo, 0 }
-#define FRANGE(k, kind, lo, hi) { k, kind, NULL, true, true, lo, hi }
-#define FSUB(k, kind, sub) { k, kind, sub, false, false, 0, 0 }
-#define FEND { NULL, K_TEXT, NULL, false, false, 0, 0 }
+#define F(k, kind) { k, kind, NULL, false, false, 0, 0, false }
+#define FMIN(k, kind, lo) { k, kind, NULL, true, false, lo, 0, false }
+#define FRANGE(k, kind, lo, hi) { k, kind, NULL, true, true, lo, hi, false }
+#define FSUB(k, kind, sub) { k, kind, sub, false, false, 0, 0, false }
+#define FOPT(k, kind, sub) { k, kind, sub, false, false, 0, 0, true }
+#define FOPTMIN(k, kind, lo) { k, kind, NULL, true, false, lo, 0, true }
+#define FEND { NULL, K_TEXT, NULL, false, false, 0, 0, false }
 
 static const struct field frame_fields[] = {
 	F("pc", K_ADDRESS), F("function", K_TEXT_NULL), F("file", K_TEXT_NULL),
@@ -259,12 +262,20 @@ static const struct field process_fields[] = {
 };
 static const struct field yield_fields[] = {
 	F("enabled", K_BOOL), F("seed", K_U64), F("strategy", K_TEXT_NULL),
-	F("probability", K_NUMBER_NULL), F("sites", K_INT), F("injected", K_INT), FEND,
+	F("probability", K_NUMBER_NULL), F("sites", K_INT), F("injected", K_INT),
+	FOPT("classes", K_TEXT, NULL), FOPT("module", K_TEXT_NULL, NULL),
+	FOPT("functions", K_TEXT_ARRAY, NULL),
+	FEND,
+};
+static const struct field filter_fields[] = {
+	F("trace", K_TEXT), F("status", K_TEXT), F("endpoint", K_TEXT),
+	FMIN("filtered", K_INT, 0), FEND,
 };
 static const struct field report_fields[] = {
 	/* "version" is checked first, on its own, for a clearer message */
 	F("key", K_TEXT), FSUB("program", K_OBJECT, program_fields), F("started", K_TEXT_NULL),
-	F("debugger", K_TEXT_NULL), FSUB("stop", K_OBJECT, stop_fields),
+	F("debugger", K_TEXT_NULL), FOPT("mode", K_TEXT, NULL), FOPTMIN("timeout", K_INT, 0),
+	FOPT("filter", K_OBJECT, filter_fields), FSUB("stop", K_OBJECT, stop_fields),
 	FSUB("recorder", K_OBJECT, recorder_fields),
 	FSUB("events", K_OBJECT_ARRAY, event_fields),
 	FSUB("processes", K_OBJECT_ARRAY, process_fields),
@@ -489,7 +500,7 @@ static int check_object(struct where *w, yajl_val obj, const struct field *field
 		int rc;
 
 		if (!v)
-			rc = fail(w, "is missing");
+			rc = f->optional ? 0 : fail(w, "is missing");
 		else if (dup)
 			rc = fail(w, "appears more than once");
 		else

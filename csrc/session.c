@@ -3,7 +3,11 @@
  * A send is pushed at entry (its order is when it was asked) and gets its return value at
  * return; a receive is pushed at return, when its bytes exist. Each thread has at most one
  * call waiting: a catalogue call made while another is waiting deeper in the same stack is
- * part of it (glibc's mq_receive calls mq_timedreceive) and is not recorded twice. */
+ * part of it (glibc's mq_receive calls mq_timedreceive) and is not recorded twice.
+ *
+ * The filter (filter.h) is applied before anything is pushed: the function at entry, the
+ * endpoint once named, the outcome at return. With a status filter a send waits for its
+ * return too (`deferred`), so that a call left out never takes a slot of cap or budget. */
 #define _GNU_SOURCE
 #include "session.h"
 
@@ -25,6 +29,7 @@ struct tr_pending {
 	uint64_t sp;              /* at entry; the return stop has sp + 8 */
 	uint64_t site;
 	uint64_t seq;             /* sends: the event to complete */
+	bool deferred;            /* a send pushed at return, once its outcome is known */
 	struct tr_regs entry;     /* receives: where the buffers are */
 	int64_t ret;              /* set while waiting for errno */
 	uint64_t fs_base;
@@ -40,6 +45,7 @@ int tr_session_init(struct tr_session *s, const struct tr_recorder_config *cfg)
 	rc = tr_recorder_init(&s->rec, cfg);
 	if (rc < 0)
 		return rc;
+	tr_filter_init(&s->filter);
 	s->endpoints = tr_endpoint_cache_new();
 	if (!s->endpoints) {
 		tr_recorder_destroy(&s->rec);
@@ -219,7 +225,7 @@ enum tr_action tr_session_entry(struct tr_session *s, int call, pid_t pid, pid_t
 	if (call < 0 || (size_t)call >= tr_catalogue_len)
 		return TR_ACT_CONTINUE;
 	c = &tr_catalogue[call];
-	if (!tr_call_records(c))
+	if (!tr_call_records(c) || !tr_filter_call(&s->filter, call))
 		return TR_ACT_CONTINUE;
 	if (s->rec.overflow)
 		return TR_ACT_DISARM;
@@ -254,12 +260,17 @@ enum tr_action tr_session_entry(struct tr_session *s, int call, pid_t pid, pid_t
 		s->not_ipc++;
 		return TR_ACT_CONTINUE;
 	}
+	if (!tr_filter_endpoint(&s->filter, tmp.endpoint)) {
+		s->filtered++;
+		return TR_ACT_CONTINUE;
+	}
 	if (tr_mem_read(pid, regs->sp, &tmp.site, sizeof(tmp.site)) != (ssize_t)sizeof(tmp.site)) {
 		s->unreadable++;
 		return TR_ACT_CONTINUE;
 	}
 
-	if (c->cls == TR_CLASS_SEND) {
+	tmp.deferred = c->cls == TR_CLASS_SEND && s->filter.outcome_matters;
+	if (c->cls == TR_CLASS_SEND && !tmp.deferred) {
 		int64_t asked = 0;
 		size_t got = capture(c, pid, regs, -1, s->rec.payload, data, &asked);
 
@@ -287,24 +298,32 @@ static enum tr_action complete(struct tr_session *s, struct tr_pending *p, int64
 	const struct tr_call *c = &tr_catalogue[p->call];
 	enum tr_action act = TR_ACT_CONTINUE;
 
-	if (c->cls == TR_CLASS_SEND) {
+	if (c->cls == TR_CLASS_SEND && !p->deferred) {
 		tr_recorder_set_return(&s->rec, p->seq, ret, err);
+	} else if (!tr_filter_outcome(&s->filter, ret, err)) {
+		s->filtered++;
 	} else {
 		uint8_t data[TR_PAYLOAD_MAX];
 		struct tr_event ev;
-		int64_t asked = 0;
+		int64_t asked = 0, moved;
 		size_t got = 0;
 
-		if (ret > 0)
+		if (c->cls == TR_CLASS_SEND) {       /* deferred: the buffer is still the caller's */
+			got = capture(c, p->pid, &p->entry, -1, s->rec.payload, data, &asked);
+			moved = asked;
+		} else if (ret > 0) {
 			got = capture(c, p->pid, &p->entry, ret, s->rec.payload, data, &asked);
-		else
+			moved = ret;
+		} else {
 			capture(c, p->pid, &p->entry, 0, 0, data, &asked);
+			moved = 0;
+		}
 		fill_event(&ev, c, p);
 		ev.len = asked;
 		ev.ret = ret;
 		ev.err = err;
 		ev.returned = true;
-		act = push(s, &ev, data, got, ret > 0 ? ret : 0);
+		act = push(s, &ev, data, got, moved);
 	}
 	pending_drop(s, p);
 	return act;

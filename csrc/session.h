@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 #include <sys/types.h>
+#include "filter.h"
 #include "recorder.h"
 #include "regs.h"
 
@@ -29,6 +30,8 @@ struct tr_session {
 	uint64_t nested;            /* catalogue calls made inside another (mq_receive -> ...) */
 	uint64_t rehits;            /* the same entry reported twice (a signal during step-over) */
 	uint64_t unreadable;        /* calls whose arguments could not be read */
+	uint64_t filtered;          /* message calls left out by status or endpoint */
+	struct tr_filter filter;    /* keeps everything after init; the front end sets it */
 };
 
 int tr_session_init(struct tr_session *s, const struct tr_recorder_config *cfg);

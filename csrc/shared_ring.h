@@ -117,13 +117,14 @@ struct tr_ring_header {
 	_Atomic uint32_t next_death;     /* deaths claimed (may pass TR_RING_DEATHS: left out) */
 	uint32_t pad1;
 	struct tr_ring_death deaths[TR_RING_DEATHS];
+	_Atomic uint64_t filtered;       /* message calls left out by status or endpoint */
 	/* PCT (csrc/agent/pct.c), summed over processes: scheduling steps taken, change points
 	 * reached, and token take-overs after a bounded wait (a holder spinning or gone) */
 	_Atomic uint64_t pct_steps;
 	_Atomic uint64_t pct_steals;
 	_Atomic uint32_t pct_changes;
 	uint32_t pad2;
-	uint8_t reserved[40];
+	uint8_t reserved[32];
 };
 
 /* A mapping of a ring, reader or writer side. */

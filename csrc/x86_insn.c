@@ -144,18 +144,23 @@ unsigned tr_x86_decode(const uint8_t *code, size_t avail, uint64_t pc, struct tr
 {
 	size_t max = avail < TR_X86_MAX_LEN ? avail : TR_X86_MAX_LEN;
 	size_t i = 0;
-	bool opsize16 = false, addr32 = false, rex_w = false, vex = false;
+	bool opsize16 = false, addr32 = false, rex_w = false, vex = false, fsgs = false;
 	int map = 0;
-	uint8_t op;
+	uint8_t op, rex = 0;
 
 	memset(out, 0, sizeof(*out));
 	while (i < max && is_legacy_prefix(code[i])) {
 		opsize16 |= code[i] == 0x66;
 		addr32 |= code[i] == 0x67;
+		fsgs |= code[i] == 0x64 || code[i] == 0x65;     /* thread-local: not an address */
+		out->lock |= code[i] == 0xf0;
+		out->rep |= code[i] == 0xf2 || code[i] == 0xf3;
 		i++;
 	}
-	if (i < max && (code[i] & 0xf0) == 0x40)            /* REX: last before the opcode */
-		rex_w = code[i++] & 0x08;
+	if (i < max && (code[i] & 0xf0) == 0x40) {          /* REX: last before the opcode */
+		rex = code[i++];
+		rex_w = rex & 0x08;
+	}
 	if (i >= max)
 		return 0;
 	op = code[i++];
@@ -193,7 +198,7 @@ unsigned tr_x86_decode(const uint8_t *code, size_t avail, uint64_t pc, struct tr
 
 	unsigned modrm_at = 0, disp = 0, imm = 0;
 	uint8_t reg = 0;
-	bool riprel = false;
+	bool riprel = false, absolute = false;
 	if (f.modrm) {
 		if (i >= max)
 			return 0;
@@ -206,8 +211,11 @@ unsigned tr_x86_decode(const uint8_t *code, size_t avail, uint64_t pc, struct tr
 			if (rm == 4) {                      /* SIB */
 				if (i >= max)
 					return 0;
-				if (mod == 0 && (code[i] & 7) == 5)
-					disp = 4;
+				if (mod == 0 && (code[i] & 7) == 5) {
+					disp = 4;           /* no base: disp32 is an address */
+					absolute = true;
+					out->mem_indexed = ((code[i] >> 3) & 7) != 4 || (rex & 0x02);
+				}
 				i++;
 			} else if (mod == 0 && rm == 5) {
 				disp = 4;
@@ -235,6 +243,32 @@ unsigned tr_x86_decode(const uint8_t *code, size_t avail, uint64_t pc, struct tr
 	if (i + disp + imm > max)
 		return 0;
 	out->len = (unsigned)(i + disp + imm);
+	out->map = (uint8_t)map;
+	out->op = op;
+	out->rex = rex;
+	out->vex = vex;
+	out->opsize16 = opsize16;
+	out->has_modrm = f.modrm;
+	out->modrm = f.modrm ? code[modrm_at] : 0;
+	if ((riprel || absolute) && !addr32 && !fsgs) {
+		int32_t d;
+
+		memcpy(&d, code + i, 4);
+		out->mem_known = true;
+		out->mem_addr = riprel ? pc + out->len + (uint64_t)(int64_t)d : (uint64_t)(int64_t)d;
+	} else if (f.imm == IMM_MOFFS && !addr32 && !fsgs) {
+		memcpy(&out->mem_addr, code + i, 8);
+		out->mem_known = true;
+	}
+	if (map == 0 && ((op >= 0xb8 && op <= 0xbf) || (op == 0xc7 && (out->modrm >> 6) == 3))) {
+		uint32_t v32 = 0;                               /* mov $imm, %reg */
+
+		if (imm == 8)
+			memcpy(&out->imm, code + i + disp, 8);
+		else if (imm == 4)
+			memcpy(&v32, code + i + disp, 4), out->imm = op == 0xc7 && rex_w
+				? (uint64_t)(int64_t)(int32_t)v32 : v32;
+	}
 
 	if (map == 0 && (op == 0xe8 || op == 0xe9)) {
 		int32_t rel;
@@ -250,4 +284,80 @@ unsigned tr_x86_decode(const uint8_t *code, size_t avail, uint64_t pc, struct tr
 		out->target = pc + out->len + (uint64_t)(int64_t)d;
 	}
 	return out->len;
+}
+
+/* The one-byte map's forms with a ModRM memory operand (see tr_x86_mem_access). */
+static unsigned map0_access(uint8_t op, uint8_t reg)
+{
+	const unsigned R = TR_X86_READ, W = TR_X86_WRITE, RW = R | W;
+
+	if (op < 0x40 && (op & 7) <= 3)                     /* add, or, adc, sbb, and, sub, xor, cmp */
+		return (op & 7) >= 2 ? R : (op >> 3) == 7 ? R : RW;
+	switch (op) {
+	case 0x63: case 0x69: case 0x6b:                    /* movsxd, imul r, r/m, imm */
+	case 0x84: case 0x85:                               /* test */
+	case 0x8a: case 0x8b:                               /* mov r, r/m */
+		return R;
+	case 0x80: case 0x81: case 0x83:                    /* ALU r/m, imm: /7 is cmp */
+		return reg == 7 ? R : RW;
+	case 0x86: case 0x87:                               /* xchg: locked even unprefixed */
+	case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3:   /* shifts, rotates */
+		return RW;
+	case 0x88: case 0x89:                               /* mov r/m, r */
+		return W;
+	case 0xc6: case 0xc7:                               /* mov r/m, imm: only /0 */
+		return reg == 0 ? W : 0;
+	case 0xf6: case 0xf7:                               /* test; not, neg; mul, div... */
+		return reg == 2 || reg == 3 ? RW : reg == 1 ? 0 : R;
+	case 0xfe:                                          /* inc, dec */
+		return reg <= 1 ? RW : 0;
+	case 0xff:                                          /* inc, dec; call, jmp, push *r/m */
+		return reg <= 1 ? RW : reg == 2 || reg == 4 || reg == 6 ? R : 0;
+	default:                                            /* lea, x87, pop r/m, sreg movs... */
+		return 0;
+	}
+}
+
+/* The 0F map's forms (legacy-encoded; VEX forms are not looked at). */
+static unsigned map1_access(uint8_t op)
+{
+	const unsigned R = TR_X86_READ, W = TR_X86_WRITE, RW = R | W;
+
+	if (op >= 0x40 && op <= 0x4f)                       /* cmovcc r, r/m */
+		return R;
+	if (op >= 0x90 && op <= 0x9f)                       /* setcc r/m8 */
+		return W;
+	if (op >= 0x51 && op <= 0x5f)                       /* SSE arithmetic, conversions */
+		return R;
+	switch (op) {
+	case 0x10: case 0x28: case 0x2a: case 0x2c: case 0x2d: case 0x2e: case 0x2f:
+	case 0x6e: case 0x6f: case 0xaf: case 0xb6: case 0xb7: case 0xbe: case 0xbf:
+		return R;                                   /* movs*, cvt*, ucomis*, movd/q, imul, movzx/sx */
+	case 0x11: case 0x29: case 0x7e: case 0x7f: case 0xd6:
+		return W;                                   /* movs* stores, movd/q stores */
+	case 0xb0: case 0xb1: case 0xc0: case 0xc1:
+		return RW;                                  /* cmpxchg, xadd */
+	default:
+		return 0;
+	}
+}
+
+unsigned tr_x86_mem_access(const struct tr_x86_insn *in)
+{
+	if (in->len && in->map == 0 && in->op >= 0xa0 && in->op <= 0xa3 && in->mem_known)
+		return in->op <= 0xa1 ? TR_X86_READ : TR_X86_WRITE;    /* mov with a moffs */
+	if (!in->len || !in->has_modrm || (in->modrm >> 6) == 3 || in->vex)
+		return 0;
+	uint8_t reg = (in->modrm >> 3) & 7;
+	if (in->map == 0)
+		return map0_access(in->op, reg);
+	if (in->map == 1) {
+		/* f3 0f 7e is movq xmm, m64: a load; 66 0f 7e (movd r/m, xmm) a store. */
+		if (in->op == 0x7e && in->rep)
+			return TR_X86_READ;
+		/* f3 0f b8/bc/bd (popcnt, tzcnt, lzcnt) are not in the table; f2/f3 change 0F 10/11
+		 * only from packed to scalar, both plain loads and stores. */
+		return map1_access(in->op);
+	}
+	return 0;
 }

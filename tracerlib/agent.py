@@ -43,13 +43,17 @@ class AgentRun:
         self.path = os.path.join(_RING_DIR, f"tracer-{os.getpid()}-{next(_serial)}")
         self.ring = _core.SharedRing.create(self.path, cap=values.cap, budget=values.budget,
                                             payload=values.payload)
+        self.filters = values.filters()
         self.sites_path = None
 
     def environment(self, policy=None, opts=None, sites=()):
         """Variables for the program (LD_PRELOAD is appended to the user's own)."""
         preload = os.environ.get("LD_PRELOAD", "")
         env = {"LD_PRELOAD": f"{preload}:{LIBRARY}" if preload else LIBRARY,
-               "TRACER_RING": self.path}
+               "TRACER_RING": self.path,
+               # the filters, checked by the settings; the agent parses them with the same C
+               "TRACER_TRACE": self.filters["trace"], "TRACER_STATUS": self.filters["status"],
+               "TRACER_ENDPOINT": self.filters["endpoint"]}
         if policy is not None:
             info = policy.info
             env["TRACER_YIELD"] = f"{info['seed']}:{info['probability']}:{info['strategy']}"

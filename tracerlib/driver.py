@@ -7,13 +7,12 @@ else. Nothing here imports gdb or lldb.
 """
 import os
 
-from . import _core, agent, export, frontend, settings, yields
+from . import _core, access, agent, export, frontend, replay, result_file, settings, yields
 from .glibc_threads import ThreadPointers
 from .port import EXEC, FATAL, INTERRUPT, OTHER, OURS, TIMEOUT, USER, DebuggerTrouble, cmdline
 from .run import Run, TracerError, signal_name
 
 CATALOGUE = _core.catalogue()
-TRACED_CALLS = [i for i, c in enumerate(CATALOGUE) if c["class"] in ("send", "recv")]
 CALL_INDEX = {c["name"]: i for i, c in enumerate(CATALOGUE)}
 _UNEXPLAINED_STOPS = 1000     # stops with no reason in one run before giving up
 
@@ -39,15 +38,19 @@ class Driver:
         self.policy = None            # _core.YieldPolicy while yields are on
         self.yield_opts = None
         self.yield_sites = []         # where yields go (breakpoints, or the agent's list)
-        self.yield_bps = []
+        self.yield_bps = {}           # site key -> breakpoint
+        self.yield_bps_agent = False  # placed for agent mode: access sites only
+        self.access_budget = yields.AccessBudget()
         self.yield_plans = {}         # tid -> microseconds to insert (0: sched_yield)
         self.yield_saved = {}         # tid -> (pid, registers saved before the inserted call)
         self.yields_abandoned = 0     # inserted calls whose thread or image went away
         self.threads_seen = set()     # (pid, tid) announced to the policy
         self.armed_mode = None        # "breakpoint" or "agent": what arm() set up
+        self.armed_trace = None       # the trace filter arm() placed breakpoints for
         self.exit_bp = None           # at _exit, for ports whose exit status hides a signal
         self.exit_calls = {}          # pid -> status passed to _exit (see on_exit_call)
         self.thread_pointers = {}     # pid -> ThreadPointers, for ports without fs_base
+        self.verdict = None           # ("passed"|"failed", report path) of run, hunt, replay
 
     # ================================================================ hot path
     # Handlers run inside the debugger's breakpoint callbacks: they never raise.
@@ -110,8 +113,11 @@ class Driver:
                 return self._undo_yield(ctx) if in_callback else True
             if tid in self.yield_plans:     # a re-reported stop
                 return True
+            key = yields.site_key(site)
+            if access.is_access(site) and not self._within_budget(key):
+                return False
             self._announce(ctx.pid, tid)
-            us = self.policy.decide(ctx.pid, tid, yields.site_key(site))
+            us = self.policy.decide(ctx.pid, tid, key)
             if us is None:
                 return False
             if in_callback:
@@ -122,6 +128,18 @@ class Driver:
         except Exception as e:          # noqa: BLE001
             self._hot_path_failed(e)
             return False
+
+    def _within_budget(self, key):
+        """A hot access site is perturbed less and less, then its breakpoint is disabled -
+        but only while no thread is inside an inserted call (it comes back through a
+        breakpoint at its site to get its registers back)."""
+        verdict = self.access_budget.hit(key)
+        if verdict == yields.AccessBudget.DISABLE:
+            if not (self.yield_saved or self.yield_plans) and key in self.yield_bps:
+                self.port.disable(self.yield_bps[key])
+                self.access_budget.disabled.add(key)
+            return False
+        return verdict == yields.AccessBudget.DECIDE
 
     def service(self):
         """Stop OURS: insert, or undo, the yield of the selected thread. A thread that died
@@ -204,7 +222,9 @@ class Driver:
         self.armed = True
         self.armed_mode = mode
         self.disarming = False
-        self.missing = [CATALOGUE[c]["name"] for c in TRACED_CALLS] \
+        # the trace filter: a function left out gets no breakpoint at all
+        self.armed_trace = self.values.trace
+        self.missing = _core.filter_check("trace", self.values.trace) \
             if mode == "breakpoint" else []
         self.place_entry_breakpoints()
 
@@ -445,7 +465,9 @@ class Driver:
         """Before a run's report: its yield record, and in agent mode the program's events
         with their call sites named (the agent records return addresses only) while the
         debugger still knows the program's load addresses."""
-        run.yield_info = frontend.yield_info(self.policy, len(self.yield_sites))
+        run.yield_info = frontend.yield_info(self.policy, self.yield_sites,
+                                             self.yield_opts if self.policy else None,
+                                             len(self.access_budget.disabled))
         if run.mode != "agent":
             return
         run.take_agent_events()
@@ -466,6 +488,8 @@ class Driver:
         self.yield_plans.clear()
         self.yield_saved.clear()
         self.threads_seen.clear()
+        if self.access_budget.new_run():
+            self._yield_breakpoints(False)   # placed again, enabled, at the launch
         if self.policy is not None:
             self.policy.reseed(self.yield_opts.seed)
 
@@ -481,8 +505,10 @@ class Driver:
         if not live and not self.port.program():
             raise TracerError("no program loaded: " + self.port.load_hint)
         mode = self.armed_mode if live else self._launch_mode()
-        if self.armed and ((self.disarming and not live) or mode != self.armed_mode):
-            self.disarm()               # a fresh run: the last spent its budget, or a mode
+        if self.armed and ((self.disarming and not live) or mode != self.armed_mode
+                           or (self.values.trace != self.armed_trace and not live)):
+            self.disarm()               # a fresh run: the last spent its budget, a new trace
+                                        # filter wants other breakpoints, or a mode
         if not self.armed:
             self.arm(mode)
         self.in_run_command = True
@@ -538,27 +564,34 @@ class Driver:
         for bp in self.return_bps.values():     # at the last run's (randomised) addresses
             self.port.delete(bp)
         self.return_bps.clear()
-        self._yield_breakpoints(run.mode == "breakpoint")
+        self._yield_breakpoints(True, agent=run.mode == "agent")
         if run.mode != "agent":
             return self.port.launch()
         run.agent = agent.AgentRun(self.values)
-        env = run.agent.environment(self.policy, self.yield_opts, self.yield_sites)
+        env = run.agent.environment(self.policy, self.yield_opts,
+                                    [s for s in self.yield_sites if not access.is_access(s)])
         self.port.set_environment(env)
         try:
             return self.port.launch()
         finally:
             self.port.set_environment({name: os.environ.get(name) for name in env})
 
-    def _yield_breakpoints(self, wanted):
-        """Yield sites as breakpoints (breakpoint mode), or none (the agent decides)."""
-        if wanted and self.policy is not None and not self.yield_bps:
-            self.yield_bps = [self.port.break_site(
+    def _yield_breakpoints(self, wanted, agent=False):
+        """Yield sites as breakpoints: all of them in breakpoint mode; in agent mode only the
+        shared-access sites (the agent yields before calls in-process); none when not
+        wanted."""
+        if wanted and self.policy is not None:
+            if self.yield_bps and self.yield_bps_agent == agent:
+                return
+            self._yield_breakpoints(False)
+            self.yield_bps_agent = agent
+            self.yield_bps = {yields.site_key(site): self.port.break_site(
                 site, lambda ctx, site=site: self.on_yield_site(site, ctx))
-                for site in self.yield_sites]
+                for site in self.yield_sites if not agent or access.is_access(site)}
         elif not wanted:
-            for bp in self.yield_bps:
+            for bp in self.yield_bps.values():
                 self.port.delete(bp)
-            self.yield_bps = []
+            self.yield_bps = {}
 
     def _drive(self, stop):
         unexplained = 0
@@ -591,6 +624,8 @@ class Driver:
         run = self.run_once(args)
         if run is None:             # stopped at your own breakpoint, or interrupted
             return self.port.stopped_text()
+        if not run.disturbed:       # a run the debugger failed under: Tracer's error
+            self.verdict = ("failed" if run.failed else "passed", run.report_path)
         if run.failed or run.disturbed:
             raise TracerError(run.outcome().removeprefix("tracer: "))
         return run.outcome()
@@ -684,21 +719,19 @@ class Driver:
 
     def cmd_sites(self, arg):
         opts = yields.parse_sites_args(arg)
-        return yields.sites_table(yields.SiteIndex.of(self._program()).select(opts))
+        return yields.sites_table(yields.SiteIndex.of(self._program()).select(opts), opts)
 
     def yield_on(self, arg):
         opts, policy, sites = yields.plan(self._program(), arg)
         self.yield_off(quiet=True)
         self.policy, self.yield_opts, self.yield_sites = policy, opts, sites
-        live_agent = self.port.live_pids() and self.run is not None and \
+        live_agent = bool(self.port.live_pids()) and self.run is not None and \
             self.run.mode == "agent"
-        self._yield_breakpoints(not live_agent)
+        self._yield_breakpoints(True, agent=live_agent)
         self.threads_seen.clear()
         for pid in self.port.live_pids():
             self._announce(pid, pid)
-        where = ("functions (no DWARF: at their entry)" if sites[0].get("entry")
-                 else "call sites")
-        return (f"tracer: yields on at {len(sites)} {where}, probability "
+        return (f"tracer: yields on at {frontend.sites_phrase(sites)}, probability "
                 f"{opts.probability}, strategy {policy.info['strategy']}, seed {opts.seed}")
 
     def yield_off(self, arg="", quiet=False):
@@ -712,7 +745,8 @@ class Driver:
         return None if quiet else "tracer: yields off, no site left instrumented"
 
     def yield_status(self, arg):
-        return frontend.yield_status_text(self.policy, len(self.yield_sites))
+        return frontend.yield_status_text(self.policy, self.yield_sites,
+                                          len(self.access_budget.disabled))
 
     def cmd_hunt(self, arg):
         opts = yields.parse_hunt_args(arg)
@@ -723,10 +757,20 @@ class Driver:
 
         def run_once(seed):
             self.yield_opts.seed = seed
-            return self.run_once("")
+            run = self.run_once("")
+            if run is not None:     # a hunt ends at its first failure: the last one counts
+                self.verdict = ("failed" if run.failed else "passed", run.report_path)
+            return run
 
         return frontend.hunt(opts, first, self.values, run_once, self._replay_command,
                              self.port.write)
+
+    def cmd_replay(self, arg):
+        reproduced, _, line, kept = replay.replay(self, arg)
+        self.verdict = ("failed" if reproduced else "passed", kept)
+        if reproduced:              # like a failed run: the command fails (batch exit 1)
+            raise TracerError(line.removeprefix("tracer: "))
+        return line
 
     def _replay_command(self, seed):
         """A shell command that reruns `seed` with the same sites, policy and limits."""
@@ -767,28 +811,35 @@ class Driver:
                    "show": self.cmd_show, "snapshot": self.cmd_snapshot,
                    "export": self.cmd_export, "sites": self.cmd_sites,
                    "yield on": self.yield_on, "yield off": self.yield_off,
-                   "yield status": self.yield_status, "hunt": self.cmd_hunt}
+                   "yield status": self.yield_status, "hunt": self.cmd_hunt,
+                   "replay": self.cmd_replay}
         table = [(name, *frontend.command_help(name, **self.port.help_words)[1:],
-                  self._guarded(action), name in ("run", "show", "snapshot", "export"))
+                  self._guarded(action, name),
+                  name in ("run", "show", "snapshot", "export", "replay"))
                  for name, action in actions.items()]
         if not native_settings:
             table.append(("set", "Change a setting: tracer set NAME VALUE.",
                           "Change a setting: tracer set NAME VALUE.\n\n" + "\n".join(
                               f"  {s.name:10s} {s.doc} (default {s.default})"
-                              for s in settings.SETTINGS), self._guarded(self.cmd_set), False))
+                              for s in settings.SETTINGS), self._guarded(self.cmd_set, "set"),
+                          False))
             table.append(("settings", "The settings in force.", "The settings in force.",
-                          self._guarded(self.cmd_settings), False))
+                          self._guarded(self.cmd_settings, "settings"), False))
         return table
 
-    def _guarded(self, action):
+    def _guarded(self, action, name):
         """action(arg) -> (text or None, one-line error or None): nothing escapes into the
-        debugger as a traceback."""
+        debugger as a traceback. Each result also goes to $TRACER_RESULT_FILE when bin/tracer
+        drives the debugger (result_file.py: a failed program is not Tracer's own error)."""
         def guarded(arg):
+            self.verdict = None
             try:
                 self.poll()
-                return action(arg.strip()), None
+                text, error = action(arg.strip()), None
             except (TracerError, settings.SettingError) as e:
-                return None, f"tracer: {e}"
+                text, error = None, f"tracer: {e}"
             except Exception as e:      # noqa: BLE001 - a command must not crash the debugger
-                return None, f"tracer: {type(e).__name__}: {e}"
+                text, error = None, f"tracer: {type(e).__name__}: {e}"
+            result_file.record(name, self.verdict, text, error)
+            return text, error
         return guarded

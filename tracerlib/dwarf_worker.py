@@ -1,4 +1,5 @@
-"""Indexes a program's DWARF in a separate process and prints it as JSON.
+"""Indexes a program's DWARF in a separate process and prints it as JSON: its call sites, or
+with --access its shared-access sites (tracerlib/access.py).
 
 Why a process: gdb links elfutils' libdw, whose exported functions have the same names as
 libdwarf's (dwarf_tag, dwarf_attr, dwarf_child...). Inside gdb, the dynamic linker binds our
@@ -8,12 +9,12 @@ is itself, and a malformed binary cannot take the debugger down either. For the 
 the index is an extension of its own, tracerlib._dwarf: tracerlib._core, which the debuggers
 load, links neither libdwarf nor libelf. Import _dwarf here and nowhere inside a debugger.
 
-    /usr/bin/python3 -m tracerlib.dwarf_worker PROGRAM
+    /usr/bin/python3 -m tracerlib.dwarf_worker [--access] PROGRAM
 """
 import json
 import sys
 
-from . import _dwarf
+from . import _dwarf, access
 
 
 def index(path):
@@ -22,13 +23,25 @@ def index(path):
             "sites": ix.sites(scan=path)}
 
 
+def shared_access(path):
+    ix = _dwarf.DwarfIndex(path)
+    main = ix.function("main")
+    sites, summary = access.shared_sites(ix.code(path), ix.variables(),
+                                         main["low_pc"] if main else None)
+    return {"path": path, "has_debug_info": ix.has_debug_info, "sites": sites,
+            "summary": summary}
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    what = index
+    if argv[:1] == ["--access"]:
+        what, argv = shared_access, argv[1:]
     if len(argv) != 1:
-        print("usage: python3 -m tracerlib.dwarf_worker PROGRAM", file=sys.stderr)
+        print("usage: python3 -m tracerlib.dwarf_worker [--access] PROGRAM", file=sys.stderr)
         return 2
     try:
-        result = index(argv[0])
+        result = what(argv[0])
     except (OSError, ValueError) as e:
         print(json.dumps({"error": str(e)}))
         return 1

@@ -1,17 +1,18 @@
 """Exports of a report for people who would rather look at the conversation.
 
-html: one self-contained page with a message sequence diagram (threads as lifelines, time
-going down, arrows for matched messages, the crash marked), the event table, and each
-process's backtraces and mailboxes.
+html: one self-contained page with a message sequence diagram (threads as lifelines named with
+their program, `gzip 4242`; time going down; arrows for matched messages labelled with their
+endpoint; bytes still pending in a mailbox as an arrow that never arrives; the crash marked),
+the event table, and each process's backtraces and mailboxes.
 
 chrome: Chrome trace-event JSON (opens in Perfetto and chrome://tracing): one track per
-process and thread, each send/receive a slice with its endpoint and payload, a flow arrow from
+process and thread, named as the lifelines, each send/receive a slice with its endpoint and payload, a flow arrow from
 a send to the receive that got its bytes where they can be matched, the fatal signal marked.
 """
 import json
 import os
 
-from . import _core
+from . import _core, show
 from .run import TracerError
 
 FORMATS = ("chrome", "html")
@@ -31,6 +32,59 @@ def _peer_endpoint(endpoint):
         return endpoint
     local, remote = rest.split("->", 1)
     return f"{kind}{sep}{remote}->{local}"
+
+
+def _sides(endpoint):
+    """(kind, local, remote or None) of an endpoint name "kind:local->remote"."""
+    kind, _, rest = endpoint.partition(":")
+    local, arrow, remote = rest.partition("->")
+    return kind, local, remote if arrow else None
+
+
+def _same_channel(send_endpoint, box_endpoint):
+    """Do the bytes a send put on send_endpoint land in the mailbox named box_endpoint? The
+    same name (a pipe), the reversed name (a connected socket), or the send's remote side
+    being the mailbox's own (its peer has gone, so the mailbox names only itself)."""
+    if send_endpoint in (box_endpoint, _peer_endpoint(box_endpoint)):
+        return True
+    kind, _, remote = _sides(send_endpoint)
+    box_kind, box_local, _ = _sides(box_endpoint)
+    return remote is not None and kind == box_kind and remote == box_local
+
+
+def program_names(report):
+    """pid -> the program's name: the main thread's name (the kernel's comm, `gzip`) where
+    the snapshot has it, else the traced program's file name."""
+    default = os.path.basename((report.get("program") or {}).get("path") or "") or "?"
+    names = {}
+    for proc in report.get("processes") or []:
+        for th in proc.get("threads") or []:
+            if th.get("tid") == proc["pid"] and th.get("name"):
+                names[proc["pid"]] = th["name"]
+    pids = {ev["pid"] for ev in report["events"]} | set(names) | {
+        p["pid"] for p in report.get("processes") or []}
+    return {pid: names.get(pid, default) for pid in pids}
+
+
+def lane_name(names, pid, tid, thread_names=None):
+    """`gzip 4242` for a process's main thread, `gzip 4242/4243 (worker)` for another."""
+    program = names.get(pid, "?")
+    if tid == pid:
+        return f"{program} {pid}"
+    thread = (thread_names or {}).get((pid, tid))
+    return f"{program} {pid}/{tid}" + (f" ({thread})" if thread and thread != program else "")
+
+
+def thread_names(report):
+    return {(proc["pid"], th["tid"]): th["name"] for proc in report.get("processes") or []
+            for th in proc.get("threads") or [] if th.get("name")}
+
+
+def pending_mail(report):
+    """[(pid, mailbox)] of every mailbox still holding bytes at the stop."""
+    return [(proc["pid"], mb) for proc in report.get("processes") or []
+            for mb in proc.get("mailboxes") or []
+            if not mb.get("error") and (mb.get("pending") or 0) > 0]
 
 
 def match_flows(events):
@@ -58,15 +112,14 @@ def match_flows(events):
 def chrome(report):
     """The trace-event document for a report (a dict as load_report returns it)."""
     out = []
-    processes = {ev["pid"] for ev in report["events"]} | {
-        p["pid"] for p in report.get("processes") or []}
+    names, tnames = program_names(report), thread_names(report)
     threads = {(ev["pid"], ev["tid"]) for ev in report["events"]}
-    for pid in sorted(processes):
+    for pid in sorted(names):
         out.append({"name": "process_name", "ph": "M", "pid": pid, "tid": pid,
-                    "args": {"name": f"process {pid}"}})
+                    "args": {"name": lane_name(names, pid, pid)}})
     for pid, tid in sorted(threads):
         out.append({"name": "thread_name", "ph": "M", "pid": pid, "tid": tid,
-                    "args": {"name": f"thread {tid}"}})
+                    "args": {"name": lane_name(names, pid, tid, tnames)}})
     events = report["events"]
     for ev in events:
         out.append({"name": f"{ev['fn']} {ev['endpoint']}", "cat": ev["dir"], "ph": "X",
@@ -140,7 +193,8 @@ h1{font-size:1.3em}h2{font-size:1.1em;margin-top:1.5em}
 table{border-collapse:collapse}td,th{padding:2px 8px;text-align:left;vertical-align:top}
 tr.event:nth-child(even){background:#f4f4f4}code{font:12px monospace;white-space:pre-wrap}
 svg text{font:11px monospace}.send{fill:#1565c0}.recv{fill:#2e7d32}
-.crash{fill:#c62828;font-weight:bold}
+.crash{fill:#c62828;font-weight:bold}.endpoint{fill:#555;font-size:10px}
+text.pending{fill:#e65100}.lifeline{font-weight:bold}
 """
 
 
@@ -150,45 +204,96 @@ def _esc(text):
 
 
 def _lanes(report):
+    """Threads with events, then the crashed thread and the processes holding pending mail."""
     lanes = sorted({(ev["pid"], ev["tid"]) for ev in report["events"]})
     stop = report.get("stop") or {}
     if stop.get("signal") and (stop["pid"], stop["tid"]) not in lanes:
         lanes.append((stop["pid"], stop["tid"]))
+    for pid, _ in pending_mail(report):
+        if not any(lane[0] == pid for lane in lanes):
+            lanes.append((pid, pid))
     return lanes
 
 
+def _receiver_lane(lanes, events, pid, endpoint):
+    """The lane of pid that last used endpoint, else its first lane."""
+    used = [(e["pid"], e["tid"]) for e in events if e["pid"] == pid and e["endpoint"] == endpoint]
+    return used[-1] if used else next(lane for lane in lanes if lane[0] == pid)
+
+
+def _pending_arrows(report, lanes, x, y0, row):
+    """Bytes still in a mailbox, one per two rows below the events: a dashed arrow from the
+    lane of the last send on that channel (or from outside, none being recorded) toward the
+    receiver, stopping short: it never arrived."""
+    events, parts = report["events"], []
+    for k, (pid, mb) in enumerate(pending_mail(report)):
+        to = _receiver_lane(lanes, events, pid, mb.get("endpoint"))
+        sends = [i for i, e in enumerate(events) if e["dir"] == "send"
+                 and (e["pid"], e["tid"]) != to and mb.get("endpoint")
+                 and _same_channel(e["endpoint"], mb["endpoint"])]
+        x1 = x[to]
+        x0 = x[(events[sends[-1]]["pid"], events[sends[-1]]["tid"])] if sends else x1 - 150
+        if x0 == x1:                    # the sender is the receiver's own lane
+            x0 = x1 - 150
+        y = y0 + 2 * row * k
+        xe = x0 + (x1 - x0) * 0.6
+        label = f"{mb.get('endpoint') or '?'}: {mb['pending']} bytes pending"
+        if mb.get("data"):
+            label += f" {mb['data'][:24]}"
+        parts.append(f'<g class="pending" id="pending-{pid}-{mb["fd"]}">'
+                     f'<line x1="{x0}" y1="{y}" x2="{xe:.0f}" y2="{y}" stroke="#e65100" '
+                     'stroke-dasharray="6 4" marker-end="url(#open)"/>'
+                     f'<text x="{min(x0, x1) + 4}" y="{y + 14}" class="pending">'
+                     f'{_esc(label)}</text></g>')
+    return parts
+
+
 def _diagram(report):
-    """An SVG message sequence diagram: a lifeline per thread, time going down, an arrow per
-    matched message, a dot per unmatched call, the fatal signal marked."""
+    """An SVG message sequence diagram: a lifeline per thread named with its program, time
+    going down, an arrow per matched message labelled with its endpoint, a dot per unmatched
+    call, bytes still pending in a mailbox as an arrow that never arrives, the fatal signal
+    marked."""
     events = report["events"]
     lanes = _lanes(report)
+    names, tnames = program_names(report), thread_names(report)
     x = {lane: 120 + i * 190 for i, lane in enumerate(lanes)}
     row = 26
-    height = 60 + row * (len(events) + 2)
+    pending = len(pending_mail(report))
+    height = 60 + row * (len(events) + 2 + 2 * pending)
     width = 160 + 190 * max(len(lanes), 1)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              'id="sequence">',
              '<defs><marker id="arrow" markerWidth="8" markerHeight="8" refX="7" refY="4" '
-             'orient="auto"><path d="M0,0 L8,4 L0,8 z" fill="#555"/></marker></defs>']
+             'orient="auto"><path d="M0,0 L8,4 L0,8 z" fill="#555"/></marker>'
+             '<marker id="open" markerWidth="8" markerHeight="8" refX="7" refY="4" '
+             'orient="auto"><path d="M0,0 L8,4 L0,8" fill="none" stroke="#e65100"/></marker>'
+             '</defs>']
     for lane in lanes:
-        parts.append(f'<text x="{x[lane] - 60}" y="20">pid {lane[0]} / tid {lane[1]}</text>'
+        parts.append(f'<text x="{x[lane] - 60}" y="20" class="lifeline">'
+                     f'{_esc(lane_name(names, lane[0], lane[1], tnames))}</text>'
                      f'<line x1="{x[lane]}" y1="30" x2="{x[lane]}" y2="{height - 10}" '
                      'stroke="#bbb" stroke-dasharray="4 3"/>')
     y_of = {i: 50 + row * i for i in range(len(events))}
     flows = dict((r, s) for s, r in match_flows(events))
     for i, ev in enumerate(events):
         lane, y = (ev["pid"], ev["tid"]), y_of[i]
-        label = (f"{ev['fn']} {ev['len']}/{ev['ret'] if ev['ret'] is not None else '…'} "
-                 f"{ev['data'][:24]}")
+        ret = ev["ret"] if ev["ret"] is not None else "…"
+        if isinstance(ret, int) and ret < 0:
+            ret = f"{ret} {show.errno_name(ev['errno'])}"
+        label = f"{ev['fn']} {ev['len']}/{ret} {ev['data'][:24]}"
         cls = ev["dir"]
         if i in flows:
             src = events[flows[i]]
             x0 = x[(src["pid"], src["tid"])]
-            parts.append(f'<line x1="{x0}" y1="{y_of[flows[i]]}" x2="{x[lane]}" y2="{y}" '
-                         'stroke="#555" marker-end="url(#arrow)"/>')
+            y0 = y_of[flows[i]]
+            parts.append(f'<line x1="{x0}" y1="{y0}" x2="{x[lane]}" y2="{y}" '
+                         'stroke="#555" marker-end="url(#arrow)"/>'
+                         f'<text x="{(x0 + x[lane]) / 2:.0f}" y="{(y0 + y) / 2 - 3:.0f}" '
+                         f'class="endpoint" text-anchor="middle">{_esc(src["endpoint"])}</text>')
         parts.append(f'<circle cx="{x[lane]}" cy="{y}" r="3" class="{cls}"/>'
                      f'<text x="{x[lane] + 6}" y="{y + 4}" class="{cls}" '
                      f'data-seq="{ev["seq"]}">{_esc(label)}</text>')
+    parts += _pending_arrows(report, lanes, x, 50 + row * len(events) + row * 3 // 2, row)
     stop = report.get("stop") or {}
     if stop.get("signal"):
         lane = (stop["pid"], stop["tid"])

@@ -9,7 +9,8 @@ import os
 import shlex
 import textwrap
 
-from . import _core, settings, show
+from . import _core, access, settings, show
+from .yields import AccessBudget
 from .run import TracerError
 
 # ---------------------------------------------------------------------------- help texts
@@ -56,10 +57,12 @@ COMMANDS = (
      "arrows from sends to the receives that got their bytes, the crash marked.\n"
      "html: one self-contained page with a message sequence diagram, the events, the\n"
      "backtraces and mailboxes. Without --from, the live (or just finished) run."),
-    ("sites", "tracer sites [--module CU | --app] [--class sync,proc,send,recv] "
+    ("sites", "tracer sites [--module CU | --app] [--class sync,proc,send,recv,access] "
      "[--function NAME...]",
      "List the call sites yields would instrument.",
-     "Caller, callee, file:line and address of each, from the program's DWARF and code."),
+     "Caller, callee, file:line and address of each, from the program's DWARF and code.\n"
+     "--class access: the shared-access sites instead, loads and stores of global and\n"
+     "static variables more than one thread reaches (function, variable, read/write)."),
 )
 
 
@@ -164,14 +167,36 @@ def recorder(session):
             for k in ("cap", "budget", "payload", "count", "dropped", "overflow")}
 
 
-def yield_info(policy, sites):
-    """The report's `yield` record: policy None when yields are off."""
+def yield_info(policy, sites, opts=None, hot_disabled=0):
+    """The report's `yield` record: policy None when yields are off. sites: the yield sites.
+    opts (the `tracer yield on` options) add the site selection, so that `tracer replay`
+    selects the same sites; with shared-access sites among the sites, `access_sites` and
+    `hot_sites_disabled` (optional keys) say how many, and how many were disabled as hot."""
     if policy is None:
         return {"enabled": False, "seed": 0, "strategy": None, "probability": 0.0,
                 "sites": 0, "injected": 0}
     info = policy.info
-    return {"enabled": True, "seed": info["seed"], "strategy": info["strategy"],
-            "probability": info["probability"], "sites": sites, "injected": info["injected"]}
+    record = {"enabled": True, "seed": info["seed"], "strategy": info["strategy"],
+              "probability": info["probability"], "sites": len(sites),
+              "injected": info["injected"]}
+    if opts is not None:
+        record.update(classes=opts.classes, module=opts.module,
+                      functions=list(opts.functions or []))
+    accesses = sum(1 for s in sites if access.is_access(s))
+    if accesses:
+        record.update(access_sites=accesses, hot_sites_disabled=hot_disabled)
+    return record
+
+
+def sites_phrase(sites):
+    """"3 call sites", "2 call sites and 6 shared-access sites"... for yield messages."""
+    if sites and sites[0].get("entry"):
+        return f"{len(sites)} functions (no DWARF: at their entry)"
+    accesses = sum(1 for s in sites if access.is_access(s))
+    calls = len(sites) - accesses
+    parts = ([f"{calls} call sites"] if calls or not accesses else []) + \
+        ([f"{accesses} shared-access sites"] if accesses else [])
+    return " and ".join(parts)
 
 
 # ---------------------------------------------------------------------------- commands
@@ -191,6 +216,9 @@ def status_text(armed, run, placed, return_sites, missing, disarming=False,
         lines.append(f"  run {run.key}: {show.recorder_line(recorder(s))}")
         lines.append(f"  skipped: {s.not_ipc} calls on files/terminals, {s.nested} nested, "
                      f"{s.unreadable} unreadable; {s.in_flight} calls in flight")
+        f = run.filters
+        lines.append(f"  filters: trace {f['trace']}, status {f['status']}, endpoint "
+                     f"{f['endpoint']}; {s.filtered} calls left out")
         if run.finished:
             lines.append("  " + run.outcome().removeprefix("tracer: "))
     if hot_path_error:
@@ -234,15 +262,26 @@ def snapshot(run, stop_record, processes, path=None):
 # ---------------------------------------------------------------------------- yields and hunt
 
 COMMANDS += (
-    ("yield on", "tracer yield on [--module CU | --app] [--class sync,proc,send,recv] "
+    ("yield on", "tracer yield on [--module CU | --app] [--class sync,proc,send,recv,access] "
      "[--function NAME...] [--probability P] [--seed S] [--strategy yield | sleep:MAX_US]",
      "Insert sched_yield()/usleep() before interesting calls.",
      "At each instrumented call site a seeded generator, keyed on thread and call order,\n"
      "decides whether the thread first calls sched_yield() or usleep(1..MAX_US): the same\n"
-     "seed replays the same decisions."),
+     "seed replays the same decisions. --class access adds the shared-access sites (loads\n"
+     "and stores of shared globals); a hot one is perturbed less and less, then disabled\n"
+     "for the run."),
     ("yield off", "tracer yield off", "Remove every instrumented call site.", ""),
     ("yield status", "tracer yield status",
      "Whether yields are on, at how many sites, how many injected.", ""),
+    ("replay", "tracer replay [REPORT] [--runs K]",
+     "Rerun a stored report's failing run K times and count how often it fails again.",
+     "The program must be the report's (it is run with the report's arguments). Its seed,\n"
+     "strategy, probability, yield sites (classes, module, functions) and limits (cap,\n"
+     "budget, payload, backtrace, mode, timeout) are used again. A run reproduces the\n"
+     "failure when it stops the same way: the same fatal signal, a non-zero exit, or a\n"
+     "timeout. The first reproducing run keeps a report. Without REPORT: the last run's.\n"
+     "Your settings and yields are as they were afterwards.\n"
+     "In batch mode the debugger exits 1 when the failure came back, 0 when it did not."),
     ("hunt", "tracer hunt --runs N [--seed S] [--timeout SEC]",
      "Run the program again and again with seeds S, S+1, ... until it fails.",
      "Keeps the failing run's report and prints the command that replays its seed. In\n"
@@ -263,17 +302,19 @@ def yield_on_args(opts, strategy, seed):
 
 def changed_limits(values):
     """"NAME VALUE" of the recorder limits not at their defaults, for a replay command."""
-    return [f"{name} {getattr(values, name)}" for name in ("timeout", "cap", "budget", "payload", "mode")
+    return [f"{name} {getattr(values, name)}" for name in ("timeout", "cap", "budget", "payload", "mode", *settings.FILTERS)
             if getattr(values, name) != settings.BY_NAME[name].default]
 
 
-def yield_status_text(policy, sites):
+def yield_status_text(policy, sites, hot_disabled=0):
     if policy is None:
         return "tracer: yields off"
     info = policy.info
-    return (f"tracer: yields on at {sites} call sites; strategy {info['strategy']}, "
+    hot = (f"; {hot_disabled} hot access sites disabled for this run (after "
+           f"{AccessBudget.LIMIT} hits each)" if hot_disabled else "")
+    return (f"tracer: yields on at {sites_phrase(sites)}; strategy {info['strategy']}, "
             f"probability {info['probability']}, seed {info['seed']}; "
-            f"{info['injected']} injected of {info['points']} decisions")
+            f"{info['injected']} injected of {info['points']} decisions{hot}")
 
 
 _DISTURBED_IN_A_ROW = 3        # runs the debugger fails in a row before a hunt gives up
@@ -310,6 +351,9 @@ def hunt(opts, first, values, run_once, replay_command, write):
             if run.failed:
                 write(f"hunt: run {i + 1} of {opts.runs}, seed {seed}: FAILED - {outcome}")
                 write("hunt: replay it with\n  " + replay_command(seed))
+                if run.report_path:
+                    write(f"hunt: or count how often it fails again: tracer replay "
+                          f"{shlex.quote(run.report_path)} --runs 10")
                 raise TracerError(f"hunt found a failure with seed {seed}")
             write(f"hunt: run {i + 1} of {opts.runs}, seed {seed}: passed "
                   f"({failures} failures so far)")

@@ -65,6 +65,8 @@ class Run:
         self.values = values
         self.session = _core.Session(cap=values.cap, budget=values.budget,
                                      payload=values.payload)
+        self.filters = values.filters()    # in force for this run, whatever is set later
+        self.session.set_filter(**self.filters)
         self.program = program or ""
         self.argv = list(argv)
         self.debugger = debugger
@@ -158,7 +160,8 @@ class Run:
         Once is enough; later calls do nothing."""
         if self.agent is None:
             return
-        self.yield_info["injected"] = self.agent.ring.injected
+        # The agent's yields before calls, with the debugger's at access sites (if any).
+        self.yield_info["injected"] = self.yield_info.get("injected", 0) + self.agent.ring.injected
         self._take_deaths(self.agent.ring.deaths())
         self.agent.absorb_into(self.session)
         self.agent.close()
@@ -238,7 +241,9 @@ class Run:
         return {"key": self.key, "program": self.program, "argv": self.argv, "pid": self.pid,
                 "started": self.started, "debugger": self.debugger,
                 "backtrace": self.values.backtrace, "stop": stop, "processes": processes,
-                "yield": self.yield_info, "sites": self.sites, "mode": self.mode}
+                "yield": self.yield_info, "sites": self.sites, "mode": self.mode,
+                "timeout": self.values.timeout,
+                "filter": dict(self.filters, filtered=self.session.filtered)}
 
     def _crashed_thread(self, pid):
         """The thread the agent saw crash, with the faulting pc as its one frame (no unwinder

@@ -4,7 +4,7 @@ Every bound the recorder has is a setting here, with its default and its limit; 
 force are written into every report.
 """
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 from . import _core
 
@@ -21,6 +21,7 @@ class Setting:
     low: Optional[int] = None       # ints: inclusive bounds
     high: Optional[int] = None
     choices: Tuple[str, ...] = ()   # enums
+    check: Optional[Callable] = None  # strings: raises ValueError("NAME: why") on bad text
 
     @property
     def kind(self):
@@ -56,6 +57,11 @@ class Setting:
             raise SettingError(f"tracer {self.name} needs a value (not empty)")
         if any(ord(c) < 0x20 or c == "\x7f" for c in text):
             raise SettingError(f"tracer {self.name} may not contain control characters")
+        if self.check is not None:
+            try:
+                self.check(text)
+            except ValueError as e:
+                raise SettingError(f"tracer {e}") from None
         return text
 
 
@@ -102,7 +108,22 @@ SETTINGS = (
             "How calls are recorded: agent (a library inside the program, no stop per call), "
             "breakpoint (a debugger stop per call), auto (agent where it can enter the program).",
             choices=("auto", "agent", "breakpoint")),
+    Setting("trace", "all",
+            "Which calls are recorded: classes send, recv, or functions (write, sendmsg; the "
+            "functions send and recv alone are send(), recv()), comma-separated; !X leaves X "
+            "out. Others get no breakpoint and cost nothing against cap and budget.",
+            check=lambda text: _core.filter_check("trace", text)),
+    Setting("status", "all",
+            "Which outcomes are recorded: successful, failed, errno names (EAGAIN); !EAGAIN "
+            "leaves those out. With a filter, sends take their slot at return.",
+            check=lambda text: _core.filter_check("status", text)),
+    Setting("endpoint", "*",
+            "Which endpoints are recorded: globs on the endpoint name (unix:*, tcp:*:8080), "
+            "comma-separated; !GLOB leaves those out.",
+            check=lambda text: _core.filter_check("endpoint", text)),
 )
+
+FILTERS = ("trace", "status", "endpoint")
 
 BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -129,3 +150,7 @@ class Values:
 
     def items(self):
         return list(self._values.items())
+
+    def filters(self):
+        """The filter texts in force, as Session.set_filter() and the report take them."""
+        return {name: self._values[name] for name in FILTERS}

@@ -1,5 +1,35 @@
 """Text views of the recorder for people: the event table and a stored report."""
+import errno
+import unicodedata
+
 from . import _core
+
+
+def errno_name(number):
+    """EAGAIN for 11; `e4242` for a number the system does not name, `errno ?` for -1 (the
+    errno could not be read)."""
+    if number is None or number < 0:
+        return "errno ?"
+    return errno.errorcode.get(number, f"e{number}")
+
+
+def display_width(text):
+    """Columns `text` takes on a terminal: wide (East Asian) characters two, combining
+    marks and other zero-width characters none, everything else one."""
+    width = 0
+    for c in text:
+        if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf"):
+            continue
+        width += 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
+    return width
+
+
+def align(rows):
+    """Rows of cells as lines with every column as wide as its widest cell (in display
+    columns), two spaces between columns, no trailing blanks."""
+    widths = [max(display_width(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c + " " * (w - display_width(c)) for c, w in zip(r, widths))
+                     .rstrip() for r in rows)
 
 
 def preview(data, width=32):
@@ -26,14 +56,13 @@ def event_table(events, sites=None):
         if ev["ret"] is None:
             ret = "…"
         elif ev["ret"] < 0:
-            ret = f"{ev['ret']} e{ev['errno']}"
+            ret = f"{ev['ret']} {errno_name(ev['errno'])}"
         else:
             ret = str(ev["ret"])
         data = preview(ev["data"]) + ("…" if ev["truncated"] else "")
         rows.append((str(ev["t_us"]), f"{ev['pid']}/{ev['tid']}", ev["dir"], ev["fn"] or "?",
                      ev["endpoint"] or "?", f"{ev['len']}/{ret}", data, _site(ev, sites)))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    return align(rows)
 
 
 def recorder_line(rec):
@@ -58,6 +87,10 @@ def report_text(report, last=None):
                f"(pid {program.get('pid')}), stopped by {why} in {stop.get('pid')}/"
                f"{stop.get('tid')}")
     out.append(recorder_line(report["recorder"]))
+    f = report.get("filter")
+    if f and (f["trace"], f["status"], f["endpoint"]) != ("all", "all", "*"):
+        out.append(f"filter: trace {f['trace']}, status {f['status']}, endpoint "
+                   f"{f['endpoint']}; {f['filtered']} calls left out")
     events = report.get("events") or []
     if last is not None:
         events = events[-last:]

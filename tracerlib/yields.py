@@ -8,6 +8,7 @@ there again, the front end restores the registers and the real call proceeds. Ot
 run all the while: that is the perturbation.
 """
 import argparse
+import collections
 import json
 import os
 import shlex
@@ -15,13 +16,15 @@ import struct
 import subprocess
 import zlib
 
-from . import _core, elf_symbols
+from . import _core, access, elf_symbols
 from .run import TracerError
 
 # Caller-saved registers of the SysV x86-64 ABI (the inserted call may change them) plus the
-# two it changes on purpose. Restored after the inserted call returns.
-SAVED_REGISTERS = ("rip", "rsp", "rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11",
-                   "eflags")
+# two it changes on purpose. Restored after the inserted call returns, in this order: rsp
+# last, since gdb writes `$reg` into the selected frame, and moving rsp can make gdb select
+# another frame than the innermost for the writes after it.
+SAVED_REGISTERS = ("rip", "rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11",
+                   "eflags", "rsp")
 
 CATALOGUE = _core.catalogue()
 
@@ -89,9 +92,9 @@ def _selection_options(parser):
     scope.add_argument("--app", action="store_true",
                        help="call sites in the whole program (the default)")
     parser.add_argument("--class", dest="classes", default="sync,proc,send,recv",
-                        help="comma-separated: send, recv, sync, proc")
+                        help="comma-separated: send, recv, sync, proc, access")
     parser.add_argument("--function", dest="functions", nargs="+", default=None,
-                        help="only calls to these functions")
+                        help="only calls to these functions (access: only accesses in them)")
 
 
 def parse_sites_args(arg):
@@ -133,28 +136,45 @@ def function_names(classes, functions):
     return by_class
 
 
+ACCESS = _core.parse_classes("access")
+
+
+def _worker(path, *options):
+    """Runs dwarf_worker.py on path: its JSON output, or TracerError."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        proc = subprocess.run([SiteIndex.WORKER_PYTHON, "-m", "tracerlib.dwarf_worker",
+                               *options, path],
+                              cwd=root, capture_output=True, text=True, timeout=300)
+        data = json.loads(proc.stdout or "{}")
+    except (OSError, ValueError, subprocess.TimeoutExpired) as e:
+        raise TracerError(f"cannot index the DWARF of {path}: {e}") from None
+    if "error" in data or "sites" not in data:
+        detail = data.get("error") or proc.stderr.strip().splitlines()[-1:] or "no output"
+        raise TracerError(f"cannot read the DWARF of {path}: {detail}")
+    return data
+
+
 class SiteIndex:
     """The program's call sites from its DWARF and code, indexed out of process (see
-    dwarf_worker.py for why), cached per file and modification time."""
+    dwarf_worker.py for why), cached per file and modification time; its shared-access
+    sites (access.py) computed the first time they are asked for."""
 
     _cache = {}
     WORKER_PYTHON = "/usr/bin/python3"   # the interpreter the core is built for
 
     def __init__(self, path):
         self.path = path
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        try:
-            proc = subprocess.run([self.WORKER_PYTHON, "-m", "tracerlib.dwarf_worker", path],
-                                  cwd=root, capture_output=True, text=True, timeout=300)
-            data = json.loads(proc.stdout or "{}")
-        except (OSError, ValueError, subprocess.TimeoutExpired) as e:
-            raise TracerError(f"cannot index the DWARF of {path}: {e}") from None
-        if "error" in data or "sites" not in data:
-            detail = data.get("error") or proc.stderr.strip().splitlines()[-1:] or "no output"
-            raise TracerError(f"cannot read the DWARF of {path}: {detail}")
+        data = _worker(path)
         self.has_debug_info = data["has_debug_info"]
         self.units = data["units"]
         self.all_sites = data["sites"]
+        self._access = None
+
+    def access_sites(self):
+        if self._access is None:
+            self._access = _worker(self.path, "--access")["sites"]
+        return self._access
 
     @classmethod
     def of(cls, path):
@@ -179,31 +199,39 @@ class SiteIndex:
         raise TracerError(f"no module '{name}' in the program; modules: {known}")
 
     def select(self, opts):
-        """Call sites matching the options; raises TracerError naming what exists."""
+        """Call sites, then shared-access sites, matching the options; raises TracerError
+        naming what exists."""
         if not self.has_debug_info and opts.module:
             raise TracerError(f"{self.path} has no DWARF (build it with -g), so it has no "
                               "modules; use --app")
         try:
             names = set(function_names(opts.classes, opts.functions))
+            want_access = _core.parse_classes(opts.classes) & ACCESS
         except ValueError as e:
             raise TracerError(str(e)) from None
         module = self.find_module(opts.module) if opts.module else None
+        shared = self.access_sites() if want_access and self.has_debug_info else []
         if opts.functions:
             called = {s["callee"] for s in self.all_sites if s["callee"]}
-            missing = [f for f in opts.functions if f not in called]
+            holding = {s["caller"] for s in shared}
+            missing = [f for f in opts.functions if f not in called | holding]
             if missing:
                 raise TracerError(f"no call to {', '.join(missing)} in the program; it calls: "
                                   f"{', '.join(sorted(called))}")
         sites = [s for s in self.all_sites
                  if s["callee"] in names and (module is None or s["module"] == module)]
+        accesses = [s for s in shared if (module is None or s["module"] == module)
+                    and (not opts.functions or s["caller"] in opts.functions)]
         custom = custom_instrumenter()
         if custom and custom.predicate:
             sites = [s for s in sites if custom.predicate(s["module"], s["callee"])]
+            accesses = [s for s in accesses if custom.predicate(s["module"], s["variable"])]
         if not self.has_debug_info:
             return function_entries(sorted({s["callee"] for s in sites}))
         # Only sites whose call instruction is known and inside a named function can be
         # placed (as FUNCTION+OFFSET, which gdb relocates for PIE programs).
-        return [s for s in sites if s["call_pc"] and s["caller"] and not s["tail"]]
+        return [s for s in sites if s["call_pc"] and s["caller"] and not s["tail"]] + \
+            [s for s in accesses if s["caller"]]
 
 
 def function_entries(names):
@@ -237,7 +265,22 @@ def describe(site):
     return where
 
 
-def sites_table(sites):
+def sites_table(sites, opts=None):
+    """The call-site table, the shared-access one, or both, as the options' classes ask (an
+    empty table says so rather than vanish)."""
+    mask = _core.parse_classes(opts.classes) if opts else 0
+    calls = [s for s in sites if not access.is_access(s)]
+    accesses = [s for s in sites if access.is_access(s)]
+    tables = []
+    if calls or not mask & ACCESS or mask & ~ACCESS or (opts and opts.functions and not
+                                                        accesses):
+        tables.append(_calls_table(calls))
+    if accesses or mask & ACCESS:
+        tables.append(access.table(accesses))
+    return "\n\n".join(tables)
+
+
+def _calls_table(sites):
     rows = [("caller", "callee", "file:line", "address")]
     for s in sites:
         if s.get("entry"):
@@ -253,16 +296,20 @@ def sites_table(sites):
     return "\n".join(lines + [f"{len(sites)} call sites"])
 
 
+RED_ZONE = 128                  # bytes below rsp a leaf function may use (SysV x86-64 ABI)
+
+
 def insertion(regs, pc, target, argument):
     """The register and memory changes that make a thread stopped at `pc` call
     target(argument) and come back to `pc`.
 
     regs: {name: int} of SAVED_REGISTERS. Returns (writes {reg: value}, (address, bytes)).
     The stack pointer at the inserted function's entry must be 8 mod 16 (as after a call
-    from an aligned frame); the 8 bytes below the current stack pointer are free at a call
-    site or a function entry (nothing lives below rsp in a frame that makes calls)."""
-    sp = ((regs["rsp"] - 16) & ~0xF) | 8
-    return ({"rsp": sp, "rdi": argument, "rip": target},
+    from an aligned frame). Below the current stack pointer, a leaf function may keep data
+    in its 128-byte red zone (an access site can be anywhere in one): the inserted frame
+    goes below it."""
+    sp = ((regs["rsp"] - RED_ZONE - 16) & ~0xF) | 8
+    return ({"rdi": argument, "rip": target, "rsp": sp},        # rsp last: see SAVED_REGISTERS
             (sp, struct.pack("<Q", pc)))
 
 
@@ -278,5 +325,33 @@ def plan(program, arg):
         raise TracerError(str(e)) from None
     sites = index.select(opts)
     if not sites:
-        raise TracerError("no call site matches: `tracer sites` lists the candidates")
+        what = "site" if _core.parse_classes(opts.classes) & ACCESS else "call site"
+        raise TracerError(f"no {what} matches: `tracer sites` lists the candidates")
     return opts, policy, sites
+
+
+class AccessBudget:
+    """What a hot shared-access site costs: every hit of its breakpoint is a debugger stop.
+    The first FULL hits of a site in a run go to the policy; after that only hits 16, 32,
+    64... (a rate that halves as the site stays hot); at LIMIT hits its breakpoint is
+    disabled for the rest of the run. Deterministic, so a seed still replays."""
+    FULL = 8
+    LIMIT = 256
+    DECIDE, SKIP, DISABLE = "decide", "skip", "disable"
+
+    def __init__(self):
+        self.hits = collections.Counter()
+        self.disabled = set()           # site keys whose breakpoint is off for this run
+
+    def hit(self, key):
+        n = self.hits[key] = self.hits[key] + 1
+        if n >= self.LIMIT:
+            return self.DISABLE
+        return self.DECIDE if n <= self.FULL or n & (n - 1) == 0 else self.SKIP
+
+    def new_run(self):
+        """True when breakpoints were disabled and must be placed again."""
+        again = bool(self.disabled)
+        self.hits.clear()
+        self.disabled.clear()
+        return again

@@ -5,7 +5,9 @@
  *   TRACER_YIELD=SEED:P:STRAT  yield injection; STRAT is "yield", "sleep:MAX_US" or
  *                              "pct:DEPTH[:STEPS]" (pct.c)
  *   TRACER_YIELD_CLASSES=...   which catalogue classes are yield points (sync,proc,send,recv)
- *   TRACER_YIELD_SITES=/path   only these call sites (see yield.c) */
+ *   TRACER_YIELD_SITES=/path   only these call sites (see yield.c)
+ *   TRACER_TRACE, TRACER_STATUS, TRACER_ENDPOINT   the filters (../filter.h); the debugger
+ *                              checked them, so a text refused here keeps everything */
 #define _GNU_SOURCE
 #include "agent.h"
 
@@ -137,6 +139,17 @@ static uint32_t crc32_of(const char *s)
 	return ~crc;
 }
 
+static void filter_init(void)
+{
+	struct tr_filter *f = &tr_agent.filter;
+
+	tr_filter_init(f);
+	if (tr_filter_set_trace(f, getenv("TRACER_TRACE"), NULL, 0) < 0 ||
+	    tr_filter_set_status(f, getenv("TRACER_STATUS"), NULL, 0) < 0 ||
+	    tr_filter_set_endpoint(f, getenv("TRACER_ENDPOINT"), NULL, 0) < 0)
+		tr_filter_init(f);
+}
+
 __attribute__((constructor)) static void tr_agent_init(void)
 {
 	const char *path = getenv("TRACER_RING");
@@ -166,6 +179,7 @@ __attribute__((constructor)) static void tr_agent_init(void)
 	if (pthread_atfork(at_prepare, NULL, at_child) != 0)
 		goto off;
 	tr_agent_yield_init();
+	filter_init();
 	tr_agent.on = true;
 	tr_agent_deaths_arm();
 	goto out;

@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include "../filter.h"
 #include "../shared_ring.h"
 #include "../yield_policy.h"
 
@@ -39,6 +40,7 @@ struct tr_agent_state {
 	uint64_t *site_ret;           /* their return pcs, 0 when unknown */
 	size_t nsites;                /* 0: every call of yield_classes is a point */
 	uint32_t name_key[64];        /* crc32 of each catalogue name: keys without sites */
+	struct tr_filter filter;      /* TRACER_TRACE, TRACER_STATUS, TRACER_ENDPOINT */
 	struct tr_shared_ring ring;
 	int32_t pid;                  /* getpid(), refreshed in the fork child */
 	uint32_t proc_ord;

@@ -7,7 +7,11 @@
  * readable: bytes the kernel took are copied directly, anything else through
  * process_vm_readv on ourselves, which fails instead of faulting. A receive is written once,
  * at return, with the bytes received. The catalogue row decides how each call's buffer is
- * described (tr_catalogue[] is the one source of truth). */
+ * described (tr_catalogue[] is the one source of truth).
+ *
+ * The filter (../filter.h) is applied here, in send_begin/send_end/recv_done, before a slot
+ * is claimed: the function first, the endpoint once named, the outcome at return. With a
+ * status filter a send is written whole at its return (`deferred`), like a receive. */
 #define _GNU_SOURCE
 #include "agent.h"
 
@@ -56,6 +60,8 @@ struct pending {
 	int call;
 	uint64_t seq;
 	bool rec;
+	bool deferred;              /* written at return, if the status filter keeps it */
+	char name[TR_ENDPOINT_MAX]; /* deferred: the endpoint, named at entry */
 };
 
 /* Copies n bytes from the program's memory; `trusted`: the kernel just read or wrote them,
@@ -158,14 +164,56 @@ static void fill(struct tr_ring_write *w, int call, int64_t handle, const void *
 	w->endpoint = endpoint;
 }
 
+/* Names the handle; false (counted) when it is not a message or the filter leaves its
+ * endpoint out. */
 static bool named(int call, int64_t handle, char *name)
 {
 	int kind = tr_agent_endpoint(call, handle, name);
 
-	if (kind > TR_EP_NOT_IPC)
+	if (kind <= TR_EP_NOT_IPC) {
+		atomic_fetch_add_explicit(&tr_agent.ring.hdr->not_ipc, 1, memory_order_relaxed);
+		return false;
+	}
+	if (!tr_filter_endpoint(&tr_agent.filter, name)) {
+		atomic_fetch_add_explicit(&tr_agent.ring.hdr->filtered, 1, memory_order_relaxed);
+		return false;
+	}
+	return true;
+}
+
+/* The status filter's verdict at return (counted when it leaves the call out). */
+static bool outcome_kept(int64_t ret, int err)
+{
+	if (tr_filter_outcome(&tr_agent.filter, ret, err))
 		return true;
-	atomic_fetch_add_explicit(&tr_agent.ring.hdr->not_ipc, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&tr_agent.ring.hdr->filtered, 1, memory_order_relaxed);
 	return false;
+}
+
+/* A call written whole at its return (receives, and deferred sends): claims its slot, fills
+ * it with ret, errno and the first `want` bytes. */
+static void put_whole(int call, int64_t handle, const struct msg *m, int64_t ret, int err,
+		      const void *site, const char *name, uint64_t t, size_t want, bool data_ok,
+		      int64_t moved)
+{
+	struct tr_ring_write w;
+	uint8_t data[TR_PAYLOAD_MAX];
+	int64_t total = 0;
+	uint64_t seq;
+	size_t got;
+
+	if (tr_shared_ring_claim(&tr_agent.ring, &seq) != 0)
+		return;
+	got = capture(&tr_catalogue[call], m, want, data, ret >= 0, data_ok, &total);
+	fill(&w, call, handle, site, name);
+	w.returned = true;
+	w.ret = ret;
+	w.err = ret < 0 ? err : 0;
+	w.len = total;
+	w.data = data;
+	w.data_len = got;
+	w.truncated = (moved < 0 ? total : moved) > (int64_t)got;
+	tr_shared_ring_put(&tr_agent.ring, seq, t, &w);
 }
 
 /* Entry of a send: yield point, then the event (ret not known yet). */
@@ -174,28 +222,36 @@ static void send_begin(struct pending *p, enum tr_agent_fn fn, int64_t handle, c
 	struct tr_ring_write w;
 	char name[TR_ENDPOINT_MAX];
 
-	p->rec = false;
+	p->rec = p->deferred = false;
 	p->call = tr_agent_call[fn];
 	tr_in_agent = 1;
 	tr_agent_yield(fn, site);
-	if (p->call >= 0 && named(p->call, handle, name) &&
-	    tr_shared_ring_claim(&tr_agent.ring, &p->seq) == 0) {
+	if (!tr_filter_call(&tr_agent.filter, p->call) || !named(p->call, handle, name))
+		goto out;
+	if (tr_agent.filter.outcome_matters) {
+		p->deferred = true;
+		memcpy(p->name, name, sizeof(p->name));
+		goto out;
+	}
+	if (tr_shared_ring_claim(&tr_agent.ring, &p->seq) == 0) {
 		fill(&w, p->call, handle, site, name);
 		w.len = -1;   /* set at return: an iovec's lengths are read once known readable */
 		p->rec = tr_shared_ring_put(&tr_agent.ring, p->seq, tr_shared_ring_now_ns(), &w) == 0;
 	}
+out:
 	tr_in_agent = 0;
 }
 
-static void send_end(const struct pending *p, const struct msg *m, int64_t ret, int err)
+static void send_end(const struct pending *p, const struct msg *m, int64_t ret, int err,
+		     int64_t handle, const void *site)
 {
 	const struct tr_call *c;
 	uint8_t data[TR_PAYLOAD_MAX];
 	size_t want, got;
 	int64_t total = 0;
-	bool zero_ok;
+	bool zero_ok, data_ok;
 
-	if (!p->rec)
+	if (!p->rec && !p->deferred)
 		return;
 	tr_in_agent = 1;
 	c = &tr_catalogue[p->call];
@@ -204,10 +260,16 @@ static void send_end(const struct pending *p, const struct msg *m, int64_t ret, 
 	zero_ok = c->handle != TR_HANDLE_FD;
 	if (c->buffer == TR_BUF_PLAIN || c->buffer == TR_BUF_SYSV)
 		want = want < m->len ? want : m->len;
-	got = capture(c, m, want, data, ret >= 0,
-		      ret >= 0 && (zero_ok || (uint64_t)ret >= want), &total);
-	tr_shared_ring_complete(&tr_agent.ring, p->seq, tr_agent.pid, ret, ret < 0 ? err : 0,
-				total, data, got, total > (int64_t)got);
+	data_ok = ret >= 0 && (zero_ok || (uint64_t)ret >= want);
+	if (p->deferred) {
+		if (outcome_kept(ret, err))
+			put_whole(p->call, handle, m, ret, err, site, p->name,
+				  tr_shared_ring_now_ns(), want, data_ok, -1);
+	} else {
+		got = capture(c, m, want, data, ret >= 0, data_ok, &total);
+		tr_shared_ring_complete(&tr_agent.ring, p->seq, tr_agent.pid, ret,
+					ret < 0 ? err : 0, total, data, got, total > (int64_t)got);
+	}
 	tr_in_agent = 0;
 }
 
@@ -215,34 +277,21 @@ static void send_end(const struct pending *p, const struct msg *m, int64_t ret, 
 static void recv_done(enum tr_agent_fn fn, int64_t handle, const struct msg *m, int64_t ret,
 		      int err, const void *site)
 {
-	struct tr_ring_write w;
 	char name[TR_ENDPOINT_MAX];
-	uint8_t data[TR_PAYLOAD_MAX];
 	int call = tr_agent_call[fn];
-	int64_t total = 0;
-	uint64_t seq, t;
-	size_t want = 0, got;
+	uint64_t t;
+	size_t want = 0;
 
-	if (call < 0)
+	if (!tr_filter_call(&tr_agent.filter, call))
 		return;
 	tr_in_agent = 1;
 	t = tr_shared_ring_now_ns();
-	if (!named(call, handle, name) || tr_shared_ring_claim(&tr_agent.ring, &seq) != 0)
-		goto out;
-	if (ret > 0)
-		want = (uint64_t)ret < tr_agent.ring.hdr->payload ? (size_t)ret
-								   : tr_agent.ring.hdr->payload;
-	got = capture(&tr_catalogue[call], m, want, data, ret >= 0, ret > 0, &total);
-	fill(&w, call, handle, site, name);
-	w.returned = true;
-	w.ret = ret;
-	w.err = ret < 0 ? err : 0;
-	w.len = total;
-	w.data = data;
-	w.data_len = got;
-	w.truncated = ret > (int64_t)got;
-	tr_shared_ring_put(&tr_agent.ring, seq, t, &w);
-out:
+	if (named(call, handle, name) && outcome_kept(ret, err)) {
+		if (ret > 0)
+			want = (uint64_t)ret < tr_agent.ring.hdr->payload ? (size_t)ret
+									   : tr_agent.ring.hdr->payload;
+		put_whole(call, handle, m, ret, err, site, name, t, want, ret > 0, ret > 0 ? ret : 0);
+	}
 	tr_in_agent = 0;
 }
 
@@ -272,7 +321,7 @@ static inline void recv_yield(enum tr_agent_fn fn, const void *site)
 	e = errno;                                                              \
 	if (pct)                                                                \
 		tr_agent_pct_guarded(tr_agent_pct_acquire);                     \
-	send_end(&p, &m, r, e);                                                 \
+	send_end(&p, &m, r, e, HANDLE, site);                                   \
 	errno = e;                                                              \
 	return r
 

@@ -284,3 +284,29 @@ def test_endpoint_and_mailboxes_of_own_pipe():
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_replay_keys_round_trip_and_are_checked(tmp_path):
+    """The optional keys a replay needs (the run's timeout, the yield site selection) are
+    written when given, read back, and the reader refuses them with a wrong type; a report
+    without them still reads (they came after version 1)."""
+    s = _core.Session()
+    yld = {"enabled": True, "seed": 7, "strategy": "sleep:1000", "probability": 0.5,
+           "sites": 3, "injected": 1, "classes": "sync", "module": None,
+           "functions": ["pthread_mutex_lock", "sem_post"]}
+    report = validate(s.render(dict(META, timeout=60, mode="agent", **{"yield": yld})))
+    assert report["timeout"] == 60 and report["mode"] == "agent"
+    assert {k: report["yield"][k] for k in ("classes", "module", "functions")} == \
+        {"classes": "sync", "module": None, "functions": ["pthread_mutex_lock", "sem_post"]}
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(report))
+    assert _core.load_report(str(path))["yield"]["functions"] == yld["functions"]
+    plain = validate(s.render(META))
+    assert "timeout" not in plain and "classes" not in plain["yield"]
+    for key, bad in (("functions", "sem_post"), ("classes", 3), ("module", 1)):
+        path.write_text(json.dumps(dict(report, **{"yield": dict(report["yield"], **{key: bad})})))
+        with pytest.raises(ValueError, match=f"yield.{key}"):
+            _core.load_report(str(path))
+    path.write_text(json.dumps(dict(report, timeout=-1)))
+    with pytest.raises(ValueError, match="timeout"):
+        _core.load_report(str(path))

@@ -87,3 +87,27 @@ def test_values_keep_the_old_value_on_error():
     assert v.cap == 5
     with pytest.raises(SettingError, match="no setting 'tracer nope'"):
         v.set("nope", "1")
+
+
+@pytest.mark.parametrize("name, text", [
+    ("trace", "send,recvmsg"), ("trace", "!recv"), ("trace", "send()"), ("trace", "'all'"),
+    ("status", "!EAGAIN"), ("status", "successful"), ("status", "failed,!EINTR,EPIPE"),
+    ("endpoint", "unix:*"), ("endpoint", "tcp:*:8080,!pipe:*"), ("endpoint", "a\\,b"),
+])
+def test_filters_accept_their_lists(name, text):
+    assert BY_NAME[name].parse(text) == text.strip("'")
+
+
+@pytest.mark.parametrize("name, text, why", [
+    ("trace", "sendz", "'sendz' is neither a class"), ("trace", "sync", "'sync' is neither"),
+    ("trace", "pthread_mutex_lock", "is a yield point"), ("trace", "send,,recv", "empty item"),
+    ("status", "EAGAINX", "'EAGAINX' is not successful"), ("status", "!", "empty"),
+    ("endpoint", ",".join(["x"] * 17), "at most 16 globs"), ("trace", "", "needs a value"),
+])
+def test_filters_refuse_with_one_line(name, text, why):
+    values = Values()
+    with pytest.raises(SettingError) as info:
+        values.set(name, text)
+    msg = str(info.value)
+    assert why in msg and "\n" not in msg and msg.startswith(f"tracer {name}"), msg
+    assert getattr(values, name) == BY_NAME[name].default, "a refused text changes nothing"

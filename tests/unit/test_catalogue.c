@@ -72,6 +72,7 @@ Test(catalogue, lookups_and_class_words)
 	cr_expect_eq(tr_class_parse("send,recv"), TR_CLASS_SEND | TR_CLASS_RECV);
 	cr_expect_eq(tr_class_parse(""), 0);
 	cr_expect_eq(tr_class_parse("send,bogus"), -1);
+	cr_expect_eq(tr_class_parse("access,sync"), TR_CLASS_ACCESS | TR_CLASS_SYNC);
 	cr_expect_str_eq(tr_class_name(TR_CLASS_SYNC), "sync");
 	cr_expect_str_eq(tr_handle_name(TR_HANDLE_MSQID), "msqid");
 }

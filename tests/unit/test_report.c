@@ -330,7 +330,8 @@ static struct tr_report_meta rep_meta(int *resolver_calls)
 	m.stop = (struct tr_stop){ "signal", SIGSEGV, -1, 1000, 1001 };
 	m.processes = rep_processes;
 	m.nprocesses = 3;
-	m.yield = (struct tr_yield_info){ true, 42, "sleep", 0.25, 17, 5 };
+	m.yield = (struct tr_yield_info){ .enabled = true, .seed = 42, .strategy = "sleep",
+					  .probability = 0.25, .sites = 17, .injected = 5 };
 	m.backtrace_limit = 3;
 	m.resolve_site = rep_resolver;
 	m.resolve_ctx = resolver_calls;

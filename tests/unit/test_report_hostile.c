@@ -208,6 +208,23 @@ Test(report_hostile, schema_errors_name_the_key)
 	hos_refused_edit("\"version\":1", "\"version\":1,\"version\":1", "version");
 }
 
+Test(report_hostile, optional_keys_checked_when_present)
+{
+	static const char filter[] = "\"debugger\":\"gdb\",\"mode\":\"agent\",\"filter\":"
+		"{\"trace\":\"send\",\"status\":\"!EAGAIN\",\"endpoint\":\"*\",\"filtered\":3},";
+	char *buf = hos_edit("\"debugger\":\"gdb\",", filter);
+
+	hos_accepted(buf, strlen(buf));   /* and without them: the_sample_is_valid */
+	free(buf);
+	hos_refused_edit("\"debugger\":\"gdb\",", "\"debugger\":\"gdb\",\"mode\":1,",
+			 "\"mode\" must be a string");
+	hos_refused_edit("\"debugger\":\"gdb\",", "\"debugger\":\"gdb\",\"filter\":{\"trace\":"
+			 "\"all\",\"status\":\"all\",\"endpoint\":\"*\",\"filtered\":-1},",
+			 "\"filter.filtered\" must be at least 0");
+	hos_refused_edit("\"debugger\":\"gdb\",", "\"debugger\":\"gdb\",\"filter\":{\"trace\":"
+			 "\"all\",\"status\":\"all\",\"filtered\":0},", "\"filter.endpoint\" is missing");
+}
+
 Test(report_hostile, strict_json_only)
 {
 	/* yajl_tree would allow comments; a comment could hide brackets from a depth count */

@@ -439,3 +439,74 @@ Test(session, unreadable_stack_is_counted)
 	cr_expect_eq(s.unreadable, 1);
 	cr_expect_eq(s.npending, 0);
 }
+
+/* ---- the filter (filter.h): decided before a slot is taken ---- */
+
+Test(session, status_filter_defers_sends_and_leaves_failures_out)
+{
+	static const char msg[] = "hello";
+	uint64_t ret_pc = 0;
+	struct tr_regs r = at_entry(32, (uint64_t)fds[1], addr(msg), 5);
+
+	cr_assert_eq(tr_filter_set_status(&s.filter, "!EAGAIN", NULL, 0), 0);
+	cr_assert_eq(tr_session_entry(&s, call("write"), me, me, &r, &ret_pc), TR_ACT_CATCH_RETURN);
+	cr_expect_eq(s.rec.count, 0, "with a status filter a send waits for its outcome");
+	r = at_return(32, -1);
+	cr_assert_eq(tr_session_return(&s, me, me, &r), TR_ACT_NEED_ERRNO);
+	cr_assert_eq(tr_session_errno(&s, me, EAGAIN), TR_ACT_CONTINUE);
+	cr_expect_eq(s.rec.count, 0, "an EAGAIN send took no slot");
+	cr_expect_eq(s.filtered, 1);
+	cr_expect_eq(s.npending, 0);
+
+	r = at_entry(32, (uint64_t)fds[1], addr(msg), 5);
+	tr_session_entry(&s, call("write"), me, me, &r, &ret_pc);
+	r = at_return(32, 5);
+	cr_assert_eq(tr_session_return(&s, me, me, &r), TR_ACT_CONTINUE);
+	cr_assert_eq(s.rec.count, 1);
+	const struct tr_event *ev = event(0, NULL, NULL);
+	cr_expect_eq(ev->dir, TR_DIR_SEND);
+	cr_expect(ev->returned);
+	cr_expect_eq(ev->ret, 5);
+	cr_expect_eq(ev->len, 5);
+	cr_expect_not(ev->truncated);
+	expect_data(0, "hello");
+
+	char buf[8];
+	r = at_entry(32, (uint64_t)fds[0], addr(buf), sizeof(buf));
+	tr_session_entry(&s, call("read"), me, me, &r, &ret_pc);
+	r = at_return(32, -1);
+	cr_assert_eq(tr_session_return(&s, me, me, &r), TR_ACT_NEED_ERRNO);
+	tr_session_errno(&s, me, EAGAIN);
+	cr_expect_eq(s.rec.count, 1, "an EAGAIN receive took no slot");
+	cr_expect_eq(s.filtered, 2);
+}
+
+Test(session, endpoint_filter_decides_at_entry)
+{
+	static const char msg[] = "x";
+	uint64_t ret_pc = 0;
+	struct tr_regs r = at_entry(32, (uint64_t)fds[1], addr(msg), 1);
+
+	cr_assert_eq(tr_filter_set_endpoint(&s.filter, "unix:*", NULL, 0), 0);
+	cr_expect_eq(tr_session_entry(&s, call("write"), me, me, &r, &ret_pc), TR_ACT_CONTINUE,
+		     "a pipe left out: no return stop either");
+	cr_expect_eq(s.npending, 0);
+	cr_expect_eq(s.rec.count, 0);
+	cr_expect_eq(s.filtered, 1);
+	cr_assert_eq(tr_filter_set_endpoint(&s.filter, "pipe:*", NULL, 0), 0);
+	cr_expect_eq(tr_session_entry(&s, call("write"), me, me, &r, &ret_pc), TR_ACT_CATCH_RETURN);
+	cr_expect_eq(s.rec.count, 1);
+}
+
+Test(session, trace_filter_skips_the_function)
+{
+	static const char msg[] = "x";
+	uint64_t ret_pc = 0;
+	struct tr_regs r = at_entry(32, (uint64_t)fds[1], addr(msg), 1);
+
+	cr_assert_eq(tr_filter_set_trace(&s.filter, "recv", NULL, 0), 0);
+	cr_expect_eq(tr_session_entry(&s, call("write"), me, me, &r, &ret_pc), TR_ACT_CONTINUE);
+	cr_expect_eq(s.npending, 0);
+	cr_expect_eq(s.rec.count, 0);
+	cr_expect_eq(s.filtered, 0, "trace= calls are not seen, so not counted");
+}

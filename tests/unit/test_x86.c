@@ -160,3 +160,81 @@ Test(x86_insn, refuses_what_it_cannot_size)
 	cr_expect_eq(tr_x86_decode(too_long, sizeof(too_long), 0, &in), 0);
 	cr_expect_eq(tr_x86_decode(too_long, 0, 0, &in), 0);
 }
+
+/* What the access scanner (access_scan.c) asks: the address of a RIP-relative or absolute
+ * memory operand and whether it is read, written or both; 0 for what it must skip. */
+struct accessed {
+	const char *what;
+	unsigned access;
+	bool known;
+	uint64_t addr;             /* at pc 0x1000 */
+	uint8_t bytes[16];
+};
+
+static const struct accessed accesses[] = {
+	{ "mov 0x10(%rip),%eax", TR_X86_READ, true, 0x1016, { 0x8b, 0x05, 0x10, 0, 0, 0 } },
+	{ "movl $1,0x10(%rip)", TR_X86_WRITE, true, 0x101a,
+	  { 0xc7, 0x05, 0x10, 0, 0, 0, 1, 0, 0, 0 } },
+	{ "mov %rax,0x10(%rip)", TR_X86_WRITE, true, 0x1017, { 0x48, 0x89, 0x05, 0x10, 0, 0, 0 } },
+	{ "addl $1,0x10(%rip)", TR_X86_READ | TR_X86_WRITE, true, 0x1017,
+	  { 0x83, 0x05, 0x10, 0, 0, 0, 1 } },
+	{ "cmpl $0,0x10(%rip)", TR_X86_READ, true, 0x1017, { 0x83, 0x3d, 0x10, 0, 0, 0, 0 } },
+	{ "lock addl $1,0x10(%rip)", TR_X86_READ | TR_X86_WRITE, true, 0x1018,
+	  { 0xf0, 0x83, 0x05, 0x10, 0, 0, 0, 1 } },
+	{ "lock cmpxchg %edx,0x10(%rip)", TR_X86_READ | TR_X86_WRITE, true, 0x1018,
+	  { 0xf0, 0x0f, 0xb1, 0x15, 0x10, 0, 0, 0 } },
+	{ "lock xadd %eax,0x10(%rip)", TR_X86_READ | TR_X86_WRITE, true, 0x1018,
+	  { 0xf0, 0x0f, 0xc1, 0x05, 0x10, 0, 0, 0 } },
+	{ "xchg %eax,0x10(%rip)", TR_X86_READ | TR_X86_WRITE, true, 0x1016,
+	  { 0x87, 0x05, 0x10, 0, 0, 0 } },
+	{ "movzbl 0x10(%rip),%eax", TR_X86_READ, true, 0x1017, { 0x0f, 0xb6, 0x05, 0x10, 0, 0, 0 } },
+	{ "movss 0x10(%rip),%xmm0", TR_X86_READ, true, 0x1018,
+	  { 0xf3, 0x0f, 0x10, 0x05, 0x10, 0, 0, 0 } },
+	{ "movsd %xmm0,0x10(%rip)", TR_X86_WRITE, true, 0x1018,
+	  { 0xf2, 0x0f, 0x11, 0x05, 0x10, 0, 0, 0 } },
+	{ "sete 0x10(%rip)", TR_X86_WRITE, true, 0x1017, { 0x0f, 0x94, 0x05, 0x10, 0, 0, 0 } },
+	{ "incl 0x10(%rip)", TR_X86_READ | TR_X86_WRITE, true, 0x1016, { 0xff, 0x05, 0x10, 0, 0, 0 } },
+	{ "mov 0x601040,%eax (absolute)", TR_X86_READ, true, 0x601040,
+	  { 0x8b, 0x04, 0x25, 0x40, 0x10, 0x60, 0 } },
+	{ "mov 0x601040(,%rax,4),%edx (indexed)", TR_X86_READ, true, 0x601040,
+	  { 0x8b, 0x14, 0x85, 0x40, 0x10, 0x60, 0 } },
+	{ "movabs 0x601040,%eax (moffs)", TR_X86_READ, true, 0x601040,
+	  { 0xa1, 0x40, 0x10, 0x60, 0, 0, 0, 0, 0 } },
+	/* Not a known address (thread-local, a stack slot), no memory, forms not in the table. */
+	{ "lea 0x10(%rip),%rax", 0, true, 0x1017, { 0x48, 0x8d, 0x05, 0x10, 0, 0, 0 } },
+	{ "mov %fs:0x28,%rax", TR_X86_READ, false, 0, { 0x64, 0x48, 0x8b, 0x04, 0x25, 0x28, 0, 0, 0 } },
+	{ "mov %edi,-0x14(%rbp)", TR_X86_WRITE, false, 0, { 0x89, 0x7d, 0xec } },
+	{ "mov %rsp,%rbp", 0, false, 0, { 0x48, 0x89, 0xe5 } },
+	{ "vmovdqu 0x10(%rip),%ymm0", 0, true, 0x1018, { 0xc5, 0xfe, 0x6f, 0x05, 0x10, 0, 0, 0 } },
+	{ "fldt 0x10(%rip) (x87)", 0, true, 0x1016, { 0xdb, 0x2d, 0x10, 0, 0, 0 } },
+	{ "rep stos %rax,(%rdi)", 0, false, 0, { 0xf3, 0x48, 0xab } },
+};
+
+Test(x86_insn, memory_operands)
+{
+	for (size_t i = 0; i < sizeof(accesses) / sizeof(accesses[0]); i++) {
+		const struct accessed *a = &accesses[i];
+		struct tr_x86_insn in;
+
+		cr_assert_neq(tr_x86_decode(a->bytes, sizeof(a->bytes), 0x1000, &in), 0, "%s", a->what);
+		cr_expect_eq(tr_x86_mem_access(&in), a->access, "%s: access %u", a->what,
+			     tr_x86_mem_access(&in));
+		cr_expect_eq(in.mem_known, a->known, "%s: known", a->what);
+		if (a->known)
+			cr_expect_eq(in.mem_addr, a->addr, "%s: %#llx", a->what,
+				     (unsigned long long)in.mem_addr);
+	}
+}
+
+Test(x86_insn, mov_immediate_and_lock)
+{
+	const uint8_t mov_edx[] = { 0xba, 0x36, 0x11, 0x40, 0x00 };      /* mov $0x401136,%edx */
+	const uint8_t lock_inc[] = { 0xf0, 0xff, 0x05, 0, 0, 0, 0 };
+	struct tr_x86_insn in;
+
+	cr_assert_eq(tr_x86_decode(mov_edx, sizeof(mov_edx), 0x1000, &in), 5);
+	cr_expect_eq(in.imm, 0x401136);
+	cr_expect_eq(in.op, 0xba);
+	cr_assert_eq(tr_x86_decode(lock_inc, sizeof(lock_inc), 0x1000, &in), 7);
+	cr_expect(in.lock);
+}
