@@ -40,6 +40,7 @@ const char *const tr_agent_fn_name[FN_COUNT] = {
 	"sem_trywait", "sem_timedwait", "sem_post",
 	"fork", "pthread_create", "pthread_join", "waitpid", "kill", "usleep", "nanosleep",
 	"connect",
+	"pthread_barrier_wait", "sleep", "poll", "accept", "pthread_exit",
 };
 int tr_agent_call[FN_COUNT];
 

@@ -70,6 +70,8 @@ enum tr_agent_fn {
 	FN_SEM_POST,
 	FN_FORK, FN_PTHREAD_CREATE, FN_PTHREAD_JOIN, FN_WAITPID, FN_KILL, FN_USLEEP, FN_NANOSLEEP,
 	FN_CONNECT,             /* not recorded: a socket's name changes when it connects */
+	/* not in the catalogue: blocking calls PCT gives its token up around (yield_wrappers.c) */
+	FN_BARRIER_WAIT, FN_SLEEP, FN_POLL, FN_ACCEPT, FN_PTHREAD_EXIT,
 	FN_COUNT
 };
 extern const char *const tr_agent_fn_name[FN_COUNT] TR_AGENT_HIDDEN;
@@ -95,6 +97,8 @@ bool tr_agent_pct_active(void) TR_AGENT_HIDDEN;
 void tr_agent_pct_step(void) TR_AGENT_HIDDEN;
 void tr_agent_pct_release(void) TR_AGENT_HIDDEN;
 void tr_agent_pct_acquire(void) TR_AGENT_HIDDEN;
+void tr_agent_pct_expect(uint32_t ord) TR_AGENT_HIDDEN;     /* creator side, before create */
+void tr_agent_pct_unexpect(uint32_t ord) TR_AGENT_HIDDEN;   /* the create failed */
 
 /* Around a wrapped call that may block (PCT gives the token up while it runs): whether to,
  * and a pct.c function called as the agent, errno kept. */

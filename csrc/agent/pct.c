@@ -15,9 +15,9 @@
  * of the selected classes) is one step of the process; when the step count reaches change
  * point i, the thread taking that step drops to priority i.
  *
- * Never a deadlock of the program: a waiter that sees the token not move for PCT_WAIT_NS (its
- * holder spins on a flag without calls, blocks in a call we do not wrap, or left through
- * pthread_exit) takes it over (counted in pct_steals). Processes are scheduled independently
+ * Never a deadlock of the program: a waiter that sees neither the token move nor its holder
+ * take a step for PCT_WAIT_NS (the holder spins on a flag without calls, or blocks in a call
+ * we do not wrap) takes it over (counted in pct_steals). Processes are scheduled independently
  * (the state is per process; a fork child starts afresh). Threads with ordinals past
  * PCT_THREADS run free. No malloc, no wrapped function (raw futex syscalls), errno kept by
  * the callers (yield_wrappers.c, wrappers.c). */
@@ -72,10 +72,9 @@ static void bump(void)
 		syscall(SYS_futex, &epoch, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
-/* This thread's slot, its priority set on first use; -1: it runs free. */
-static int my_slot(void)
+/* The slot of thread ordinal ord, its priority set on first use; -1: it runs free. */
+static int slot_of(uint32_t ord)
 {
-	uint32_t ord = tr_agent_thread_ord();
 	uint32_t n;
 
 	if (ord >= PCT_THREADS)
@@ -88,6 +87,11 @@ static int my_slot(void)
 	while (n <= ord && !atomic_compare_exchange_weak(&nslots, &n, ord + 1))
 		;
 	return (int)ord;
+}
+
+static int my_slot(void)
+{
+	return slot_of(tr_agent_thread_ord());
 }
 
 /* The waiting slot of highest priority, -1 when none waits. */
@@ -110,17 +114,25 @@ static int best_waiter(void)
 	return who;
 }
 
+/* Changes whenever the token moves or its holder reaches a scheduling point: a waiter takes
+ * the token over only when neither happened for PCT_WAIT_NS. */
+static uint64_t progress(void)
+{
+	return atomic_load_explicit(&steps, memory_order_acquire) +
+	       ((uint64_t)atomic_load_explicit(&epoch, memory_order_acquire) << 40);
+}
+
 static void acquire(int me)
 {
 	uint32_t mine = (uint32_t)me + 1;
-	uint32_t last_epoch;
+	uint64_t last, now_progress;
 	int64_t since;
 
 	if (atomic_load_explicit(&holder, memory_order_acquire) == mine)
 		return;
-	atomic_store_explicit(&slots[me].waiting, 1, memory_order_release);
-	atomic_fetch_add_explicit(&nwaiting, 1, memory_order_acq_rel);
-	last_epoch = atomic_load_explicit(&epoch, memory_order_acquire);
+	if (!atomic_exchange_explicit(&slots[me].waiting, 1, memory_order_acq_rel))
+		atomic_fetch_add_explicit(&nwaiting, 1, memory_order_acq_rel);
+	last = progress();
 	since = now_ns();
 	for (;;) {
 		uint32_t e = atomic_load_explicit(&epoch, memory_order_acquire);
@@ -132,8 +144,9 @@ static void acquire(int me)
 		    atomic_compare_exchange_strong(&holder, &free, mine))
 			break;
 		t = now_ns();
-		if (e != last_epoch) {          /* the token moved: the wait starts again */
-			last_epoch = e;
+		now_progress = progress();
+		if (now_progress != last) {     /* the token moved, or its holder took a step */
+			last = now_progress;
 			since = t;
 		} else if (t - since >= PCT_WAIT_NS) {
 			atomic_store_explicit(&holder, mine, memory_order_release);
@@ -213,6 +226,31 @@ void tr_agent_pct_step(void)
 		release(me);
 		acquire(me);
 	}
+}
+
+/* The creator of a thread makes it a waiter before it exists: from its creation on it is
+ * runnable, whatever time the kernel takes to start it (else a release made meanwhile would
+ * pass it over, and the schedule would depend on that timing). */
+void tr_agent_pct_expect(uint32_t ord)
+{
+	int s;
+
+	if (!pct_on || (s = slot_of(ord)) < 0)
+		return;
+	if (!atomic_exchange_explicit(&slots[s].waiting, 1, memory_order_acq_rel))
+		atomic_fetch_add_explicit(&nwaiting, 1, memory_order_acq_rel);
+}
+
+/* The thread expected was not created after all. */
+void tr_agent_pct_unexpect(uint32_t ord)
+{
+	int s;
+
+	if (!pct_on || (s = slot_of(ord)) < 0)
+		return;
+	if (atomic_exchange_explicit(&slots[s].waiting, 0, memory_order_acq_rel))
+		atomic_fetch_sub_explicit(&nwaiting, 1, memory_order_acq_rel);
+	bump();
 }
 
 void tr_agent_pct_release(void)

@@ -7,9 +7,11 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -130,6 +132,24 @@ WRAP_BLOCKING(int, usleep, FN_USLEEP, (useconds_t us), (us), false)
 WRAP_BLOCKING(int, nanosleep, FN_NANOSLEEP, (const struct timespec *req, struct timespec *rem),
 	      (req, rem), false)
 
+/* Blocking calls that are no yield point (point() finds no catalogue entry for them): PCT
+ * only gives its token up around them, so that a barrier or a sleep is not a take-over. */
+WRAP_BLOCKING(int, pthread_barrier_wait, FN_BARRIER_WAIT, (pthread_barrier_t *b), (b), false)
+WRAP_BLOCKING(unsigned, sleep, FN_SLEEP, (unsigned s), (s), false)
+WRAP_BLOCKING(int, poll, FN_POLL, (struct pollfd *fds, nfds_t n, int ms), (fds, n, ms), false)
+WRAP_BLOCKING(int, accept, FN_ACCEPT, (int fd, struct sockaddr *a, socklen_t *len),
+	      (fd, a, len), false)
+
+typedef void (*pthread_exit_fn)(void *);
+/* A thread leaving through pthread_exit gives the token up on its way out. */
+TR_AGENT_EXPORT void pthread_exit(void *ret)
+{
+	if (!pct_off())
+		pct_release();
+	REAL(FN_PTHREAD_EXIT, pthread_exit_fn)(ret);
+	__builtin_unreachable();
+}
+
 struct start {
 	void *(*fn)(void *);
 	void *arg;
@@ -170,8 +190,19 @@ TR_AGENT_EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr,
 	s->fn = fn;
 	s->arg = arg;
 	s->ord = tr_agent_thread_claim();
+	if (!pct_off()) {
+		tr_in_agent = 1;
+		tr_agent_pct_expect(s->ord);
+		tr_in_agent = 0;
+	}
 	rc = real(t, attr, trampoline, s);
-	if (rc != 0)
+	if (rc != 0) {
+		if (!pct_off()) {
+			tr_in_agent = 1;
+			tr_agent_pct_unexpect(s->ord);
+			tr_in_agent = 0;
+		}
 		free(s);
+	}
 	return rc;
 }
