@@ -57,6 +57,9 @@ def test_pct_hunt_finds_start_order_and_replays(debugger, tmp_path):
     assert y["pct_steps"] >= 1 and len(y["change_points"]) == 2, y
     assert all(1 <= k <= y["pct_steps"] for k in y["change_points"]), y
     assert rep["stop"]["reason"] == "exit" and rep["stop"]["status"] == 1, rep["stop"]
+    # the printed replay command passes the steps estimate back
+    assert re.search(rf"--strategy pct:3:{y['pct_steps']} --seed {y['seed']}", run.stdout), \
+        run.describe()
 
     replay = controller.run(debugger, prog, mode="agent", tmp=tmp_path / "replay",
                             report=None, timeout=300,
