@@ -97,6 +97,7 @@ bool tr_agent_pct_active(void) TR_AGENT_HIDDEN;
 void tr_agent_pct_step(void) TR_AGENT_HIDDEN;
 void tr_agent_pct_release(void) TR_AGENT_HIDDEN;
 void tr_agent_pct_acquire(void) TR_AGENT_HIDDEN;
+void tr_agent_pct_blocked(void) TR_AGENT_HIDDEN;          /* a try-lock failed: wait a step */
 void tr_agent_pct_expect(uint32_t ord) TR_AGENT_HIDDEN;     /* creator side, before create */
 void tr_agent_pct_unexpect(uint32_t ord) TR_AGENT_HIDDEN;   /* the create failed */
 

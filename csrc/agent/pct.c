@@ -34,10 +34,15 @@
 #define PCT_THREADS 256
 #define PCT_WAIT_NS 4000000ll          /* token unmoved this long: take it over */
 #define PCT_NAP_NS 1000000ll           /* a waiter rechecks at least this often */
+#define PCT_BLOCKED_NS 1000000ll       /* a blocked thread retries at least this often */
 
 struct slot {
 	_Atomic uint64_t prio;             /* 0: not set yet */
 	_Atomic uint32_t waiting;
+	/* blocked: its lock or semaphore was taken (tr_agent_pct_blocked). It is passed over
+	 * until another thread takes a step (which may have freed it) or PCT_BLOCKED_NS pass. */
+	_Atomic uint64_t blocked_steps;    /* steps + 1 when it blocked; 0: not blocked */
+	_Atomic int64_t blocked_ns;
 };
 
 static struct slot slots[PCT_THREADS];
@@ -101,9 +106,19 @@ static int best_waiter(void)
 	uint64_t best = 0;
 	int who = -1;
 
+	uint64_t now_steps = atomic_load_explicit(&steps, memory_order_acquire) + 1;
+	int64_t t = 0;
+
 	for (uint32_t i = 0; i < n; i++) {
 		if (!atomic_load_explicit(&slots[i].waiting, memory_order_acquire))
 			continue;
+		if (atomic_load_explicit(&slots[i].blocked_steps, memory_order_acquire) == now_steps) {
+			if (!t)
+				t = now_ns();
+			if (t - atomic_load_explicit(&slots[i].blocked_ns, memory_order_relaxed) <
+			    PCT_BLOCKED_NS)
+				continue;       /* nothing happened that could free it */
+		}
 		uint64_t p = atomic_load_explicit(&slots[i].prio, memory_order_relaxed);
 
 		if (p > best) {
@@ -157,6 +172,7 @@ static void acquire(int me)
 		}
 		futex_wait(&epoch, e, PCT_NAP_NS);
 	}
+	atomic_store_explicit(&slots[me].blocked_steps, 0, memory_order_relaxed);
 	atomic_store_explicit(&slots[me].waiting, 0, memory_order_release);
 	atomic_fetch_sub_explicit(&nwaiting, 1, memory_order_acq_rel);
 }
@@ -251,6 +267,25 @@ void tr_agent_pct_unexpect(uint32_t ord)
 	if (atomic_exchange_explicit(&slots[s].waiting, 0, memory_order_acq_rel))
 		atomic_fetch_sub_explicit(&nwaiting, 1, memory_order_acq_rel);
 	bump();
+}
+
+/* The lock or semaphore this thread tried is taken: it stays runnable in the scheduler's
+ * eyes (so the schedule does not depend on how fast the kernel wakes it) but gives the token
+ * to others until one of them takes a step, then tries again. */
+void tr_agent_pct_blocked(void)
+{
+	int me;
+
+	if (!pct_on || (me = my_slot()) < 0)
+		return;
+	atomic_store_explicit(&slots[me].blocked_ns, now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&slots[me].blocked_steps,
+			      atomic_load_explicit(&steps, memory_order_acquire) + 1,
+			      memory_order_release);
+	if (!atomic_exchange_explicit(&slots[me].waiting, 1, memory_order_acq_rel))
+		atomic_fetch_add_explicit(&nwaiting, 1, memory_order_acq_rel);
+	release(me);
+	acquire(me);
 }
 
 void tr_agent_pct_release(void)

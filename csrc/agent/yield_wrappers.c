@@ -63,25 +63,92 @@ static inline void point(enum tr_agent_fn fn, const void *site)
 		return r;                                                           \
 	}
 
-typedef int (*mutex_fn)(pthread_mutex_t *);
-typedef int (*sem_fn)(sem_t *);
 typedef int (*rwlock_fn)(pthread_rwlock_t *);
-#define TRY_MUTEX(m) (REAL(FN_MUTEX_TRYLOCK, mutex_fn)(m) == 0)
 #define TRY_RD(l) (REAL(FN_RW_TRYRDLOCK, rwlock_fn)(l) == 0)
 #define TRY_WR(l) (REAL(FN_RW_TRYWRLOCK, rwlock_fn)(l) == 0)
 #define TRY_SEM(s) try_sem(s)
+
+typedef int (*sem_try_fn)(sem_t *);
 
 static inline bool try_sem(sem_t *s)
 {
 	int saved = errno;
 
-	if (REAL(FN_SEM_TRYWAIT, sem_fn)(s) == 0)
+	if (REAL(FN_SEM_TRYWAIT, sem_try_fn)(s) == 0)
 		return true;
 	errno = saved;
 	return false;
 }
 
-WRAP_BLOCKING(int, pthread_mutex_lock, FN_MUTEX_LOCK, (pthread_mutex_t *m), (m), TRY_MUTEX(m))
+/* Under PCT a mutex or semaphore that is taken does not put the thread to sleep in the
+ * kernel at once: it stays runnable for the scheduler and tries again after another thread's
+ * step (pct.c), so which thread goes next depends on priorities, not on wake-up latency.
+ * After RETRY_NS of that it blocks for real (an error-checking mutex it owns, a semaphore
+ * another process posts late). */
+#define RETRY_NS 50000000ll
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+typedef int (*mutex_fn)(pthread_mutex_t *);
+typedef int (*sem_fn)(sem_t *);
+
+TR_AGENT_EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
+{
+	int64_t t0 = 0;
+	int rc;
+
+	point(FN_MUTEX_LOCK, __builtin_return_address(0));
+	if (pct_off())
+		return REAL(FN_MUTEX_LOCK, mutex_fn)(m);
+	while ((rc = REAL(FN_MUTEX_TRYLOCK, mutex_fn)(m)) == EBUSY) {
+		if (!t0)
+			t0 = mono_ns();
+		else if (mono_ns() - t0 > RETRY_NS)
+			break;
+		tr_agent_pct_guarded(tr_agent_pct_blocked);
+	}
+	if (rc != EBUSY)
+		return rc;      /* 0, or what the real lock would say (EOWNERDEAD...) */
+	pct_release();
+	rc = REAL(FN_MUTEX_LOCK, mutex_fn)(m);
+	pct_acquire();
+	return rc;
+}
+
+TR_AGENT_EXPORT int sem_wait(sem_t *s)
+{
+	int64_t t0 = 0;
+	int rc, saved = errno;
+
+	point(FN_SEM_WAIT, __builtin_return_address(0));
+	if (pct_off())
+		return REAL(FN_SEM_WAIT, sem_fn)(s);
+	while ((rc = REAL(FN_SEM_TRYWAIT, sem_fn)(s)) != 0 && errno == EAGAIN) {
+		if (!t0)
+			t0 = mono_ns();
+		else if (mono_ns() - t0 > RETRY_NS)
+			break;
+		tr_agent_pct_guarded(tr_agent_pct_blocked);
+	}
+	if (rc == 0) {
+		errno = saved;
+		return 0;
+	}
+	if (errno != EAGAIN)
+		return rc;
+	errno = saved;
+	pct_release();
+	rc = REAL(FN_SEM_WAIT, sem_fn)(s);
+	pct_acquire();
+	return rc;
+}
+
 WRAP(int, pthread_mutex_trylock, FN_MUTEX_TRYLOCK, (pthread_mutex_t *m), (m))
 WRAP(int, pthread_mutex_unlock, FN_MUTEX_UNLOCK, (pthread_mutex_t *m), (m))
 WRAP_BLOCKING(int, pthread_rwlock_rdlock, FN_RW_RDLOCK, (pthread_rwlock_t *l), (l), TRY_RD(l))
@@ -96,7 +163,6 @@ WRAP_BLOCKING(int, pthread_cond_timedwait, FN_COND_TIMEDWAIT,
 	       const struct timespec *restrict t), (c, m, t), false)
 WRAP(int, pthread_cond_signal, FN_COND_SIGNAL, (pthread_cond_t *c), (c))
 WRAP(int, pthread_cond_broadcast, FN_COND_BROADCAST, (pthread_cond_t *c), (c))
-WRAP_BLOCKING(int, sem_wait, FN_SEM_WAIT, (sem_t *s), (s), TRY_SEM(s))
 WRAP(int, sem_trywait, FN_SEM_TRYWAIT, (sem_t *s), (s))
 WRAP_BLOCKING(int, sem_timedwait, FN_SEM_TIMEDWAIT,
 	      (sem_t *restrict s, const struct timespec *restrict t), (s, t), TRY_SEM(s))

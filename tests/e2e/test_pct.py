@@ -2,8 +2,8 @@
 
 - a PCT hunt finds start_order (a reader that gives up after 30 polls unless the loader,
   started first, runs meanwhile: a random sleep per call never finds it, see bench/README.md)
-  within a few runs, and `tracer replay --runs 10` of its report reproduces the failure in at
-  least 8 of 10;
+  and lost_wakeup (a condition variable signalled without the mutex) within 40 runs, and
+  `tracer replay --runs 10` of its report reproduces the failure in at least 8 of 10;
 - the report's yield record says strategy "pct:3" and carries depth, pct_steps, change_points;
 - 30-run PCT hunts of correct threaded programs (threads_pipe: four threads on a pipe under a
   mutex and a barrier; cxx_workers: C++ member-function locks, a condition variable, a forked
@@ -41,14 +41,16 @@ def hunt(debugger, prog, tmp, runs, seed=0, timeout=300):
                           timeout=timeout)
 
 
-def test_pct_hunt_finds_start_order_and_replays(debugger, tmp_path):
-    prog = bug("start_order")
+@pytest.mark.parametrize("name,says", [("start_order", "the reader gave up"),
+                                       ("lost_wakeup", "wake-up lost")])
+def test_pct_hunt_finds_bug_and_replays(debugger, name, says, tmp_path):
+    prog = bug(name)
     run = hunt(debugger, prog, tmp_path / "hunt", 40)
     debugger.assert_sane(run)
     steps = re.findall(r"^hunt: run (\d+) of 40, seed (\d+): (passed|FAILED)", run.stdout, re.M)
     assert steps and steps[-1][2] == "FAILED", run.describe()
     assert int(steps[-1][0]) <= 40 and run.returncode == 1, run.describe()
-    assert "the reader gave up" in run.output, run.describe()
+    assert says in run.output, run.describe()
     assert len(run.reports) == 1, run.describe()
     rep = run.reports[0]
     validate(rep)
