@@ -1,10 +1,12 @@
 /* pct.c - PCT scheduling inside the program (TRACER_YIELD strategy "pct:DEPTH[:STEPS]").
  *
  * The threads of one process are serialised by a token, as Hermit does: a thread runs the
- * program's code only while it holds the token. Every wrapped call that may block (a lock,
- * a wait, a join, a read, a sleep...) gives the token up before calling the real function and
- * takes it again when it returns; a call that cannot block keeps it, but first hands it to a
- * waiting thread of higher priority. A new thread takes the token in the pthread_create
+ * program's code only while it holds the token. Every wrapped call that may block (a wait, a
+ * join, a read, a sleep...) gives the token up before calling the real function and takes it
+ * again when it returns; a call that cannot block keeps it, but first hands it to a waiting
+ * thread of higher priority. A mutex or semaphore that is taken does not block in the kernel
+ * at first: the thread stays a waiter, passed over until another thread takes a step, then
+ * tries again (tr_agent_pct_blocked), so who runs next never depends on wake-up latency. A new thread takes the token in the pthread_create
  * trampoline and gives it up when its function returns. The token goes to the waiting thread
  * of highest priority: that is how one thread is held behind another for as long as the
  * priorities say, not for a random sleep.
@@ -103,11 +105,10 @@ static int my_slot(void)
 static int best_waiter(void)
 {
 	uint32_t n = atomic_load_explicit(&nslots, memory_order_acquire);
-	uint64_t best = 0;
-	int who = -1;
-
 	uint64_t now_steps = atomic_load_explicit(&steps, memory_order_acquire) + 1;
+	uint64_t best = 0;
 	int64_t t = 0;
+	int who = -1;
 
 	for (uint32_t i = 0; i < n; i++) {
 		if (!atomic_load_explicit(&slots[i].waiting, memory_order_acquire))
@@ -151,12 +152,12 @@ static void acquire(int me)
 	since = now_ns();
 	for (;;) {
 		uint32_t e = atomic_load_explicit(&epoch, memory_order_acquire);
-		uint32_t free = 0;
+		uint32_t none = 0;
 		int64_t t;
 
 		if (atomic_load_explicit(&holder, memory_order_acquire) == 0 &&
 		    best_waiter() == me &&
-		    atomic_compare_exchange_strong(&holder, &free, mine))
+		    atomic_compare_exchange_strong(&holder, &none, mine))
 			break;
 		t = now_ns();
 		now_progress = progress();
