@@ -221,6 +221,34 @@ out:
 	return rc;
 }
 
+/* A list of int under key as a C array in the arena (none: NULL, 0). */
+static int get_ints(PyObject *dict, const char *key, struct arena *a, const int64_t **out,
+		    size_t *n)
+{
+	PyObject *list = get_list(dict, key);
+	int64_t *ints;
+	int rc = -1;
+
+	*out = NULL;
+	*n = 0;
+	if (!list)
+		return PyErr_Occurred() ? -1 : 0;
+	*n = (size_t)PySequence_Fast_GET_SIZE(list);
+	ints = arena_alloc(a, *n * sizeof(*ints) + 1);
+	if (!ints)
+		goto out;
+	for (size_t i = 0; i < *n; i++) {
+		ints[i] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(list, i));
+		if (PyErr_Occurred())
+			goto out;
+	}
+	*out = ints;
+	rc = 0;
+out:
+	Py_DECREF(list);
+	return rc;
+}
+
 static int convert_frame(PyObject *d, struct tr_frame *f)
 {
 	return get_u64(d, "pc", &f->pc) || get_str(d, "function", &f->function) ||
@@ -394,6 +422,14 @@ static int convert_meta(PyObject *d, struct tr_report_meta *m, struct site_ctx *
 	if (PyErr_Occurred() || get_i64(d, "timeout", 0, &m->timeout))
 		goto out;
 	m->yield.has_access = m->yield.access_sites >= 0;
+	if (get_i64(yld, "depth", -1, &m->yield.depth) ||
+	    get_i64(yld, "pct_steps", 0, &m->yield.pct_steps) ||
+	    get_ints(yld, "change_points", a, &m->yield.change_points,
+		     &m->yield.nchange_points) ||
+	    get_i64(yld, "changes_taken", 0, &m->yield.changes_taken) ||
+	    get_i64(yld, "steals", 0, &m->yield.steals))
+		goto out;
+	m->yield.has_pct = m->yield.depth >= 0;
 	if (yld && field(yld, "probability")) {
 		m->yield.probability = PyFloat_AsDouble(field(yld, "probability"));
 		if (PyErr_Occurred())

@@ -316,6 +316,19 @@ GETTER(frozen, PyBool_FromLong(atomic_load(&self->r.hdr->frozen)))
 GETTER(injected, PyLong_FromUnsignedLongLong(atomic_load(&self->r.hdr->injected)))
 GETTER(not_ipc, PyLong_FromUnsignedLongLong(atomic_load(&self->r.hdr->not_ipc)))
 
+static PyObject *Ring_get_pct(RingObject *self, void *c)
+{
+	struct tr_ring_header *h;
+
+	if (!ready(self))
+		return NULL;
+	h = self->r.hdr;
+	return Py_BuildValue("{s:K,s:K,s:I}",
+			     "pct_steps", (unsigned long long)atomic_load(&h->pct_steps),
+			     "pct_steals", (unsigned long long)atomic_load(&h->pct_steals),
+			     "pct_changes", (unsigned)atomic_load(&h->pct_changes));
+}
+
 static PyObject *stat_field(RingObject *self, const char *key)
 {
 	PyObject *d = Ring_stats(self, NULL), *v;
@@ -341,6 +354,8 @@ static PyGetSetDef Ring_getset[] = {
 	{ "overflow", (getter)Ring_get_overflow, NULL, "the budget was reached", NULL },
 	{ "frozen", (getter)Ring_get_frozen, NULL, "writers have stopped", NULL },
 	{ "injected", (getter)Ring_get_injected, NULL, "yields the agents injected", NULL },
+	{ "pct", (getter)Ring_get_pct, NULL,
+	  "PCT counters of the agents: pct_steps, pct_steals, pct_changes", NULL },
 	{ "not_ipc", (getter)Ring_get_not_ipc, NULL, "calls on files/terminals skipped", NULL },
 	{ NULL },
 };

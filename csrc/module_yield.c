@@ -35,10 +35,10 @@ static int Yield_init(YieldObject *self, PyObject *args, PyObject *kwds)
 		return -1;
 	}
 	cfg.probability = probability;
-	if (tr_yield_strategy_parse(strategy, &cfg.strategy, &cfg.max_us) < 0) {
+	if (tr_yield_strategy_parse_config(strategy, &cfg) < 0) {
 		PyErr_Format(PyExc_ValueError,
-			     "strategy is 'yield' or 'sleep:MAX_US' (1..%u), not '%s'",
-			     TR_YIELD_MAX_US_LIMIT, strategy);
+			     "strategy is 'yield', 'sleep:MAX_US' (1..%u) or 'pct:DEPTH' (1..%u), "
+			     "not '%s'", TR_YIELD_MAX_US_LIMIT, TR_PCT_DEPTH_LIMIT, strategy);
 		return -1;
 	}
 	if (self->ready)
@@ -135,19 +135,51 @@ static PyObject *Yield_get_info(YieldObject *self, void *c)
 	if (!ready(self))
 		return NULL;
 	tr_yield_policy_stats(&self->p, &st);
-	if (tr_yield_strategy_format(self->p.cfg.strategy, self->p.cfg.max_us, strategy,
-				     sizeof(strategy)) < 0)
+	if (tr_yield_config_strategy_format(&self->p.cfg, strategy, sizeof(strategy)) < 0)
 		strcpy(strategy, "?");
-	return Py_BuildValue("{s:K,s:d,s:s,s:K,s:K,s:K,s:K}", "seed",
+	return Py_BuildValue("{s:K,s:d,s:s,s:I,s:I,s:K,s:K,s:K,s:K}", "seed",
 			     (unsigned long long)self->p.cfg.seed, "probability",
-			     self->p.cfg.probability, "strategy", strategy, "points",
+			     self->p.cfg.probability, "strategy", strategy, "depth",
+			     self->p.cfg.strategy == TR_YIELD_PCT
+				     ? (self->p.cfg.depth ? self->p.cfg.depth : TR_PCT_DEPTH_DEFAULT) : 0u,
+			     "steps", self->p.cfg.steps, "points",
 			     (unsigned long long)st.points, "injected",
 			     (unsigned long long)st.yields, "slept_us",
 			     (unsigned long long)st.slept_us, "refused",
 			     (unsigned long long)st.refused);
 }
 
+/* PCT: the change points of process ordinal 0 over `steps` scheduling points. */
+static PyObject *Yield_change_points(YieldObject *self, PyObject *arg)
+{
+	struct tr_yield_config cfg;
+	unsigned long long steps;
+	PyObject *out;
+
+	if (!ready(self))
+		return NULL;
+	steps = PyLong_AsUnsignedLongLong(arg);
+	if (PyErr_Occurred())
+		return NULL;
+	cfg = self->p.cfg;
+	cfg.steps = steps > TR_PCT_STEPS_LIMIT ? TR_PCT_STEPS_LIMIT : (uint32_t)steps;
+	out = PyList_New(0);
+	for (uint32_t i = 1; out && cfg.strategy == TR_YIELD_PCT && i < cfg.depth; i++) {
+		PyObject *v = PyLong_FromUnsignedLongLong(tr_pct_change_point(&cfg, 0, i));
+
+		if (!v || PyList_Append(out, v) < 0) {
+			Py_XDECREF(v);
+			Py_CLEAR(out);
+			break;
+		}
+		Py_DECREF(v);
+	}
+	return out;
+}
+
 static PyMethodDef Yield_methods[] = {
+	{ "change_points", (PyCFunction)Yield_change_points, METH_O,
+	  "change_points(steps): PCT change points of process 0 over that many steps" },
 	{ "thread_seen", (PyCFunction)Yield_thread_seen, METH_VARARGS,
 	  "thread_seen(pid, tid) -> ordinal: announce threads as the debugger reports them" },
 	{ "thread_gone", (PyCFunction)Yield_thread_gone, METH_VARARGS, "thread_gone(pid, tid)" },

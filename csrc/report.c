@@ -539,6 +539,21 @@ static void gen_yield(struct render *c, const struct tr_yield_info *y)
 		gen_key(c, "hot_sites_disabled");
 		gen_i64(c, y->hot_sites_disabled);
 	}
+	if (y->has_pct) {
+		gen_key(c, "depth");
+		gen_i64(c, y->depth);
+		gen_key(c, "pct_steps");
+		gen_i64(c, y->pct_steps);
+		gen_key(c, "change_points");
+		gen_array_open(c);
+		for (size_t i = 0; y->change_points && i < y->nchange_points; i++)
+			gen_i64(c, y->change_points[i]);
+		gen_array_close(c);
+		gen_key(c, "changes_taken");
+		gen_i64(c, y->changes_taken);
+		gen_key(c, "steals");
+		gen_i64(c, y->steals);
+	}
 	gen_map_close(c);
 }
 

@@ -72,6 +72,14 @@ struct tr_yield_info {
 	bool has_access;
 	int64_t access_sites;
 	int64_t hot_sites_disabled;   /* access sites whose breakpoint a hot loop disabled */
+	/* With strategy pct (optional keys, written only then): */
+	bool has_pct;
+	int64_t depth;
+	int64_t pct_steps;            /* the estimate of scheduling points given to the agent */
+	const int64_t *change_points; /* step numbers, depth - 1 of them */
+	size_t nchange_points;
+	int64_t changes_taken;        /* change points the run reached, all processes */
+	int64_t steals;               /* token take-overs after a bounded wait */
 };
 
 /* Fills in what is known about a call site's pc (function, file, line); returns false when

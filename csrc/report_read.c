@@ -203,6 +203,7 @@ enum kind {
 	K_TRUE,        /* the constant true */
 	K_OBJECT,      /* sub: its fields */
 	K_TEXT_ARRAY,  /* array of strings */
+	K_INT_ARRAY,   /* array of integers */
 	K_OBJECT_ARRAY,/* array of objects, each with the fields in sub */
 };
 
@@ -265,6 +266,9 @@ static const struct field yield_fields[] = {
 	F("probability", K_NUMBER_NULL), F("sites", K_INT), F("injected", K_INT),
 	FOPT("classes", K_TEXT, NULL), FOPT("module", K_TEXT_NULL, NULL),
 	FOPT("functions", K_TEXT_ARRAY, NULL),
+	FOPTMIN("depth", K_INT, 1), FOPTMIN("pct_steps", K_INT, 1),
+	FOPT("change_points", K_INT_ARRAY, NULL), FOPTMIN("changes_taken", K_INT, 0),
+	FOPTMIN("steals", K_INT, 0),
 	FEND,
 };
 static const struct field filter_fields[] = {
@@ -292,6 +296,7 @@ static const char *const kind_text[] = {
 	[K_ADDRESS] = "an address (\"0x\" and lowercase hex)",
 	[K_DIR] = "\"send\" or \"recv\"", [K_TRUE] = "true",
 	[K_OBJECT] = "an object", [K_TEXT_ARRAY] = "an array of strings",
+	[K_INT_ARRAY] = "an array of integers",
 	[K_OBJECT_ARRAY] = "an array of objects",
 };
 
@@ -471,6 +476,7 @@ static int check_value(struct where *w, yajl_val v, const struct field *f)
 	case K_OBJECT:
 		return YAJL_IS_OBJECT(v) ? check_object(w, v, f->sub) : fail(w, msg);
 	case K_TEXT_ARRAY:
+	case K_INT_ARRAY:
 	case K_OBJECT_ARRAY:
 		if (!YAJL_IS_ARRAY(v))
 			return fail(w, msg);
@@ -480,6 +486,8 @@ static int check_value(struct where *w, yajl_val v, const struct field *f)
 
 			if (f->kind == K_TEXT_ARRAY)
 				rc = YAJL_IS_STRING(item) ? 0 : fail(w, "must be a string");
+			else if (f->kind == K_INT_ARRAY)
+				rc = YAJL_IS_INTEGER(item) ? 0 : fail(w, "must be an integer");
 			else
 				rc = YAJL_IS_OBJECT(item) ? check_object(w, item, f->sub)
 							  : fail(w, "must be an object");

@@ -118,7 +118,13 @@ struct tr_ring_header {
 	uint32_t pad1;
 	struct tr_ring_death deaths[TR_RING_DEATHS];
 	_Atomic uint64_t filtered;       /* message calls left out by status or endpoint */
-	uint8_t reserved[56];
+	/* PCT (csrc/agent/pct.c), summed over processes: scheduling steps taken, change points
+	 * reached, and token take-overs after a bounded wait (a holder spinning or gone) */
+	_Atomic uint64_t pct_steps;
+	_Atomic uint64_t pct_steals;
+	_Atomic uint32_t pct_changes;
+	uint32_t pad2;
+	uint8_t reserved[32];
 };
 
 /* A mapping of a ring, reader or writer side. */

@@ -6,6 +6,7 @@
  * appears: a plain array scanned linearly. decide() for a known thread is one hash probe and
  * three or four mixes: far below the cost of the debugger stop that calls it. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "yield_policy.h"
@@ -27,6 +28,8 @@ struct tr_yield_proc {
 /* Domain separators, so the yield bit and the duration come from unrelated words. */
 #define KEY_SEED 0x7472616365722d79ull   /* "tracer-y" */
 #define KEY_US 0x736c6565702d7573ull     /* "sleep-us" */
+#define KEY_PRIO 0x7063742d7072696full   /* "pct-prio" */
+#define KEY_CHANGE 0x7063742d63686e67ull /* "pct-chng" */
 
 uint64_t tr_mix64(uint64_t z)
 {
@@ -66,7 +69,10 @@ int tr_yield_config_validate(const struct tr_yield_config *cfg)
 	/* Written so that NaN fails too: every comparison with NaN is false. */
 	if (!(cfg->probability >= 0.0 && cfg->probability <= 1.0))
 		return -EINVAL;
-	if (cfg->strategy != TR_YIELD_SCHED && cfg->strategy != TR_YIELD_SLEEP)
+	if (cfg->strategy != TR_YIELD_SCHED && cfg->strategy != TR_YIELD_SLEEP &&
+	    cfg->strategy != TR_YIELD_PCT)
+		return -EINVAL;
+	if (cfg->depth > TR_PCT_DEPTH_LIMIT || cfg->steps > TR_PCT_STEPS_LIMIT)
 		return -EINVAL;
 	if (cfg->max_us > TR_YIELD_MAX_US_LIMIT)
 		return -EINVAL;
@@ -377,6 +383,104 @@ void tr_yield_policy_stats(const struct tr_yield_policy *p, struct tr_yield_stat
 
 /* ---- the user's strategy text ---- */
 
+/* Decimal digits only, 1..limit, up to `stop` (a char or NUL): strtoul would take spaces,
+ * signs and "0x". Returns the value, or 0 for anything else; *end is left at the stop. */
+static uint64_t parse_count(const char *s, char stop, uint64_t limit, const char **end)
+{
+	uint64_t v = 0;
+
+	if (*s == '\0' || *s == stop)
+		return 0;
+	for (; *s && *s != stop; s++) {
+		if (*s < '0' || *s > '9')
+			return 0;
+		v = v * 10 + (uint64_t)(*s - '0');
+		if (v > limit)
+			return 0;
+	}
+	*end = s;
+	return v;
+}
+
+int tr_yield_strategy_parse_config(const char *text, struct tr_yield_config *cfg)
+{
+	uint64_t depth = TR_PCT_DEPTH_DEFAULT, steps = 0;
+	const char *end;
+
+	if (!text || !cfg)
+		return -EINVAL;
+	if (strncmp(text, "pct", 3) != 0) {
+		enum tr_yield_strategy st;
+		uint32_t us;
+
+		if (tr_yield_strategy_parse(text, &st, &us) < 0)
+			return -EINVAL;
+		cfg->strategy = st;
+		cfg->max_us = us;
+		return 0;
+	}
+	end = text + 3;
+	if (*end == ':') {
+		depth = parse_count(end + 1, ':', TR_PCT_DEPTH_LIMIT, &end);
+		if (!depth)
+			return -EINVAL;
+		if (*end == ':') {
+			steps = parse_count(end + 1, '\0', TR_PCT_STEPS_LIMIT, &end);
+			if (!steps)
+				return -EINVAL;
+		}
+	}
+	if (*end != '\0')
+		return -EINVAL;
+	cfg->strategy = TR_YIELD_PCT;
+	cfg->max_us = 0;
+	cfg->depth = (uint32_t)depth;
+	cfg->steps = (uint32_t)steps;
+	return 0;
+}
+
+int tr_yield_config_strategy_format(const struct tr_yield_config *cfg, char *buf, size_t size)
+{
+	char tmp[TR_YIELD_STRATEGY_TEXT_MAX];
+	uint32_t depth;
+	int n;
+
+	if (!cfg)
+		return -EINVAL;
+	if (cfg->strategy != TR_YIELD_PCT)
+		return tr_yield_strategy_format(cfg->strategy, cfg->max_us, buf, size);
+	depth = cfg->depth ? cfg->depth : TR_PCT_DEPTH_DEFAULT;
+	if (depth > TR_PCT_DEPTH_LIMIT || (!buf && size > 0))
+		return -EINVAL;
+	n = snprintf(tmp, sizeof(tmp), "pct:%u", depth);
+	if (size == 0)
+		return -ENOSPC;
+	snprintf(buf, size, "%s", tmp);
+	return (size_t)n >= size ? -ENOSPC : n;
+}
+
+uint64_t tr_pct_priority(const struct tr_yield_config *cfg, uint32_t proc_ord,
+			 uint32_t thread_ord)
+{
+	uint32_t depth = cfg->depth ? cfg->depth : TR_PCT_DEPTH_DEFAULT;
+	uint64_t h = combine(combine(tr_mix64(cfg->seed ^ KEY_PRIO), proc_ord), thread_ord);
+
+	/* 24 random bits above the ordinal's 20: a random order, never a tie */
+	return depth + ((h >> 40) << 20) + (thread_ord & 0xfffffu);
+}
+
+uint64_t tr_pct_change_point(const struct tr_yield_config *cfg, uint32_t proc_ord, uint32_t i)
+{
+	uint32_t depth = cfg->depth ? cfg->depth : TR_PCT_DEPTH_DEFAULT;
+	uint64_t steps = cfg->steps ? cfg->steps : TR_PCT_STEPS_DEFAULT;
+	uint64_t h;
+
+	if (i < 1 || i >= depth)
+		return 0;
+	h = combine(combine(tr_mix64(cfg->seed ^ KEY_CHANGE), proc_ord), i);
+	return 1 + (((h >> 32) * steps) >> 32);
+}
+
 int tr_yield_strategy_parse(const char *text, enum tr_yield_strategy *strategy, uint32_t *max_us)
 {
 	const char *s;
@@ -461,6 +565,8 @@ const char *tr_yield_strategy_name(enum tr_yield_strategy strategy)
 		return "yield";
 	case TR_YIELD_SLEEP:
 		return "sleep";
+	case TR_YIELD_PCT:
+		return "pct";
 	}
 	return NULL;
 }

@@ -43,6 +43,7 @@
 enum tr_yield_strategy {
 	TR_YIELD_SCHED = 0,   /* sched_yield() before the call */
 	TR_YIELD_SLEEP = 1,   /* usleep(1..max_us) before the call, uniform */
+	TR_YIELD_PCT = 2,     /* PCT (agent mode): threads serialised, run by priority */
 };
 
 #define TR_YIELD_MAX_US_DEFAULT 1000u
@@ -51,7 +52,13 @@ enum tr_yield_strategy {
 #define TR_YIELD_THREADS_LIMIT (1u << 20)
 #define TR_YIELD_PROCS_DEFAULT 1024u
 #define TR_YIELD_PROCS_LIMIT (1u << 16)
-/* Room for any text tr_yield_strategy_format() writes, with its NUL ("sleep:1000000"). */
+/* PCT: depth (1 + the number of priority change points) and the estimate of a run's
+ * scheduling points the change points are drawn over. */
+#define TR_PCT_DEPTH_DEFAULT 3u
+#define TR_PCT_DEPTH_LIMIT 32u
+#define TR_PCT_STEPS_DEFAULT 500u
+#define TR_PCT_STEPS_LIMIT 100000000u
+/* Room for any text tr_yield_strategy_format() writes, with its NUL ("pct:32:100000000"). */
 #define TR_YIELD_STRATEGY_TEXT_MAX 24
 
 struct tr_yield_config {
@@ -61,6 +68,8 @@ struct tr_yield_config {
 	uint32_t max_us;                 /* TR_YIELD_SLEEP: 1..TR_YIELD_MAX_US_LIMIT; 0 = default */
 	uint32_t max_threads;            /* live threads tracked; 0 = TR_YIELD_THREADS_DEFAULT */
 	uint32_t max_procs;              /* live processes tracked; 0 = TR_YIELD_PROCS_DEFAULT */
+	uint32_t depth;                  /* TR_YIELD_PCT: 1..TR_PCT_DEPTH_LIMIT; 0 = default */
+	uint32_t steps;                  /* TR_YIELD_PCT: 1..TR_PCT_STEPS_LIMIT; 0 = default */
 };
 
 /* seed 0, probability 0.5, TR_YIELD_SLEEP with max_us 1000, default table sizes. */
@@ -155,7 +164,26 @@ int tr_yield_strategy_parse(const char *text, enum tr_yield_strategy *strategy, 
  * limit, buf NULL with size > 0) or -ENOSPC (truncated; buf still NUL-terminated). */
 int tr_yield_strategy_format(enum tr_yield_strategy strategy, uint32_t max_us, char *buf,
 			     size_t size);
-/* "yield" / "sleep" / NULL: the strategy's name in reports. */
+/* The whole strategy text into cfg: what tr_yield_strategy_parse() reads, and
+ * "pct[:DEPTH[:STEPS]]" -> TR_YIELD_PCT with depth 1..TR_PCT_DEPTH_LIMIT (default 3) and
+ * steps 1..TR_PCT_STEPS_LIMIT (0 when not given: the caller's estimate or the default).
+ * 0 or -EINVAL, cfg untouched on error. */
+int tr_yield_strategy_parse_config(const char *text, struct tr_yield_config *cfg);
+/* The strategy of cfg as text: as tr_yield_strategy_format(), and "pct:DEPTH" for PCT (the
+ * steps estimate is a separate field of reports). Same returns. */
+int tr_yield_config_strategy_format(const struct tr_yield_config *cfg, char *buf, size_t size);
+
+/* PCT (Burckhardt et al., ASPLOS'10), as pure functions of the seed like the decisions above.
+ * The priority of thread `thread_ord` of process `proc_ord`: distinct for distinct thread
+ * ordinals below 2^20, always >= depth (change points lower a thread to 1..depth-1). */
+uint64_t tr_pct_priority(const struct tr_yield_config *cfg, uint32_t proc_ord,
+			 uint32_t thread_ord);
+/* Change point i (1..depth-1) of process proc_ord: a step number in [1, steps]. When the
+ * process's step count reaches it, the thread taking that step drops to priority i. 0 for i
+ * out of range. */
+uint64_t tr_pct_change_point(const struct tr_yield_config *cfg, uint32_t proc_ord, uint32_t i);
+
+/* "yield" / "sleep" / "pct" / NULL: the strategy's name in reports. */
 const char *tr_yield_strategy_name(enum tr_yield_strategy strategy);
 
 /* splitmix64's finaliser: the mix described above. */

@@ -46,8 +46,9 @@ class AgentRun:
         self.filters = values.filters()
         self.sites_path = None
 
-    def environment(self, policy=None, opts=None, sites=()):
-        """Variables for the program (LD_PRELOAD is appended to the user's own)."""
+    def environment(self, policy=None, opts=None, sites=(), strategy=None):
+        """Variables for the program (LD_PRELOAD is appended to the user's own); strategy
+        overrides the policy's text (PCT adds its steps estimate)."""
         preload = os.environ.get("LD_PRELOAD", "")
         env = {"LD_PRELOAD": f"{preload}:{LIBRARY}" if preload else LIBRARY,
                "TRACER_RING": self.path,
@@ -56,7 +57,8 @@ class AgentRun:
                "TRACER_ENDPOINT": self.filters["endpoint"]}
         if policy is not None:
             info = policy.info
-            env["TRACER_YIELD"] = f"{info['seed']}:{info['probability']}:{info['strategy']}"
+            env["TRACER_YIELD"] = (f"{info['seed']}:{info['probability']}:"
+                                   f"{strategy or info['strategy']}")
             env["TRACER_YIELD_CLASSES"] = opts.classes
             placed = [s for s in sites if not s.get("entry")]
             if placed:

@@ -7,7 +7,7 @@ else. Nothing here imports gdb or lldb.
 """
 import os
 
-from . import _core, access, agent, export, frontend, replay, result_file, settings, yields
+from . import _core, access, agent, export, frontend, pct, replay, result_file, settings, yields
 from .glibc_threads import ThreadPointers
 from .port import EXEC, FATAL, INTERRUPT, OTHER, OURS, TIMEOUT, USER, DebuggerTrouble, cmdline
 from .run import Run, TracerError, signal_name
@@ -41,6 +41,7 @@ class Driver:
         self.yield_bps = {}           # site key -> breakpoint
         self.yield_bps_agent = False  # placed for agent mode: access sites only
         self.access_budget = yields.AccessBudget()
+        self.pct_steps = pct.Steps()      # PCT: the estimate of a run's scheduling points
         self.yield_plans = {}         # tid -> microseconds to insert (0: sched_yield)
         self.yield_saved = {}         # tid -> (pid, registers saved before the inserted call)
         self.yields_abandoned = 0     # inserted calls whose thread or image went away
@@ -471,6 +472,9 @@ class Driver:
         if run.mode != "agent":
             return
         run.take_agent_events()
+        if pct.is_pct(self.policy) and run.pct_steps and run.agent_pct:
+            self.pct_steps.learn(pct.record(run.yield_info, self.policy, run.pct_steps,
+                                            run.agent_pct))
         for pc in {ev["site"] for ev in run.session.events()} - set(run.sites):
             try:
                 run.sites[pc] = self._describe(pc)
@@ -565,11 +569,17 @@ class Driver:
             self.port.delete(bp)
         self.return_bps.clear()
         self._yield_breakpoints(True, agent=run.mode == "agent")
+        pct.check(self.policy, self.yield_opts, run.mode)
         if run.mode != "agent":
             return self.port.launch()
         run.agent = agent.AgentRun(self.values)
+        strategy = None
+        if pct.is_pct(self.policy):
+            run.pct_steps = self.pct_steps.for_next_run(self.policy)
+            strategy = pct.strategy_text(self.policy, run.pct_steps)
         env = run.agent.environment(self.policy, self.yield_opts,
-                                    [s for s in self.yield_sites if not access.is_access(s)])
+                                    [s for s in self.yield_sites if not access.is_access(s)],
+                                    strategy)
         self.port.set_environment(env)
         try:
             return self.port.launch()
@@ -723,6 +733,8 @@ class Driver:
 
     def yield_on(self, arg):
         opts, policy, sites = yields.plan(self._program(), arg)
+        pct.check(policy, opts, self.values.mode)
+        self.pct_steps.forget()
         self.yield_off(quiet=True)
         self.policy, self.yield_opts, self.yield_sites = policy, opts, sites
         live_agent = bool(self.port.live_pids()) and self.run is not None and \
@@ -776,8 +788,11 @@ class Driver:
     def _replay_command(self, seed):
         """A shell command that reruns `seed` with the same sites, policy and limits."""
         commands = [("set", limit) for limit in frontend.changed_limits(self.values)]
+        strategy = self.policy.info["strategy"]
+        if pct.is_pct(self.policy) and "pct_steps" in self.run.yield_info:
+            strategy = pct.strategy_text(self.policy, self.run.yield_info["pct_steps"])
         commands += [("do", "tracer yield on " + frontend.yield_on_args(
-            self.yield_opts, self.policy.info["strategy"], seed)), ("do", "tracer run")]
+            self.yield_opts, strategy, seed)), ("do", "tracer run")]
         argv = self.run.argv if self.run is not None else self.argv(0)
         return self.port.batch_command(commands, self._program(), argv[1:])
 

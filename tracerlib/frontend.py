@@ -263,13 +263,15 @@ def snapshot(run, stop_record, processes, path=None):
 
 COMMANDS += (
     ("yield on", "tracer yield on [--module CU | --app] [--class sync,proc,send,recv,access] "
-     "[--function NAME...] [--probability P] [--seed S] [--strategy yield | sleep:MAX_US]",
+     "[--function NAME...] [--probability P] [--seed S] "
+     "[--strategy yield | sleep:MAX_US | pct:DEPTH]",
      "Insert sched_yield()/usleep() before interesting calls.",
      "At each instrumented call site a seeded generator, keyed on thread and call order,\n"
      "decides whether the thread first calls sched_yield() or usleep(1..MAX_US): the same\n"
      "seed replays the same decisions. --class access adds the shared-access sites (loads\n"
      "and stores of shared globals); a hot one is perturbed less and less, then disabled\n"
-     "for the run."),
+     "for the run. pct[:DEPTH] (agent mode): the threads of a process run one at a time by\n"
+     "seeded priorities with DEPTH-1 change points (PCT), so one can be held behind another."),
     ("yield off", "tracer yield off", "Remove every instrumented call site.", ""),
     ("yield status", "tracer yield status",
      "Whether yields are on, at how many sites, how many injected.", ""),

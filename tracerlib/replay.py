@@ -105,7 +105,10 @@ def yield_on_args(report):
                               module=record.get("module"),
                               functions=record.get("functions") or None,
                               probability=record["probability"])
-    return frontend.yield_on_args(opts, record["strategy"] or "sleep:1000", record["seed"])
+    strategy = record["strategy"] or "sleep:1000"
+    if strategy.startswith("pct") and record.get("pct_steps"):     # the same change points
+        strategy = f"{strategy}:{record['pct_steps']}"
+    return frontend.yield_on_args(opts, strategy, record["seed"])
 
 
 def check_program(report, program):

@@ -79,6 +79,8 @@ class Run:
         self.exits = {}              # pid -> {"status": int|None, "signal": int}
         self.fatal = None            # (pid, tid, signame) of the first fatal signal
         self.crash_pcs = {}          # pid -> (tid, pc): crashes the agent saw, not the debugger
+        self.pct_steps = None        # PCT: the steps estimate this run's agent was given
+        self.agent_pct = None        # and the agents' PCT counters (ring.pct)
         self.yield_info = {"enabled": False, "seed": 0, "strategy": None,
                            "probability": 0.0, "sites": 0, "injected": 0}
         self.stop = None
@@ -162,6 +164,7 @@ class Run:
             return
         # The agent's yields before calls, with the debugger's at access sites (if any).
         self.yield_info["injected"] = self.yield_info.get("injected", 0) + self.agent.ring.injected
+        self.agent_pct = self.agent.ring.pct
         self._take_deaths(self.agent.ring.deaths())
         self.agent.absorb_into(self.session)
         self.agent.close()

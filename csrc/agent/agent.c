@@ -2,7 +2,8 @@
  *
  * Environment (read once, by the constructor of every process image):
  *   TRACER_RING=/path          the ring to write; absent or invalid: the agent does nothing
- *   TRACER_YIELD=SEED:P:STRAT  yield injection; STRAT is "yield" or "sleep:MAX_US"
+ *   TRACER_YIELD=SEED:P:STRAT  yield injection; STRAT is "yield", "sleep:MAX_US" or
+ *                              "pct:DEPTH[:STEPS]" (pct.c)
  *   TRACER_YIELD_CLASSES=...   which catalogue classes are yield points (sync,proc,send,recv)
  *   TRACER_YIELD_SITES=/path   only these call sites (see yield.c)
  *   TRACER_TRACE, TRACER_STATUS, TRACER_ENDPOINT   the filters (../filter.h); the debugger
@@ -40,6 +41,7 @@ const char *const tr_agent_fn_name[FN_COUNT] = {
 	"sem_trywait", "sem_timedwait", "sem_post",
 	"fork", "pthread_create", "pthread_join", "waitpid", "kill", "usleep", "nanosleep",
 	"connect",
+	"pthread_barrier_wait", "sleep", "poll", "accept", "pthread_exit",
 };
 int tr_agent_call[FN_COUNT];
 
@@ -120,6 +122,7 @@ static void at_child(void)
 		tr_shared_ring_proc_publish(&tr_agent.ring, child_ord, tr_agent.pid);
 		tr_in_agent = 1;
 		tr_agent_deaths_arm();
+		tr_agent_pct_forked();
 		tr_in_agent = 0;
 	}
 }

@@ -10,6 +10,7 @@
  *   yield_wrappers.c  the sync/proc functions -> yield points (and the pthread_create
  *                     trampoline that hands out thread ordinals in creation order)
  *   yield.c           the in-process yield decisions (tr_yield_decide_keyed) and sites
+ *   pct.c             PCT: threads serialised by a token, handed out by seeded priority
  *   deaths.c          crashes of processes no debugger traces, and reaped children
  *
  * Rules on every path: no malloc on the hot path, errno as the real call left it, and never a
@@ -20,6 +21,7 @@
 #define TRACER_AGENT_H
 
 #include <stdatomic.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -72,6 +74,8 @@ enum tr_agent_fn {
 	FN_SEM_POST,
 	FN_FORK, FN_PTHREAD_CREATE, FN_PTHREAD_JOIN, FN_WAITPID, FN_KILL, FN_USLEEP, FN_NANOSLEEP,
 	FN_CONNECT,             /* not recorded: a socket's name changes when it connects */
+	/* not in the catalogue: blocking calls PCT gives its token up around (yield_wrappers.c) */
+	FN_BARRIER_WAIT, FN_SLEEP, FN_POLL, FN_ACCEPT, FN_PTHREAD_EXIT,
 	FN_COUNT
 };
 extern const char *const tr_agent_fn_name[FN_COUNT] TR_AGENT_HIDDEN;
@@ -113,6 +117,37 @@ bool tr_agent_outcome_kept(int64_t ret, int err) TR_AGENT_HIDDEN;
 /* yield.c: the yield point before catalogue call `fn`, called from `ret_addr`. */
 void tr_agent_yield(enum tr_agent_fn fn, const void *ret_addr) TR_AGENT_HIDDEN;
 int tr_agent_yield_init(void) TR_AGENT_HIDDEN;
+
+/* pct.c: PCT scheduling (strategy pct). init after the yield config is read; forked in a
+ * fork child; step at each scheduling point (from tr_agent_yield); release before a wrapped
+ * call that may block and acquire after it, and at a thread's start and end. All do nothing
+ * unless the strategy is pct. */
+int tr_agent_pct_init(void) TR_AGENT_HIDDEN;
+void tr_agent_pct_forked(void) TR_AGENT_HIDDEN;
+bool tr_agent_pct_active(void) TR_AGENT_HIDDEN;
+void tr_agent_pct_step(void) TR_AGENT_HIDDEN;
+void tr_agent_pct_release(void) TR_AGENT_HIDDEN;
+void tr_agent_pct_acquire(void) TR_AGENT_HIDDEN;
+void tr_agent_pct_blocked(void) TR_AGENT_HIDDEN;          /* a try-lock failed: wait a step */
+void tr_agent_pct_expect(uint32_t ord) TR_AGENT_HIDDEN;     /* creator side, before create */
+void tr_agent_pct_unexpect(uint32_t ord) TR_AGENT_HIDDEN;   /* the create failed */
+
+/* Around a wrapped call that may block (PCT gives the token up while it runs): whether to,
+ * and a pct.c function called as the agent, errno kept. */
+static inline bool tr_agent_pct_wanted(void)
+{
+	return __builtin_expect(tr_agent.yield_on, 0) && !tr_in_agent && tr_agent_pct_active();
+}
+
+static inline void tr_agent_pct_guarded(void (*fn)(void))
+{
+	int saved = errno;
+
+	tr_in_agent = 1;
+	fn();
+	tr_in_agent = 0;
+	errno = saved;
+}
 
 /* deaths.c: in a process no debugger traces, record crash signals into the ring (call at
  * start-up and in a fork child); a child of the tree reaped as killed by a signal. */

@@ -299,12 +299,18 @@ static inline void recv_yield(enum tr_agent_fn fn, const void *site)
 	struct msg m = MSG;                                                     \
 	const void *site = __builtin_return_address(0);                         \
 	int64_t r;                                                              \
+	bool pct;                                                               \
 	int e;                                                                  \
 	if (!tr_agent_may_record())                                             \
 		return CALL;                                                    \
 	send_begin(&p, FN, HANDLE, site);                                       \
+	pct = tr_agent_pct_wanted();                                            \
+	if (pct)                                                                \
+		tr_agent_pct_guarded(tr_agent_pct_release);                     \
 	r = (int64_t)(CALL);                                                    \
 	e = errno;                                                              \
+	if (pct)                                                                \
+		tr_agent_pct_guarded(tr_agent_pct_acquire);                     \
 	send_end(&p, &m, r, e, HANDLE, site);                                   \
 	errno = e;                                                              \
 	return r
@@ -365,12 +371,18 @@ TR_AGENT_EXPORT int msgsnd(int id, const void *buf, size_t n, int flags)
 	struct msg m = MSG;                                                     \
 	const void *site = __builtin_return_address(0);                         \
 	int64_t r;                                                              \
+	bool pct;                                                               \
 	int e;                                                                  \
 	if (!tr_agent_may_record())                                             \
 		return CALL;                                                    \
 	recv_yield(FN, site);                                                   \
+	pct = tr_agent_pct_wanted();                                            \
+	if (pct)                                                                \
+		tr_agent_pct_guarded(tr_agent_pct_release);                     \
 	r = (int64_t)(CALL);                                                    \
 	e = errno;                                                              \
+	if (pct)                                                                \
+		tr_agent_pct_guarded(tr_agent_pct_acquire);                     \
 	recv_done(FN, HANDLE, &m, r, e, site);                                  \
 	errno = e;                                                              \
 	return r

@@ -196,7 +196,7 @@ int tr_agent_yield_init(void)
 	cfg.probability = strtod(end + 1, &colon);
 	if (colon == end + 1 || *colon != ':')
 		return -EINVAL;
-	if (tr_yield_strategy_parse(colon + 1, &cfg.strategy, &cfg.max_us) < 0 ||
+	if (tr_yield_strategy_parse_config(colon + 1, &cfg) < 0 ||
 	    tr_yield_config_validate(&cfg) < 0)
 		return -EINVAL;
 	mask = tr_class_parse(classes && *classes ? classes : "sync,proc,send,recv");
@@ -212,7 +212,7 @@ int tr_agent_yield_init(void)
 	tr_agent.yield_classes = mask;
 	tr_agent.nsites = nsites;
 	tr_agent.yield_on = true;
-	return 0;
+	return tr_agent_pct_init();
 }
 
 typedef int (*nanosleep_fn)(const struct timespec *, struct timespec *);
@@ -232,9 +232,14 @@ void tr_agent_yield(enum tr_agent_fn fn, const void *ret_addr)
 	} else {
 		key = tr_agent.name_key[call];
 	}
+	h = tr_agent.ring.hdr;
+	if (tr_agent_pct_active()) {    /* a scheduling step instead of a decision */
+		atomic_fetch_add_explicit(&h->yield_points, 1, memory_order_relaxed);
+		tr_agent_pct_step();
+		return;
+	}
 	tr_yield_decide_keyed(&tr_agent.ycfg, tr_agent.proc_ord, tr_agent_thread_ord(), points++,
 			      key, &d);
-	h = tr_agent.ring.hdr;
 	atomic_fetch_add_explicit(&h->yield_points, 1, memory_order_relaxed);
 	if (!d.yield)
 		return;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <math.h>  /* NAN, INFINITY only: the unit binary does not link libm */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "yield_policy.h"
 
@@ -644,4 +645,134 @@ Test(yield_policy, splitmix64_reference_values)
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		cr_assert_eq(tr_splitmix64_next(&state), want[i], "output %zu", i);
 	cr_assert_eq(tr_mix64(0), 0);  /* the finaliser is a bijection fixing 0 */
+}
+
+/* ---- PCT: the strategy text, priorities and change points ---- */
+
+static struct tr_yield_config pct_cfg(uint64_t seed, uint32_t depth, uint32_t steps)
+{
+	struct tr_yield_config cfg;
+
+	tr_yield_config_default(&cfg);
+	cfg.seed = seed;
+	cfg.strategy = TR_YIELD_PCT;
+	cfg.depth = depth;
+	cfg.steps = steps;
+	return cfg;
+}
+
+Test(pct, strategy_parse)
+{
+	static const struct { const char *text; uint32_t depth, steps; } ok[] = {
+		{ "pct", 3, 0 }, { "pct:1", 1, 0 }, { "pct:5", 5, 0 }, { "pct:32", 32, 0 },
+		{ "pct:3:700", 3, 700 }, { "pct:2:1", 2, 1 }, { "pct:4:100000000", 4, 100000000 },
+	};
+	static const char *const bad[] = {
+		"pct:0", "pct:x", "pct:", "pct:3:", "pct:3:0", "pct:33", "pctx", "pct:3:5:6",
+		"pct:-1", "pct: 3", "pct:3x", "pct:3:100000001", "PCT", "pct:0x3",
+	};
+	struct tr_yield_config cfg;
+	char buf[TR_YIELD_STRATEGY_TEXT_MAX];
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		tr_yield_config_default(&cfg);
+		cr_assert_eq(tr_yield_strategy_parse_config(ok[i].text, &cfg), 0, "%s", ok[i].text);
+		cr_assert_eq(cfg.strategy, TR_YIELD_PCT, "%s", ok[i].text);
+		cr_assert_eq(cfg.depth, ok[i].depth, "%s", ok[i].text);
+		cr_assert_eq(cfg.steps, ok[i].steps, "%s", ok[i].text);
+		cr_assert_eq(tr_yield_config_validate(&cfg), 0, "%s", ok[i].text);
+		/* reports name the depth only: the steps are a key of their own */
+		cr_assert_gt(tr_yield_config_strategy_format(&cfg, buf, sizeof(buf)), 0);
+		cr_assert_eq(strncmp(buf, "pct:", 4), 0);
+		cr_assert_eq((uint32_t)atoi(buf + 4), ok[i].depth, "%s -> %s", ok[i].text, buf);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		tr_yield_config_default(&cfg);
+		cr_assert_eq(tr_yield_strategy_parse_config(bad[i], &cfg), -EINVAL, "%s", bad[i]);
+		cr_assert_eq(cfg.strategy, TR_YIELD_SLEEP, "%s left cfg changed", bad[i]);
+	}
+	/* the older strategies go through the same entry */
+	cr_assert_eq(tr_yield_strategy_parse_config("sleep:20", &cfg), 0);
+	cr_assert_eq(cfg.strategy, TR_YIELD_SLEEP);
+	cr_assert_eq(cfg.max_us, 20);
+	cr_assert_eq(tr_yield_config_strategy_format(&cfg, buf, sizeof(buf)), 8);
+	cr_assert_str_eq(buf, "sleep:20");
+	cfg = pct_cfg(0, 3, 0);
+	cr_assert_eq(tr_yield_config_strategy_format(&cfg, buf, 4), -ENOSPC);
+	cr_assert_str_eq(buf, "pct");
+	cfg.depth = TR_PCT_DEPTH_LIMIT + 1;
+	cr_assert_eq(tr_yield_config_validate(&cfg), -EINVAL);
+	cr_assert_str_eq(tr_yield_strategy_name(TR_YIELD_PCT), "pct");
+}
+
+Test(pct, priorities_distinct_above_depth_and_seeded)
+{
+	enum { N = 4096 };
+	static uint64_t a[N], b[N];
+	struct tr_yield_config c1 = pct_cfg(42, 3, 0), c2 = pct_cfg(43, 3, 0);
+	size_t same = 0, first_a = 0, first_b = 0;
+
+	for (uint32_t t = 0; t < N; t++) {
+		a[t] = tr_pct_priority(&c1, 0, t);
+		b[t] = tr_pct_priority(&c2, 0, t);
+		cr_assert_geq(a[t], 3, "priority %u below the depth", t);
+		cr_assert_eq(a[t], tr_pct_priority(&c1, 0, t), "not a function of the seed");
+		same += a[t] == b[t];
+		if (a[t] > a[first_a])
+			first_a = t;
+		if (b[t] > b[first_b])
+			first_b = t;
+	}
+	for (uint32_t i = 0; i < N; i++)
+		for (uint32_t j = i + 1; j < N; j++)
+			cr_assert_neq(a[i], a[j], "threads %u and %u tie", i, j);
+	cr_assert_lt(same, 4, "another seed gave the same priorities");
+	/* process ordinals are keyed too */
+	cr_assert_neq(tr_pct_priority(&c1, 0, 1), tr_pct_priority(&c1, 1, 1));
+	/* which of two threads goes first is a fair coin over seeds */
+	size_t zero_first = 0;
+
+	for (uint64_t seed = 0; seed < 2000; seed++) {
+		struct tr_yield_config c = pct_cfg(seed, 3, 0);
+
+		zero_first += tr_pct_priority(&c, 0, 0) > tr_pct_priority(&c, 0, 1);
+	}
+	cr_assert(zero_first > 900 && zero_first < 1100, "thread 0 first in %zu of 2000",
+		  zero_first);
+}
+
+Test(pct, change_points_in_range_and_uniform)
+{
+	enum { SEEDS = 20000, STEPS = 100 };
+	static unsigned hits[STEPS + 1];
+	struct tr_yield_config c;
+
+	for (uint64_t seed = 0; seed < SEEDS; seed++) {
+		c = pct_cfg(seed, 4, STEPS);
+		cr_assert_eq(tr_pct_change_point(&c, 0, 0), 0);
+		cr_assert_eq(tr_pct_change_point(&c, 0, 4), 0, "depth 4 has 3 change points");
+		for (uint32_t i = 1; i < 4; i++) {
+			uint64_t k = tr_pct_change_point(&c, 0, i);
+
+			cr_assert(k >= 1 && k <= STEPS, "change point %u = %lu", i, (unsigned long)k);
+			cr_assert_eq(k, tr_pct_change_point(&c, 0, i));
+			hits[k]++;
+		}
+	}
+	/* 3 * SEEDS draws over STEPS values: about 600 each */
+	for (uint32_t k = 1; k <= STEPS; k++)
+		cr_assert(hits[k] > 450 && hits[k] < 750, "step %u drawn %u times", k, hits[k]);
+	/* depth 1: no change point; steps 0 means the default estimate */
+	c = pct_cfg(7, 1, 0);
+	cr_assert_eq(tr_pct_change_point(&c, 0, 1), 0);
+	c = pct_cfg(7, 2, 0);
+	cr_assert_leq(tr_pct_change_point(&c, 0, 1), TR_PCT_STEPS_DEFAULT);
+	/* another process has its own change points (most of the time) */
+	size_t same = 0;
+
+	for (uint64_t seed = 0; seed < 1000; seed++) {
+		c = pct_cfg(seed, 2, 1000000);
+		same += tr_pct_change_point(&c, 0, 1) == tr_pct_change_point(&c, 1, 1);
+	}
+	cr_assert_lt(same, 5);
 }
