@@ -1,5 +1,6 @@
-"""The one driver: every `tracer` command, the run state machine, yields, hunt and replay,
-written once against a debugger port (tracerlib/port.py).
+"""The one driver: the run state machine, arming, yields on the hot path and what the port
+saw, written once against a debugger port (tracerlib/port.py); its `tracer` commands are in
+tracerlib/commands.py.
 
 A port reports what its debugger sees (threads, exits, exec, stops) through the `on_*`
 methods and calls the breakpoint handlers the driver gave it; the driver decides everything
