@@ -249,89 +249,85 @@ out:
 	return rc;
 }
 
-static int convert_frame(PyObject *d, struct tr_frame *f)
+/* Converts one dict of a list into the element at `out` (in the arena). 0 or -1. */
+typedef int (*convert_fn)(PyObject *d, void *out, struct arena *a);
+
+/* A list of dicts under key as a C array of `size`-byte elements in the arena, each filled by
+ * convert (none: NULL, 0). */
+static int get_objects(PyObject *dict, const char *key, struct arena *a, size_t size,
+		       convert_fn convert, void **out, size_t *n)
 {
+	PyObject *list = get_list(dict, key);
+	size_t count;
+	char *items;
+	int rc = -1;
+
+	*out = NULL;
+	*n = 0;
+	if (!list)
+		return PyErr_Occurred() ? -1 : 0;
+	count = (size_t)PySequence_Fast_GET_SIZE(list);
+	items = arena_alloc(a, count * size);
+	if (!items)
+		goto out;
+	for (size_t i = 0; i < count; i++)
+		if (convert(PySequence_Fast_GET_ITEM(list, i), items + i * size, a) < 0)
+			goto out;
+	*out = items;
+	*n = count;
+	rc = 0;
+out:
+	Py_DECREF(list);
+	return rc;
+}
+
+static int convert_frame(PyObject *d, void *out, struct arena *a)
+{
+	struct tr_frame *f = out;
+
 	return get_u64(d, "pc", &f->pc) || get_str(d, "function", &f->function) ||
 	       get_str(d, "file", &f->file) || get_int(d, "line", 0, &f->line) ? -1 : 0;
 }
 
-static int convert_thread(PyObject *d, struct tr_thread *t, struct arena *a)
+static int convert_thread(PyObject *d, void *out, struct arena *a)
 {
-	PyObject *frames = NULL;
-	struct tr_frame *fs;
-	int rc = -1;
+	struct tr_thread *t = out;
+	void *frames;
 
-	if (get_int(d, "tid", 0, &t->tid) || get_str(d, "name", &t->name))
-		goto out;
-	frames = get_list(d, "backtrace");
-	if (!frames) {
-		rc = PyErr_Occurred() ? -1 : 0;
-		goto out;
-	}
-	t->nframes = (size_t)PySequence_Fast_GET_SIZE(frames);
-	fs = arena_alloc(a, t->nframes * sizeof(*fs));
-	if (!fs)
-		goto out;
-	for (size_t i = 0; i < t->nframes; i++)
-		if (convert_frame(PySequence_Fast_GET_ITEM(frames, i), &fs[i]) < 0)
-			goto out;
-	t->frames = fs;
-	rc = 0;
-out:
-	Py_XDECREF(frames);
-	return rc;
+	if (get_int(d, "tid", 0, &t->tid) || get_str(d, "name", &t->name) ||
+	    get_objects(d, "backtrace", a, sizeof(struct tr_frame), convert_frame, &frames,
+			&t->nframes))
+		return -1;
+	t->frames = frames;
+	return 0;
 }
 
-static int convert_mailbox(PyObject *d, struct tr_mailbox *m)
+static int convert_mailbox(PyObject *d, void *out, struct arena *a)
 {
+	struct tr_mailbox *m = out;
+
 	return get_i64(d, "fd", -1, &m->fd) || get_str(d, "endpoint", &m->endpoint) ||
 	       get_i64(d, "pending", -1, &m->pending) || get_i64(d, "messages", -1, &m->messages) ||
 	       get_bytes(d, "data", &m->data, &m->data_len) ||
 	       get_bool(d, "truncated", &m->truncated) || get_str(d, "error", &m->error) ? -1 : 0;
 }
 
-static int convert_process(PyObject *d, struct tr_process *p, struct arena *a)
+static int convert_process(PyObject *d, void *out, struct arena *a)
 {
-	PyObject *threads = NULL, *boxes = NULL;
-	struct tr_thread *ts;
-	struct tr_mailbox *ms;
-	int rc = -1;
+	struct tr_process *p = out;
+	void *threads, *boxes;
 
 	if (get_int(d, "pid", 0, &p->pid) || get_bool(d, "alive", &p->alive) ||
 	    get_int(d, "exit_status", -1, &p->exit_status) ||
-	    get_int(d, "exit_signal", 0, &p->exit_signal))
-		goto out;
-	threads = get_list(d, "threads");
-	if (!threads && PyErr_Occurred())
-		goto out;
-	if (threads) {
-		p->nthreads = (size_t)PySequence_Fast_GET_SIZE(threads);
-		ts = arena_alloc(a, p->nthreads * sizeof(*ts));
-		if (!ts)
-			goto out;
-		for (size_t i = 0; i < p->nthreads; i++)
-			if (convert_thread(PySequence_Fast_GET_ITEM(threads, i), &ts[i], a) < 0)
-				goto out;
-		p->threads = ts;
-	}
-	boxes = get_list(d, "mailboxes");
-	if (!boxes && PyErr_Occurred())
-		goto out;
-	if (boxes) {
-		p->nmailboxes = (size_t)PySequence_Fast_GET_SIZE(boxes);
-		ms = arena_alloc(a, p->nmailboxes * sizeof(*ms));
-		if (!ms)
-			goto out;
-		for (size_t i = 0; i < p->nmailboxes; i++)
-			if (convert_mailbox(PySequence_Fast_GET_ITEM(boxes, i), &ms[i]) < 0)
-				goto out;
-		p->mailboxes = ms;
-	}
-	rc = 0;
-out:
-	Py_XDECREF(threads);
-	Py_XDECREF(boxes);
-	return rc;
+	    get_int(d, "exit_signal", 0, &p->exit_signal) ||
+	    get_objects(d, "threads", a, sizeof(struct tr_thread), convert_thread, &threads,
+			&p->nthreads) ||
+	    get_objects(d, "mailboxes", a, sizeof(struct tr_mailbox), convert_mailbox, &boxes,
+			&p->nmailboxes))
+		return -1;
+	p->threads = threads;
+	p->mailboxes = boxes;
+	return 0;
 }
 
 /* Call sites: meta["sites"] maps pc -> {"function", "file", "line"}. */
@@ -359,7 +355,7 @@ static bool resolve_site(void *ctx, uint64_t pc, struct tr_frame *out)
 			sc->failed = true;
 		return false;
 	}
-	if (convert_frame(v, out) < 0) {
+	if (convert_frame(v, out, NULL) < 0) {
 		sc->failed = true;
 		return false;
 	}
@@ -370,10 +366,9 @@ static bool resolve_site(void *ctx, uint64_t pc, struct tr_frame *out)
 static int convert_meta(PyObject *d, struct tr_report_meta *m, struct site_ctx *sc,
 			struct arena *a)
 {
-	PyObject *procs = NULL, *stop, *yld, *sites, *filter;
-	struct tr_process *ps;
+	PyObject *stop, *yld, *sites, *filter;
+	void *procs;
 	int64_t backtrace;
-	int rc = -1;
 
 	if (!PyDict_Check(d)) {
 		PyErr_SetString(PyExc_TypeError, "meta must be a dict");
@@ -383,31 +378,31 @@ static int convert_meta(PyObject *d, struct tr_report_meta *m, struct site_ctx *
 	    get_int(d, "pid", 0, &m->pid) || get_str(d, "started", &m->started) ||
 	    get_str(d, "debugger", &m->debugger) || get_str(d, "mode", &m->mode) ||
 	    get_i64(d, "backtrace", TR_BACKTRACE_DEFAULT, &backtrace))
-		goto out;
+		return -1;
 	filter = field(d, "filter");
 	if (PyErr_Occurred() ||
 	    (filter && (get_str(filter, "trace", &m->filter.trace) ||
 			get_str(filter, "status", &m->filter.status) ||
 			get_str(filter, "endpoint", &m->filter.endpoint) ||
 			get_i64(filter, "filtered", 0, &m->filter.filtered))))
-		goto out;
+		return -1;
 	if (backtrace < 0 || backtrace > TR_BACKTRACE_MAX) {
 		PyErr_Format(PyExc_ValueError, "backtrace must be 0..%d", TR_BACKTRACE_MAX);
-		goto out;
+		return -1;
 	}
 	m->backtrace_limit = (int)backtrace;
 	if (!m->key) {
 		PyErr_SetString(PyExc_ValueError, "meta needs a 'key'");
-		goto out;
+		return -1;
 	}
 	if (get_texts(d, "argv", a, &m->argv, &m->argc))
-		goto out;
+		return -1;
 	stop = field(d, "stop");
 	if (PyErr_Occurred() || get_str(stop, "reason", &m->stop.reason) ||
 	    get_int(stop, "signal", 0, &m->stop.signal) ||
 	    get_int(stop, "status", -1, &m->stop.status) || get_int(stop, "pid", 0, &m->stop.pid) ||
 	    get_int(stop, "tid", 0, &m->stop.tid))
-		goto out;
+		return -1;
 	yld = field(d, "yield");
 	if (PyErr_Occurred() || get_bool(yld, "enabled", &m->yield.enabled) ||
 	    get_u64(yld, "seed", &m->yield.seed) || get_str(yld, "strategy", &m->yield.strategy) ||
@@ -417,10 +412,10 @@ static int convert_meta(PyObject *d, struct tr_report_meta *m, struct site_ctx *
 	    get_texts(yld, "functions", a, &m->yield.functions, &m->yield.nfunctions) ||
 	    get_i64(yld, "access_sites", -1, &m->yield.access_sites) ||
 	    get_i64(yld, "hot_sites_disabled", 0, &m->yield.hot_sites_disabled))
-		goto out;
+		return -1;
 	m->has_timeout = field(d, "timeout") != NULL;
 	if (PyErr_Occurred() || get_i64(d, "timeout", 0, &m->timeout))
-		goto out;
+		return -1;
 	m->yield.has_access = m->yield.access_sites >= 0;
 	if (get_i64(yld, "depth", -1, &m->yield.depth) ||
 	    get_i64(yld, "pct_steps", 0, &m->yield.pct_steps) ||
@@ -428,40 +423,28 @@ static int convert_meta(PyObject *d, struct tr_report_meta *m, struct site_ctx *
 		     &m->yield.nchange_points) ||
 	    get_i64(yld, "changes_taken", 0, &m->yield.changes_taken) ||
 	    get_i64(yld, "steals", 0, &m->yield.steals))
-		goto out;
+		return -1;
 	m->yield.has_pct = m->yield.depth >= 0;
 	if (yld && field(yld, "probability")) {
 		m->yield.probability = PyFloat_AsDouble(field(yld, "probability"));
 		if (PyErr_Occurred())
-			goto out;
+			return -1;
 	}
-	procs = get_list(d, "processes");
-	if (!procs && PyErr_Occurred())
-		goto out;
-	if (procs) {
-		m->nprocesses = (size_t)PySequence_Fast_GET_SIZE(procs);
-		ps = arena_alloc(a, m->nprocesses * sizeof(*ps));
-		if (!ps)
-			goto out;
-		for (size_t i = 0; i < m->nprocesses; i++)
-			if (convert_process(PySequence_Fast_GET_ITEM(procs, i), &ps[i], a) < 0)
-				goto out;
-		m->processes = ps;
-	}
+	if (get_objects(d, "processes", a, sizeof(struct tr_process), convert_process, &procs,
+			&m->nprocesses))
+		return -1;
+	m->processes = procs;
 	sites = field(d, "sites");
 	if (PyErr_Occurred())
-		goto out;
+		return -1;
 	if (sites && !PyDict_Check(sites)) {
 		PyErr_SetString(PyExc_TypeError, "'sites' must be a dict of pc -> frame dict");
-		goto out;
+		return -1;
 	}
 	sc->sites = sites;
 	m->resolve_site = resolve_site;
 	m->resolve_ctx = sc;
-	rc = 0;
-out:
-	Py_XDECREF(procs);
-	return rc;
+	return 0;
 }
 
 PyObject *tr_py_render(const struct tr_recorder *rec, PyObject *meta_obj)

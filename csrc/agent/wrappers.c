@@ -292,6 +292,19 @@ static inline void recv_yield(enum tr_agent_fn fn, const void *site)
 	tr_in_agent = 0;
 }
 
+/* Calls the real function with the PCT token given up while it may block: R its result,
+ * E the errno it left. */
+#define CALL_REAL(R, E, CALL)                                                   \
+	do {                                                                    \
+		bool pct_ = tr_agent_pct_wanted();                              \
+		if (pct_)                                                       \
+			tr_agent_pct_guarded(tr_agent_pct_release);             \
+		R = (int64_t)(CALL);                                            \
+		E = errno;                                                      \
+		if (pct_)                                                       \
+			tr_agent_pct_guarded(tr_agent_pct_acquire);             \
+	} while (0)
+
 /* ---- sends ---- */
 
 #define SEND_BODY(FN, HANDLE, MSG, CALL)                                        \
@@ -299,18 +312,11 @@ static inline void recv_yield(enum tr_agent_fn fn, const void *site)
 	struct msg m = MSG;                                                     \
 	const void *site = __builtin_return_address(0);                         \
 	int64_t r;                                                              \
-	bool pct;                                                               \
 	int e;                                                                  \
 	if (!tr_agent_may_record())                                             \
 		return CALL;                                                    \
 	send_begin(&p, FN, HANDLE, site);                                       \
-	pct = tr_agent_pct_wanted();                                            \
-	if (pct)                                                                \
-		tr_agent_pct_guarded(tr_agent_pct_release);                     \
-	r = (int64_t)(CALL);                                                    \
-	e = errno;                                                              \
-	if (pct)                                                                \
-		tr_agent_pct_guarded(tr_agent_pct_acquire);                     \
+	CALL_REAL(r, e, CALL);                                                  \
 	send_end(&p, &m, r, e, HANDLE, site);                                   \
 	errno = e;                                                              \
 	return r
@@ -371,18 +377,11 @@ TR_AGENT_EXPORT int msgsnd(int id, const void *buf, size_t n, int flags)
 	struct msg m = MSG;                                                     \
 	const void *site = __builtin_return_address(0);                         \
 	int64_t r;                                                              \
-	bool pct;                                                               \
 	int e;                                                                  \
 	if (!tr_agent_may_record())                                             \
 		return CALL;                                                    \
 	recv_yield(FN, site);                                                   \
-	pct = tr_agent_pct_wanted();                                            \
-	if (pct)                                                                \
-		tr_agent_pct_guarded(tr_agent_pct_release);                     \
-	r = (int64_t)(CALL);                                                    \
-	e = errno;                                                              \
-	if (pct)                                                                \
-		tr_agent_pct_guarded(tr_agent_pct_acquire);                     \
+	CALL_REAL(r, e, CALL);                                                  \
 	recv_done(FN, HANDLE, &m, r, e, site);                                  \
 	errno = e;                                                              \
 	return r
