@@ -17,16 +17,28 @@ _cache = {}
 def functions(path):
     """{name: [addresses]} of the function symbols of `path` ({} if it is not a readable
     64-bit little-endian ELF file). Cached per file and modification time."""
+    return _tables(path)[0]
+
+
+def _tables(path):
+    """(functions, anchors) of `path`, cached: anchors maps an address to the name a
+    location takes there, one that stands for that address only (a mangled C++ name first),
+    so that each site costs one lookup, not a pass over the symbol table."""
     try:
         key = (path, os.stat(path).st_mtime_ns)
     except OSError:
-        return {}
+        return {}, {}
     if key not in _cache:
         _cache.clear()
         try:
-            _cache[key] = _read(path)
+            names = _read(path)
         except (OSError, ValueError, OverflowError, struct.error, IndexError):
-            _cache[key] = {}
+            names = {}
+        anchors = {}
+        for name in sorted((n for n, values in names.items() if len(values) == 1),
+                           key=lambda n: (not n.startswith("_Z"), n)):
+            anchors.setdefault(names[name][0], name)
+        _cache[key] = names, anchors
     return _cache[key]
 
 
@@ -62,10 +74,9 @@ def anchor(path, address, near):
     """(symbol, address - its value) for a breakpoint at file address `address`: a function
     symbol whose name stands for one address only, taken at `near` (the enclosing function's
     start) if one is there, else `main`. None when neither exists."""
-    table = functions(path)
-    unique = [name for name, values in table.items() if values == [near]]
-    for name in sorted(unique, key=lambda n: (not n.startswith("_Z"), n)):
-        return name, address - near
+    table, anchors = _tables(path)
+    if near in anchors:
+        return anchors[near], address - near
     if table.get("main") and len(table["main"]) == 1:
         return "main", address - table["main"][0]
     return None
