@@ -177,13 +177,11 @@ class Run:
         for death in deaths:
             pid = death["pid"]
             exit_ = self.exits.setdefault(pid, {"status": None, "signal": 0})
-            if exit_["signal"] or pid in self.crash_pcs:
+            if exit_["signal"]:         # seen already, by the debugger or an earlier record
                 continue
-            signame = signal_name(death["signal"])
             exit_["signal"] = death["signal"]
             self.pids.add(pid)
-            if not self.fatal:
-                self.fatal = (pid, death["tid"], signame)
+            self.record_fatal(pid, death["tid"], signal_name(death["signal"]))
             if death["pc"]:
                 self.crash_pcs[pid] = (death["tid"], death["pc"])
 
