@@ -25,7 +25,7 @@ CORRECT = [("threads_pipe", ["5"]), ("cxx_workers", [])]
 BUGS = ["check_then_act", "lost_wakeup", "lock_order", "send_before_ready",
         "interleaved_writers"]
 MODES = ("agent", "breakpoint")
-_RUN = re.compile(r"^hunt: run (\d+) of \d+, seed \d+: (passed|FAILED)", re.M)
+_RUN = re.compile(r"^hunt: run (\d+) of \d+, seed \d+(?: \(\w+\))?: (passed|FAILED)", re.M)
 
 
 def hunt(debugger, mode, program, args, runs, extra=()):

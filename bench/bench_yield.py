@@ -126,7 +126,7 @@ def hunt(prog, cwd, runs, strategy=None):
     on = [f"tracer yield on --strategy {strategy}"] if strategy else []
     rc, out = _run(gdb_cmd(prog, *on, f"tracer hunt --runs {runs} --seed 0"), cwd,
                    runs * (TIMEOUT + 10))
-    steps = re.findall(r"^hunt: run (\d+) of \d+, seed \d+: (passed|FAILED)", out or "", re.M)
+    steps = re.findall(r"^hunt: run (\d+) of \d+, seed \d+(?: \(\w+\))?: (passed|FAILED)", out or "", re.M)
     if rc == 1 and steps and steps[-1][1] == "FAILED":
         return int(steps[-1][0]), None
     if rc == 0 and re.search(r"no failure in \d+ runs", out):

@@ -30,6 +30,7 @@ struct tr_yield_proc {
 #define KEY_US 0x736c6565702d7573ull     /* "sleep-us" */
 #define KEY_PRIO 0x7063742d7072696full   /* "pct-prio" */
 #define KEY_CHANGE 0x7063742d63686e67ull /* "pct-chng" */
+#define KEY_DELAY 0x64656c61792d7374ull  /* "delay-st" */
 
 uint64_t tr_mix64(uint64_t z)
 {
@@ -70,7 +71,7 @@ int tr_yield_config_validate(const struct tr_yield_config *cfg)
 	if (!(cfg->probability >= 0.0 && cfg->probability <= 1.0))
 		return -EINVAL;
 	if (cfg->strategy != TR_YIELD_SCHED && cfg->strategy != TR_YIELD_SLEEP &&
-	    cfg->strategy != TR_YIELD_PCT)
+	    cfg->strategy != TR_YIELD_PCT && cfg->strategy != TR_YIELD_DELAY)
 		return -EINVAL;
 	if (cfg->depth > TR_PCT_DEPTH_LIMIT || cfg->steps > TR_PCT_STEPS_LIMIT)
 		return -EINVAL;
@@ -314,34 +315,66 @@ int tr_yield_process_gone(struct tr_yield_policy *p, int32_t pid)
 
 /* ---- decisions ---- */
 
+/* The top 53 bits as a double in [0, 1): p = 0 never yields, p = 1 always does. */
+static double unit_interval(uint64_t h)
+{
+	return (double)(h >> 11) * 0x1.0p-53;
+}
+
+/* 32 fresh bits scaled onto [0, n) by multiply-shift (Lemire): no division, bias below
+ * n / 2^32. */
+static uint32_t below(uint64_t h, uint32_t n)
+{
+	return (uint32_t)(((tr_mix64(h) >> 32) * n) >> 32);
+}
+
+/* A thread's points 0..7, then 8, 16, 32, ...: a delayed site in a hot loop costs a number of
+ * sleeps that grows with the log of its hits, not with them. */
+static bool delay_point_taken(uint64_t point)
+{
+	return point < 8 || (point & (point - 1)) == 0;
+}
+
+/* delay: one decision per site for the whole run, the same in every thread and process, so
+ * a window between two steps of N threads opens in all of them at once (N setters delayed
+ * before their second store); its duration, also the site's, lies in [max_us/2, max_us]:
+ * well above the jitter of thread start-up, so the delayed threads come after the others
+ * in a replay as they did in the run. */
+static void decide_delay(const struct tr_yield_config *cfg, uint64_t point, uint64_t site,
+			 struct tr_yield_decision *out)
+{
+	uint32_t max_us = cfg->max_us ? cfg->max_us : TR_YIELD_MAX_US_DEFAULT;
+	uint64_t h = combine(tr_mix64(cfg->seed ^ KEY_DELAY), site);
+
+	if (!(unit_interval(h) < cfg->probability) || !delay_point_taken(point))
+		return;
+	out->yield = true;
+	out->us = max_us - below(h ^ KEY_US, max_us / 2 + 1);
+}
+
 int tr_yield_decide_keyed(const struct tr_yield_config *cfg, uint32_t proc_ord,
 			  uint32_t thread_ord, uint64_t point, uint64_t site,
 			  struct tr_yield_decision *out)
 {
 	uint64_t h;
-	double u;
 
 	memset(out, 0, sizeof(*out));
 	out->proc_ord = proc_ord;
 	out->thread_ord = thread_ord;
 	out->point = point;
+	if (cfg->strategy == TR_YIELD_DELAY) {
+		decide_delay(cfg, point, site, out);
+		return 0;
+	}
 	h = combine(tr_mix64(cfg->seed ^ KEY_SEED), proc_ord);
 	h = combine(h, thread_ord);
 	h = combine(h, point);
 	h = combine(h, site);
-	/* The top 53 bits as a double in [0, 1): p = 0 never yields, p = 1 always does. */
-	u = (double)(h >> 11) * 0x1.0p-53;
-	if (!(u < cfg->probability))
+	if (!(unit_interval(h) < cfg->probability))
 		return 0;
 	out->yield = true;
-	if (cfg->strategy == TR_YIELD_SLEEP) {
-		/* 32 fresh bits scaled onto [0, max_us) by multiply-shift (Lemire): no division,
-		 * bias below max_us / 2^32. */
-		uint64_t r = tr_mix64(h ^ KEY_US) >> 32;
-		uint32_t max_us = cfg->max_us ? cfg->max_us : TR_YIELD_MAX_US_DEFAULT;
-
-		out->us = 1 + (uint32_t)((r * max_us) >> 32);
-	}
+	if (cfg->strategy == TR_YIELD_SLEEP)
+		out->us = 1 + below(h ^ KEY_US, cfg->max_us ? cfg->max_us : TR_YIELD_MAX_US_DEFAULT);
 	return 0;
 }
 
@@ -483,6 +516,7 @@ uint64_t tr_pct_change_point(const struct tr_yield_config *cfg, uint32_t proc_or
 
 int tr_yield_strategy_parse(const char *text, enum tr_yield_strategy *strategy, uint32_t *max_us)
 {
+	enum tr_yield_strategy kind;
 	const char *s;
 	uint64_t v = 0;
 
@@ -493,15 +527,23 @@ int tr_yield_strategy_parse(const char *text, enum tr_yield_strategy *strategy, 
 		*max_us = 0;
 		return 0;
 	}
-	if (strcmp(text, "sleep") == 0) {
-		*strategy = TR_YIELD_SLEEP;
+	if (strncmp(text, "sleep", 5) == 0) {
+		kind = TR_YIELD_SLEEP;
+		s = text + 5;
+	} else if (strncmp(text, "delay", 5) == 0) {
+		kind = TR_YIELD_DELAY;
+		s = text + 5;
+	} else {
+		return -EINVAL;
+	}
+	if (*s == '\0') {
+		*strategy = kind;
 		*max_us = TR_YIELD_MAX_US_DEFAULT;
 		return 0;
 	}
-	if (strncmp(text, "sleep:", 6) != 0)
+	if (*s++ != ':')
 		return -EINVAL;
 	/* Digits only: strtoul would take spaces, signs and "0x". */
-	s = text + 6;
 	if (*s == '\0')
 		return -EINVAL;
 	for (; *s; s++) {
@@ -513,7 +555,7 @@ int tr_yield_strategy_parse(const char *text, enum tr_yield_strategy *strategy, 
 	}
 	if (v == 0)
 		return -EINVAL;
-	*strategy = TR_YIELD_SLEEP;
+	*strategy = kind;
 	*max_us = (uint32_t)v;
 	return 0;
 }
@@ -528,7 +570,7 @@ int tr_yield_strategy_format(enum tr_yield_strategy strategy, uint32_t max_us, c
 		return -EINVAL;
 	if (strategy == TR_YIELD_SCHED) {
 		memcpy(tmp, "yield", 6);
-	} else if (strategy == TR_YIELD_SLEEP) {
+	} else if (strategy == TR_YIELD_SLEEP || strategy == TR_YIELD_DELAY) {
 		char digits[12];
 		size_t k = 0;
 		uint32_t v = max_us ? max_us : TR_YIELD_MAX_US_DEFAULT;
@@ -539,7 +581,7 @@ int tr_yield_strategy_format(enum tr_yield_strategy strategy, uint32_t max_us, c
 			digits[k++] = (char)('0' + v % 10);
 			v /= 10;
 		} while (v);
-		memcpy(tmp, "sleep:", 6);
+		memcpy(tmp, strategy == TR_YIELD_SLEEP ? "sleep:" : "delay:", 6);
 		for (size_t i = 0; i < k; i++)
 			tmp[6 + i] = digits[k - 1 - i];
 		tmp[6 + k] = '\0';
@@ -567,6 +609,8 @@ const char *tr_yield_strategy_name(enum tr_yield_strategy strategy)
 		return "sleep";
 	case TR_YIELD_PCT:
 		return "pct";
+	case TR_YIELD_DELAY:
+		return "delay";
 	}
 	return NULL;
 }

@@ -44,6 +44,7 @@ enum tr_yield_strategy {
 	TR_YIELD_SCHED = 0,   /* sched_yield() before the call */
 	TR_YIELD_SLEEP = 1,   /* usleep(1..max_us) before the call, uniform */
 	TR_YIELD_PCT = 2,     /* PCT (agent mode): threads serialised, run by priority */
+	TR_YIELD_DELAY = 3,   /* usleep(max_us/2..max_us) at the sites chosen for the run */
 };
 
 #define TR_YIELD_MAX_US_DEFAULT 1000u
@@ -65,7 +66,7 @@ struct tr_yield_config {
 	uint64_t seed;
 	double probability;              /* of a yield at each point, 0..1 */
 	enum tr_yield_strategy strategy;
-	uint32_t max_us;                 /* TR_YIELD_SLEEP: 1..TR_YIELD_MAX_US_LIMIT; 0 = default */
+	uint32_t max_us;                 /* SLEEP, DELAY: 1..TR_YIELD_MAX_US_LIMIT; 0 = default */
 	uint32_t max_threads;            /* live threads tracked; 0 = TR_YIELD_THREADS_DEFAULT */
 	uint32_t max_procs;              /* live processes tracked; 0 = TR_YIELD_PROCS_DEFAULT */
 	uint32_t depth;                  /* TR_YIELD_PCT: 1..TR_PCT_DEPTH_LIMIT; 0 = default */
@@ -80,7 +81,7 @@ int tr_yield_config_validate(const struct tr_yield_config *cfg);
 
 struct tr_yield_decision {
 	bool yield;           /* perturb before this call */
-	uint32_t us;          /* TR_YIELD_SLEEP and yield: sleep this long, 1..max_us; else 0 */
+	uint32_t us;          /* SLEEP or DELAY and yield: sleep this long, 1..max_us; else 0 */
 	uint32_t proc_ord;    /* the stable identity the decision was keyed on */
 	uint32_t thread_ord;
 	uint64_t point;       /* this thread's yield points before this one */
@@ -156,10 +157,11 @@ int tr_yield_decide_keyed(const struct tr_yield_config *cfg, uint32_t proc_ord,
 void tr_yield_policy_stats(const struct tr_yield_policy *p, struct tr_yield_stats *out);
 
 /* "yield" -> TR_YIELD_SCHED (max_us 0); "sleep" -> TR_YIELD_SLEEP with the default;
- * "sleep:N" -> TR_YIELD_SLEEP with max_us N (decimal digits only, 1..TR_YIELD_MAX_US_LIMIT).
+ * "sleep:N" -> TR_YIELD_SLEEP with max_us N (decimal digits only, 1..TR_YIELD_MAX_US_LIMIT);
+ * "delay" and "delay:N" -> TR_YIELD_DELAY likewise.
  * 0 or -EINVAL, outputs untouched on error. */
 int tr_yield_strategy_parse(const char *text, enum tr_yield_strategy *strategy, uint32_t *max_us);
-/* Writes the text parse() reads back: "yield" or "sleep:N" (max_us 0 as the default).
+/* Writes the text parse() reads back: "yield", "sleep:N" or "delay:N" (max_us 0: default).
  * Returns the length written (without NUL), -EINVAL (unknown strategy, max_us over the
  * limit, buf NULL with size > 0) or -ENOSPC (truncated; buf still NUL-terminated). */
 int tr_yield_strategy_format(enum tr_yield_strategy strategy, uint32_t max_us, char *buf,
@@ -183,7 +185,7 @@ uint64_t tr_pct_priority(const struct tr_yield_config *cfg, uint32_t proc_ord,
  * out of range. */
 uint64_t tr_pct_change_point(const struct tr_yield_config *cfg, uint32_t proc_ord, uint32_t i);
 
-/* "yield" / "sleep" / "pct" / NULL: the strategy's name in reports. */
+/* "yield" / "sleep" / "pct" / "delay" / NULL: the strategy's name in reports. */
 const char *tr_yield_strategy_name(enum tr_yield_strategy strategy);
 
 /* splitmix64's finaliser: the mix described above. */

@@ -156,8 +156,8 @@ def build_parser():
     y.add_argument("--function", dest="functions", nargs="+", metavar="NAME",
                    help="only calls to these functions")
     y.add_argument("--probability", help="chance of a yield at a site (default 0.5)")
-    y.add_argument("--strategy", help="yield | sleep:MAX_US (default sleep:1000) | pct:DEPTH "
-                   "(agent mode)")
+    y.add_argument("--strategy", help="yield | sleep:MAX_US | delay:MAX_US | pct:DEPTH "
+                   "(agent mode); without yield options: the default mix (docs/guide.md)")
     add_settings(hunt)
     add_program(hunt)
 

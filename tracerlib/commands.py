@@ -5,7 +5,7 @@ A mixin of the Driver (tracerlib/driver.py): each command reads and changes the 
 state and calls its run machinery (run_once, arm, disarm, _finish...); the state machine
 itself stays there. Every command returns text or raises TracerError (one line).
 """
-from . import _core, export, frontend, pct, replay, result_file, settings, yields
+from . import _core, agent, export, frontend, hunt_mix, pct, replay, result_file, settings, yields
 from .run import TracerError
 
 CATALOGUE = _core.catalogue()
@@ -116,10 +116,11 @@ class Commands:
         opts = yields.parse_sites_args(arg)
         return yields.sites_table(yields.SiteIndex.of(self._program()).select(opts), opts)
 
-    def yield_on(self, arg):
+    def yield_on(self, arg, keep_pct_steps=False):
         opts, policy, sites = yields.plan(self._program(), arg)
         pct.check(policy, opts, self.values.mode)
-        self.pct_steps.forget()
+        if not keep_pct_steps:
+            self.pct_steps.forget()
         self.yield_off(quiet=True)
         self.policy, self.yield_opts, self.yield_sites = policy, opts, sites
         live_agent = bool(self.port.live_pids()) and self.run is not None and \
@@ -147,21 +148,44 @@ class Commands:
 
     def cmd_hunt(self, arg):
         opts = yields.parse_hunt_args(arg)
-        if self.policy is None:
-            self.port.write(self.yield_on(f"--seed {opts.seed}" if opts.seed is not None
-                                          else ""))
-        first = opts.seed if opts.seed is not None else self.yield_opts.seed
+        mix = None if self.policy is not None else self._default_mix()
+        if mix is not None:
+            self.port.write(f"tracer: hunt: no yields on, so the seeds take turns: "
+                            f"{mix.describe()} (`tracer yield on` first picks one)")
+        first = opts.seed if opts.seed is not None else (
+            self.yield_opts.seed if mix is None else 0)
 
         def run_once(seed):
-            self.yield_opts.seed = seed
+            if mix is None:
+                self.yield_opts.seed = seed
+            else:
+                self.yield_on(mix.arguments(seed), keep_pct_steps=True)
             run = self.run_once("")
             if run is not None:     # a hunt ends at its first failure: the last one counts
                 self.verdict = ("disturbed" if run.disturbed else "failed" if run.failed
                                 else "passed", run.report_path)
             return run
 
-        return frontend.hunt(opts, first, self.values, run_once, self._replay_command,
-                             self.port.write)
+        try:
+            return frontend.hunt(opts, first, self.values, run_once, self._replay_command,
+                                 self.port.write, mix and (lambda s: mix.profile(s).name))
+        finally:
+            if mix is not None:     # yields are as they were: off
+                self.yield_off(quiet=True)
+
+    def _default_mix(self):
+        """The profiles a plain hunt rotates: those this program and mode can run."""
+        program = self._program()
+        agent_mode = (self.values.mode != "breakpoint"
+                      and agent.cannot_enter(program) is None)
+        try:
+            has_access_sites = bool(yields.plan(program, "--class access")[2])
+        except TracerError:             # no shared-access site (or no debug info)
+            has_access_sites = False
+        rotation = hunt_mix.profiles(agent_mode, has_access_sites)
+        for profile in rotation:        # nothing to perturb: the same error as yield on
+            yields.plan(program, profile.arguments)
+        return hunt_mix.Mix(rotation)
 
     def cmd_replay(self, arg):
         reproduced, _, line, kept = replay.replay(self, arg)

@@ -264,11 +264,13 @@ def snapshot(run, stop_record, processes, path=None):
 COMMANDS += (
     ("yield on", "tracer yield on [--module CU | --app] [--class sync,proc,send,recv,access] "
      "[--function NAME...] [--probability P] [--seed S] "
-     "[--strategy yield | sleep:MAX_US | pct:DEPTH]",
+     "[--strategy yield | sleep:MAX_US | delay:MAX_US | pct:DEPTH]",
      "Insert sched_yield()/usleep() before interesting calls.",
      "At each instrumented call site a seeded generator, keyed on thread and call order,\n"
      "decides whether the thread first calls sched_yield() or usleep(1..MAX_US): the same\n"
-     "seed replays the same decisions. --class access adds the shared-access sites (loads\n"
+     "seed replays the same decisions. delay:MAX_US chooses sites for the whole run: every\n"
+     "thread reaching one sleeps there (MAX_US/2..MAX_US, the site's own duration).\n"
+     "--class access adds the shared-access sites (loads\n"
      "and stores of shared globals); a hot one is perturbed less and less, then disabled\n"
      "for the run. pct[:DEPTH] (agent mode): the threads of a process run one at a time by\n"
      "seeded priorities with DEPTH-1 change points (PCT), so one can be held behind another."),
@@ -286,6 +288,9 @@ COMMANDS += (
      "In batch mode the debugger exits 1 when the failure came back, 0 when it did not."),
     ("hunt", "tracer hunt --runs N [--seed S] [--timeout SEC]",
      "Run the program again and again with seeds S, S+1, ... until it fails.",
+     "With yields on, every run uses them. Without, the seeds take turns at three\n"
+     "profiles: sleeps before calls, PCT (agent mode) and sleeps before calls and\n"
+     "shared accesses (when the program has such sites); each run's line names its profile.\n"
      "Keeps the failing run's report and prints the command that replays its seed. In\n"
      "batch mode the debugger exits 1 when a failure was found, 0 when none was."),
 )
@@ -319,12 +324,13 @@ def yield_status_text(policy, sites, hot_disabled=0):
             f"{info['injected']} injected of {info['points']} decisions{hot}")
 
 
-def hunt(opts, first, values, run_once, replay_command, write):
+def hunt(opts, first, values, run_once, replay_command, write, profile=None):
     """`tracer hunt`: runs with seeds first, first+1, ... until one fails.
 
     run_once(seed) -> the finished Run, or None when your breakpoint or an interrupt stopped
     it; replay_command(seed) -> the command line that replays a seed; write(text) prints a
-    line. Raises TracerError naming the failing seed (the command fails: batch exit 1);
+    line; profile(seed) -> the name of the yield profile a seed runs (the default mix), or
+    None. Raises TracerError naming the failing seed (the command fails: batch exit 1);
     returns the closing line when no run failed."""
     old_timeout, old_report = values.timeout, values.report
     if opts.timeout is not None:
@@ -335,25 +341,26 @@ def hunt(opts, first, values, run_once, replay_command, write):
     try:
         for i in range(opts.runs):
             seed = first + i
+            which = f"seed {seed}" + (f" ({profile(seed)})" if profile else "")
             run = run_once(seed)
             if run is None:
                 raise TracerError("hunt interrupted by a breakpoint or Ctrl-C")
             outcome = run.outcome().removeprefix("tracer: ")
             if run.disturbed:       # the debugger is not to be trusted after that
-                write(f"hunt: run {i + 1} of {opts.runs}, seed {seed}: not counted - {outcome}")
+                write(f"hunt: run {i + 1} of {opts.runs}, {which}: not counted - {outcome}")
                 raise TracerError(
                     f"hunt stopped: the debugger failed under run {i + 1} (seed {seed}), "
                     f"which is not counted; no failure of the program in the {i} runs "
                     f"before. Go on in a new debugger: tracer hunt --seed {seed + 1} "
                     f"--runs {opts.runs - i - 1} (bin/tracer hunt does that by itself)")
             if run.failed:
-                write(f"hunt: run {i + 1} of {opts.runs}, seed {seed}: FAILED - {outcome}")
+                write(f"hunt: run {i + 1} of {opts.runs}, {which}: FAILED - {outcome}")
                 write("hunt: replay it with\n  " + replay_command(seed))
                 if run.report_path:
                     write(f"hunt: or count how often it fails again: tracer replay "
                           f"{shlex.quote(run.report_path)} --runs 10")
                 raise TracerError(f"hunt found a failure with seed {seed}")
-            write(f"hunt: run {i + 1} of {opts.runs}, seed {seed}: passed "
+            write(f"hunt: run {i + 1} of {opts.runs}, {which}: passed "
                   f"({failures} failures so far)")
     finally:
         values.set("timeout", str(old_timeout))

@@ -9,9 +9,10 @@ import re
 import time
 from xml.etree import ElementTree
 
-RUN_LINE = re.compile(r"^hunt: run (\d+) of (\d+), seed (\d+): (passed|FAILED)(?: - (.*))?")
+RUN_LINE = re.compile(r"^hunt: run \d+ of \d+, (?P<seed>seed (?P<n>\d+)(?: \(\w+\))?): "
+                      r"(?P<verdict>passed|FAILED)(?: - (?P<outcome>.*))?")
 # A run the debugger itself failed under: not counted; bin/tracer goes on in a new debugger.
-SPOILT_LINE = re.compile(r"^hunt: run \d+ of \d+, seed (\d+): not counted - ")
+SPOILT_LINE = re.compile(r"^hunt: run \d+ of \d+, seed (\d+)(?: \(\w+\))?: not counted - ")
 BAR_WIDTH = 24
 
 
@@ -41,8 +42,8 @@ class View:
         if not m:
             return False
         now = time.monotonic()
-        passed = m.group(4) == "passed"
-        self.done.append((int(m.group(3)), passed, now - self.last, m.group(5) or ""))
+        passed = m["verdict"] == "passed"
+        self.done.append((int(m["n"]), passed, now - self.last, m["outcome"] or ""))
         self.last = now
         if not passed:
             self._clear()
@@ -52,7 +53,7 @@ class View:
             self._write(self._bar())
             self.bar_shown = True
         else:
-            self._write(f"hunt: run {self.made} of {self.runs}, seed {m.group(3)}: "
+            self._write(f"hunt: run {self.made} of {self.runs}, {m['seed']}: "
                         f"passed ({self._numbers()})\n")
         return True
 

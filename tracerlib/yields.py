@@ -109,7 +109,8 @@ def parse_yield_on_args(arg):
     parser.add_argument("--probability", type=_probability, default=0.5)
     parser.add_argument("--seed", type=_seed, default=0)
     parser.add_argument("--strategy", default="sleep:1000",
-                        help="yield (sched_yield), sleep:MAX_US (usleep of 1..MAX_US) or "
+                        help="yield (sched_yield), sleep:MAX_US (usleep of 1..MAX_US), "
+                        "delay:MAX_US (sites chosen per run, MAX_US/2..MAX_US) or "
                         "pct[:DEPTH] (agent mode: threads run by seeded priority)")
     return parser.parse_args(shlex.split(arg))
 

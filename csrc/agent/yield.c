@@ -244,7 +244,7 @@ void tr_agent_yield(enum tr_agent_fn fn, const void *ret_addr)
 	if (!d.yield)
 		return;
 	atomic_fetch_add_explicit(&h->injected, 1, memory_order_relaxed);
-	if (tr_agent.ycfg.strategy == TR_YIELD_SLEEP) {
+	if (d.us) {                     /* sleep: or delay: */
 		struct timespec ts = { d.us / 1000000u, (long)(d.us % 1000000u) * 1000 };
 		nanosleep_fn ns = (nanosleep_fn)tr_agent_real(FN_NANOSLEEP);
 

@@ -105,7 +105,7 @@ def test_hunt_junit_replay_show_export(debugger, tmp_path):
     assert (report["yield"]["classes"], report["yield"]["module"],
             report["yield"]["functions"]) == ("sync", None, [])
     assert report["timeout"] == 60
-    runs = re.findall(r"^hunt: run (\d+) of 30, seed (\d+): (passed|FAILED)", p.stdout, re.M)
+    runs = re.findall(r"^hunt: run (\d+) of 30, seed (\d+)(?: \(\w+\))?: (passed|FAILED)", p.stdout, re.M)
     assert runs and runs[-1] == (str(len(runs)), str(seed), "FAILED"), p.describe
 
     suite = ElementTree.parse(junit).getroot()

@@ -47,7 +47,7 @@ def test_pct_hunt_finds_bug_and_replays(debugger, name, says, tmp_path):
     prog = bug(name)
     run = hunt(debugger, prog, tmp_path / "hunt", 40)
     debugger.assert_sane(run)
-    steps = re.findall(r"^hunt: run (\d+) of 40, seed (\d+): (passed|FAILED)", run.stdout, re.M)
+    steps = re.findall(r"^hunt: run (\d+) of 40, seed (\d+)(?: \(\w+\))?: (passed|FAILED)", run.stdout, re.M)
     assert steps and steps[-1][2] == "FAILED", run.describe()
     assert int(steps[-1][0]) <= 40 and run.returncode == 1, run.describe()
     assert says in run.output, run.describe()

@@ -224,7 +224,7 @@ def test_writer_sigkilled(debugger, tmp_path):
 
 # --------------------------------------------------------------------------- 5. hunts
 
-_PROGRESS = re.compile(r"^hunt: run (\d+) of (\d+), seed (\d+): (passed|FAILED)", re.M)
+_PROGRESS = re.compile(r"^hunt: run (\d+) of (\d+), seed (\d+)(?: \(\w+\))?: (passed|FAILED)", re.M)
 
 
 def test_hunt_correct_program(tracer, tmp_path):
@@ -270,7 +270,7 @@ def test_hunt_correct_program_aslr_on(debugger, tmp_path, program, args, mode):
     # gdb 13 may still hit its select_event_lwp internal error under fork load: such a run
     # must be set aside as the tool's failure ("not counted"), never called the program's,
     # and the hunt stops (bin/tracer goes on in a new gdb: test_bin_tracer_hunt_goes_on...).
-    spoilt = len(re.findall(r"^hunt: run \d+ of \d+, seed \d+: not counted - tracing "
+    spoilt = len(re.findall(r"^hunt: run \d+ of \d+, seed \d+(?: \(\w+\))?: not counted - tracing "
                             r"disturbed: gdb failed", r.stdout, re.M))
     if spoilt:
         print(f"\n{debugger.name} {mode} {program}: {spoilt} run(s) disturbed by gdb")
@@ -362,7 +362,7 @@ def test_hunt_does_not_count_a_run_gdb_failed(tracer, tmp_path):
             timeout=300)
     steps = _PROGRESS.findall(r.stdout)
     assert [s[3] for s in steps] == ["passed"], r.describe()
-    assert re.search(r"hunt: run 2 of 4, seed 1: not counted - tracing disturbed", r.stdout), \
+    assert re.search(r"hunt: run 2 of 4, seed 1(?: \(\w+\))?: not counted - tracing disturbed", r.stdout), \
         r.describe()
     assert "hunt stopped: the debugger failed under run 2 (seed 1)" in r.output, r.describe()
     assert "tracer hunt --seed 2 --runs 2" in r.output, r.describe()

@@ -533,7 +533,7 @@ def test_same_seed_same_sleeps(progs, tmp_path, tracer):
 
 # --------------------------------------------------------------------------- hunt
 
-_PROGRESS = re.compile(r"^hunt: run (\d+) of (\d+), seed (\d+): (passed|FAILED)", re.M)
+_PROGRESS = re.compile(r"^hunt: run (\d+) of (\d+), seed (\d+)(?: \(\w+\))?: (passed|FAILED)", re.M)
 
 
 def progress(run):

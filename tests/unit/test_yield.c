@@ -576,6 +576,7 @@ Test(yield_policy, strategy_parse_errors)
 		"", "Yield", "yield ", " yield", "sched", "nap", "sleep:", "sleep:0", "sleep:00",
 		"sleep:abc", "sleep:-5", "sleep:+5", "sleep: 5", "sleep:5 ", "sleep:0x10",
 		"sleep:1000001", "sleep:99999999999999999999999", "sleep=5", "sleep:5:6", "sleep5",
+		"delay:", "delay:0", "delay5", "delay:1000001", "Delay:5", "delays",
 	};
 	enum tr_yield_strategy s = (enum tr_yield_strategy)42;
 	uint32_t us = 4242;
@@ -592,7 +593,7 @@ Test(yield_policy, strategy_parse_errors)
 Test(yield_policy, strategy_format_round_trip)
 {
 	static const char *const texts[] = { "yield", "sleep:1", "sleep:500", "sleep:1000",
-					     "sleep:1000000" };
+					     "sleep:1000000", "delay:1", "delay:20000" };
 	char buf[TR_YIELD_STRATEGY_TEXT_MAX];
 
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
@@ -612,7 +613,66 @@ Test(yield_policy, strategy_format_round_trip)
 	cr_assert_str_eq(buf, "yield");
 	cr_assert_str_eq(tr_yield_strategy_name(TR_YIELD_SCHED), "yield");
 	cr_assert_str_eq(tr_yield_strategy_name(TR_YIELD_SLEEP), "sleep");
+	cr_assert_str_eq(tr_yield_strategy_name(TR_YIELD_DELAY), "delay");
 	cr_assert_null(tr_yield_strategy_name((enum tr_yield_strategy)9));
+}
+
+/* delay: a site's decision and duration are the run's, the same in every thread and process;
+ * durations lie in [max/2, max]; a thread's points beyond 8 are taken at powers of two. */
+Test(yield_policy, delay_decides_per_site_for_the_whole_run)
+{
+	struct tr_yield_config cfg;
+	size_t chosen = 0, sites = 400;
+
+	tr_yield_config_default(&cfg);
+	cfg.strategy = TR_YIELD_DELAY;
+	cfg.max_us = 20000;
+	cfg.seed = 11;
+	for (uint64_t site = 0; site < sites; site++) {
+		struct tr_yield_decision first, d;
+
+		tr_yield_decide_keyed(&cfg, 0, 0, 0, site * 16, &first);
+		chosen += first.yield;
+		if (first.yield)
+			cr_assert(first.us >= 10000 && first.us <= 20000, "us %u", first.us);
+		else
+			cr_assert_eq(first.us, 0);
+		for (uint32_t proc = 0; proc < 3; proc++)
+			for (uint32_t thread = 0; thread < 5; thread++) {
+				tr_yield_decide_keyed(&cfg, proc, thread, 3, site * 16, &d);
+				cr_assert_eq(d.yield, first.yield, "site %lu", (unsigned long)site);
+				cr_assert_eq(d.us, first.us);
+			}
+	}
+	cr_assert(chosen > sites * 4 / 10 && chosen < sites * 6 / 10, "%zu of %zu", chosen, sites);
+	for (uint64_t site = 0;; site += 16) {      /* a chosen site's later points decay */
+		struct tr_yield_decision d;
+		size_t taken = 0;
+
+		tr_yield_decide_keyed(&cfg, 0, 0, 0, site, &d);
+		if (!d.yield)
+			continue;
+		for (uint64_t point = 0; point < 1024; point++) {
+			tr_yield_decide_keyed(&cfg, 0, 0, point, site, &d);
+			taken += d.yield;
+		}
+		cr_assert_eq(taken, 8 + 7, "points 0-7 and 8, 16, ..., 512: %zu", taken);
+		break;
+	}
+	cfg.seed = 12;                              /* another seed, another choice */
+	for (uint64_t site = 0, same = 0;; site += 16) {
+		struct tr_yield_decision a, b;
+
+		tr_yield_decide_keyed(&cfg, 0, 0, 0, site, &a);
+		cfg.seed = 11;
+		tr_yield_decide_keyed(&cfg, 0, 0, 0, site, &b);
+		cfg.seed = 12;
+		same += a.yield == b.yield;
+		if (site == 16 * 399) {
+			cr_assert(same < 300, "%lu of 400 the same", (unsigned long)same);
+			break;
+		}
+	}
 }
 
 Test(yield_policy, strategy_format_errors)

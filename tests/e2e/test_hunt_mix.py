@@ -1,0 +1,59 @@
+"""A plain `tracer hunt` (no `tracer yield on`): the seeds take turns at the default mix's
+profiles (tracerlib/hunt_mix.py), each run's line names its profile, and a failure it finds
+replays from its report in at least 8 of 10 runs. Through bin/tracer, as CI would run it.
+(Hunts of correct programs with the mix: test_stress.py's hunts run without yield options.)"""
+import json
+import re
+
+import pytest
+
+from harness import bug, fixture_path
+from test_cli import assert_no_chatter, cli
+
+_RUN = re.compile(r"^hunt: run (\d+) of \d+, seed (\d+) \((\w+)\): (passed|FAILED)", re.M)
+
+
+def _hunt_and_replay(debugger, program, tmp_path, runs=30):
+    """The hunt's runs, the failing run's report, and how many of 10 replays reproduced it."""
+    p = cli("hunt", "--debugger", debugger, "--runs", runs, "--timeout", 60, "--", program,
+            cwd=tmp_path, timeout=900)
+    assert p.returncode == 1, p.describe
+    assert_no_chatter(p)
+    lines = _RUN.findall(p.stdout)
+    assert lines and lines[-1][3] == "FAILED", p.describe
+    path = re.search(r"; report: (\S+)$", p.stdout.rstrip().splitlines()[-1]).group(1)
+    report = json.loads((tmp_path / path).read_text())
+    r = cli("replay", path, "--runs", 10, "--debugger", debugger, cwd=tmp_path, timeout=900)
+    m = re.search(r"(\d+) of 10 runs reproduced", r.stdout + r.stderr)
+    assert m, r.describe
+    return lines, report, int(m.group(1))
+
+
+@pytest.mark.parametrize("name,profile,strategy", [
+    ("setters_checker", "delay", "delay:50000"),    # between two stores of 3 setters
+    ("start_order", "pct", "pct:3"),                # a thread held behind another
+    ("lock_order", "sleep", "sleep:1000"),          # two threads running the same code
+])
+def test_plain_hunt_finds_and_replays(name, profile, strategy, tmp_path):
+    lines, report, reproduced = _hunt_and_replay("gdb", bug(name), tmp_path)
+    mix = ["delay", "pct", "sleep"]
+    assert [l[2] for l in lines] == [mix[int(l[1]) % 3] for l in lines], lines
+    assert lines[-1][2] == profile, lines
+    assert report["yield"]["strategy"] == strategy, report["yield"]
+    assert report["yield"]["seed"] == int(lines[-1][1])
+    assert ("access" in report["yield"]["classes"]) == (profile == "delay")
+    assert reproduced >= 8, f"{name}: {reproduced} of 10 replays reproduced"
+
+
+def test_plain_hunt_under_lldb(tmp_path):
+    lines, report, reproduced = _hunt_and_replay("lldb", bug("check_then_act"), tmp_path)
+    assert report["yield"]["strategy"].split(":")[0] == lines[-1][2]
+    assert reproduced >= 8, f"{reproduced} of 10 replays reproduced"
+
+
+def test_breakpoint_mode_mix_has_no_pct(tmp_path):
+    """PCT schedules inside the program: breakpoint mode rotates the other two."""
+    p = cli("hunt", "--debugger", "gdb", "--runs", 3, "--mode", "breakpoint", "--",
+            fixture_path("pipe_pingpong"), cwd=tmp_path, timeout=300)
+    assert p.returncode == 0, p.describe
+    assert [l[2] for l in _RUN.findall(p.stdout)] == ["delay", "sleep", "delay"], p.describe
