@@ -91,7 +91,7 @@ def test_access_sites_leave_private_data_out(tmp_path, tracer):
 
 # Sleeps of up to 20 ms: longer than a new thread takes to start under a debugger, so the
 # outcome is a function of the seed's decisions (with 1 ms it is a matter of timing).
-PUBLISH_YIELDS = "tracer yield on --class access --strategy sleep:20000"
+PUBLISH_YIELDS = "tracer yield on --class access --strategy delay:50000"
 
 
 def hunt_publish(debugger, mode, tmp):
