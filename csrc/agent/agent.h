@@ -149,6 +149,22 @@ static inline void tr_agent_pct_guarded(void (*fn)(void))
 	errno = saved;
 }
 
+/* The real function behind a wrapper, as type T. */
+#define REAL(fn, T) ((T)tr_agent_real(fn))
+
+/* Calls the real function with the PCT token given up while it may block: R its result,
+ * E the errno it left. */
+#define CALL_REAL(R, E, CALL)                                                   \
+	do {                                                                    \
+		bool pct_ = tr_agent_pct_wanted();                              \
+		if (pct_)                                                       \
+			tr_agent_pct_guarded(tr_agent_pct_release);             \
+		R = (CALL);                                                     \
+		E = errno;                                                      \
+		if (pct_)                                                       \
+			tr_agent_pct_guarded(tr_agent_pct_acquire);             \
+	} while (0)
+
 /* deaths.c: in a process no debugger traces, record crash signals into the ring (call at
  * start-up and in a fork child); a child of the tree reaped as killed by a signal. */
 void tr_agent_deaths_arm(void) TR_AGENT_HIDDEN;

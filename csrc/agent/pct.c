@@ -18,23 +18,29 @@
  * point i, the thread taking that step drops to priority i.
  *
  * Never a deadlock of the program: a waiter that sees neither the token move nor its holder
- * take a step for PCT_WAIT_NS (the holder spins on a flag without calls, or blocks in a call
- * we do not wrap) takes it over (counted in pct_steals). Processes are scheduled independently
+ * take a step for PCT_WAIT_NS takes it over (counted in pct_steals) when the holder blocks in
+ * a call we do not wrap, or spent that time on a CPU (it spins on a flag, or computes without
+ * calls); a holder that is runnable but was not given a CPU (a loaded machine) is waited for,
+ * up to PCT_WAIT_MAX_NS, since overtaking it would change the schedule the seed stands for
+ * and a replay would not repeat it. Processes are scheduled independently
  * (the state is per process; a fork child starts afresh). Threads with ordinals past
  * PCT_THREADS run free. No malloc, no wrapped function (raw futex syscalls), errno kept by
  * the callers (yield_wrappers.c, wrappers.c). */
 #define _GNU_SOURCE
 #include "agent.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #define PCT_THREADS 256
-#define PCT_WAIT_NS 4000000ll          /* token unmoved this long: take it over */
+#define PCT_WAIT_NS 4000000ll          /* token unmoved this long: may its holder be overtaken? */
+#define PCT_WAIT_MAX_NS 100000000ll    /* token unmoved this long: take it over regardless */
 #define PCT_NAP_NS 1000000ll           /* a waiter rechecks at least this often */
 #define PCT_BLOCKED_NS 1000000ll       /* a blocked thread retries at least this often */
 
@@ -45,6 +51,7 @@ struct slot {
 	 * until another thread takes a step (which may have freed it) or PCT_BLOCKED_NS pass. */
 	_Atomic uint64_t blocked_steps;    /* steps + 1 when it blocked; 0: not blocked */
 	_Atomic int64_t blocked_ns;
+	_Atomic int32_t tid;               /* of the thread, once it held the token */
 };
 
 static struct slot slots[PCT_THREADS];
@@ -130,6 +137,73 @@ static int best_waiter(void)
 	return who;
 }
 
+/* The scheduler state of thread tid of this process ('R' runnable, 'S' sleeping, 't'
+ * stopped by a debugger...), from /proc by raw syscalls (no wrapped call, no malloc); 0 when
+ * it is gone or cannot be read. */
+static char thread_state(int32_t tid)
+{
+	char path[48] = "/proc/self/task/", digits[12], buf[256], *close_paren = NULL;
+	size_t n = strlen(path), k = 0;
+	ssize_t got;
+	int fd;
+
+	do
+		digits[k++] = (char)('0' + tid % 10);
+	while ((tid /= 10) && k < sizeof(digits));
+	while (k)
+		path[n++] = digits[--k];
+	memcpy(path + n, "/stat", 6);
+	fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	got = syscall(SYS_read, fd, buf, sizeof(buf) - 1);
+	syscall(SYS_close, fd);
+	for (ssize_t i = 0; i < got; i++)   /* "pid (comm) S ...": comm may hold ')' */
+		if (buf[i] == ')')
+			close_paren = buf + i;
+	return close_paren && close_paren + 2 < buf + got ? close_paren[2] : 0;
+}
+
+static int64_t thread_cpu_ns(int32_t tid)
+{
+	/* the kernel's per-thread CPU clock id (MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED)) */
+	clockid_t clock = (clockid_t)((~(unsigned)tid << 3) | 6u);
+	struct timespec ts;
+
+	if (syscall(SYS_clock_gettime, clock, &ts) != 0)
+		return -1;
+	return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+/* What a waiter saw of the holder at its last look. */
+struct watch {
+	int32_t tid;
+	int64_t cpu_ns, at_ns;
+};
+
+/* Whether a holder silent for silent_ns (>= PCT_WAIT_NS) may be overtaken: it blocks in a call
+ * we do not wrap or is gone, or it had a CPU for at least half the time since the last look
+ * (the first look only measures), or it has been silent for PCT_WAIT_MAX_NS. */
+static bool may_overtake(uint32_t holder_slot, int64_t now, int64_t silent_ns, struct watch *w)
+{
+	int32_t tid = atomic_load_explicit(&slots[holder_slot].tid, memory_order_acquire);
+	int64_t cpu;
+	char state;
+	bool ran;
+
+	if (silent_ns >= PCT_WAIT_MAX_NS || tid <= 0)
+		return true;
+	state = thread_state(tid);
+	if (state != 'R' && state != 't')
+		return true;
+	cpu = thread_cpu_ns(tid);
+	if (cpu < 0)
+		return true;
+	ran = w->tid == tid && (cpu - w->cpu_ns) * 2 >= now - w->at_ns;
+	*w = (struct watch){ tid, cpu, now };
+	return ran;
+}
+
 /* Changes whenever the token moves or its holder reaches a scheduling point: a waiter takes
  * the token over only when neither happened for PCT_WAIT_NS. */
 static uint64_t progress(void)
@@ -143,6 +217,7 @@ static void acquire(int me)
 	uint32_t mine = (uint32_t)me + 1;
 	uint64_t last, now_progress;
 	int64_t since;
+	struct watch watch = { 0 };
 
 	if (atomic_load_explicit(&holder, memory_order_acquire) == mine)
 		return;
@@ -152,11 +227,11 @@ static void acquire(int me)
 	since = now_ns();
 	for (;;) {
 		uint32_t e = atomic_load_explicit(&epoch, memory_order_acquire);
-		uint32_t none = 0;
+		uint32_t none = 0, held;
 		int64_t t;
 
-		if (atomic_load_explicit(&holder, memory_order_acquire) == 0 &&
-		    best_waiter() == me &&
+		held = atomic_load_explicit(&holder, memory_order_acquire);
+		if (held == 0 && best_waiter() == me &&
 		    atomic_compare_exchange_strong(&holder, &none, mine))
 			break;
 		t = now_ns();
@@ -164,7 +239,9 @@ static void acquire(int me)
 		if (now_progress != last) {     /* the token moved, or its holder took a step */
 			last = now_progress;
 			since = t;
-		} else if (t - since >= PCT_WAIT_NS) {
+		} else if (t - since >= PCT_WAIT_NS &&
+			   (held ? may_overtake(held - 1, t, t - since, &watch)
+				 : t - since >= PCT_WAIT_MAX_NS)) {
 			atomic_store_explicit(&holder, mine, memory_order_release);
 			atomic_fetch_add_explicit(&tr_agent.ring.hdr->pct_steals, 1,
 						  memory_order_relaxed);
@@ -173,6 +250,7 @@ static void acquire(int me)
 		}
 		futex_wait(&epoch, e, PCT_NAP_NS);
 	}
+	atomic_store_explicit(&slots[me].tid, tr_agent_tid(), memory_order_release);
 	atomic_store_explicit(&slots[me].blocked_steps, 0, memory_order_relaxed);
 	atomic_store_explicit(&slots[me].waiting, 0, memory_order_release);
 	atomic_fetch_sub_explicit(&nwaiting, 1, memory_order_acq_rel);
@@ -204,6 +282,7 @@ void tr_agent_pct_forked(void)
 	for (int i = 0; i < PCT_THREADS; i++) {
 		atomic_store(&slots[i].prio, 0);
 		atomic_store(&slots[i].waiting, 0);
+		atomic_store(&slots[i].tid, 0);
 	}
 	atomic_store(&holder, 0);
 	atomic_store(&nwaiting, 0);

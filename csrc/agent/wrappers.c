@@ -46,8 +46,6 @@ typedef ssize_t (*mq_receive_fn)(mqd_t, char *, size_t, unsigned *);
 typedef ssize_t (*mq_timedreceive_fn)(mqd_t, char *, size_t, unsigned *, const struct timespec *);
 typedef ssize_t (*msgrcv_fn)(int, void *, size_t, long, int);
 
-#define REAL(fn, T) ((T)tr_agent_real(fn))
-
 /* The buffer arguments of one call, as the catalogue row describes them. */
 struct msg {
 	const void *buf;            /* PLAIN / SYSV: the buffer (SYSV: the struct msgbuf) */
@@ -291,19 +289,6 @@ static inline void recv_yield(enum tr_agent_fn fn, const void *site)
 	tr_agent_yield(fn, site);
 	tr_in_agent = 0;
 }
-
-/* Calls the real function with the PCT token given up while it may block: R its result,
- * E the errno it left. */
-#define CALL_REAL(R, E, CALL)                                                   \
-	do {                                                                    \
-		bool pct_ = tr_agent_pct_wanted();                              \
-		if (pct_)                                                       \
-			tr_agent_pct_guarded(tr_agent_pct_release);             \
-		R = (int64_t)(CALL);                                            \
-		E = errno;                                                      \
-		if (pct_)                                                       \
-			tr_agent_pct_guarded(tr_agent_pct_acquire);             \
-	} while (0)
 
 /* ---- sends ---- */
 

@@ -21,8 +21,6 @@ typedef ssize_t (*tee_fn)(int, int, size_t, unsigned int);
 typedef int (*sendmmsg_fn)(int, struct mmsghdr *, unsigned int, int);
 typedef int (*recvmmsg_fn)(int, struct mmsghdr *, unsigned int, int, struct timespec *);
 
-#define REAL(fn, T) ((T)tr_agent_real(fn))
-
 static size_t payload_room(void)
 {
 	return tr_agent.ring.hdr->payload;
@@ -148,8 +146,7 @@ static void move_end(struct move *m, size_t len, int64_t ret, int err, const voi
 	if (!tr_agent_may_record())                                             \
 		return CALL;                                                    \
 	move_begin(&m, FN, IN, OUT, TWO, OFF_IN, OFF_OUT, LEN, site);          \
-	r = (int64_t)(CALL);                                                    \
-	e = errno;                                                              \
+	CALL_REAL(r, e, CALL);                                                  \
 	move_end(&m, LEN, r, e, site);                                          \
 	errno = e;                                                              \
 	return r
@@ -248,8 +245,7 @@ TR_AGENT_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int
 		}
 	}
 	tr_in_agent = 0;
-	r = REAL(FN_SENDMMSG, sendmmsg_fn)(fd, vec, vlen, flags);
-	e = errno;
+	CALL_REAL(r, e, REAL(FN_SENDMMSG, sendmmsg_fn)(fd, vec, vlen, flags));
 	tr_in_agent = 1;
 	want = payload_room();
 	if (n && deferred && !tr_agent_outcome_kept(r, e))
@@ -306,8 +302,7 @@ TR_AGENT_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int
 	tr_in_agent = 1;
 	tr_agent_yield(FN_RECVMMSG, site);
 	tr_in_agent = 0;
-	r = REAL(FN_RECVMMSG, recvmmsg_fn)(fd, vec, vlen, flags, timeout);
-	e = errno;
+	CALL_REAL(r, e, REAL(FN_RECVMMSG, recvmmsg_fn)(fd, vec, vlen, flags, timeout));
 	if (call < 0)
 		return r;
 	tr_in_agent = 1;

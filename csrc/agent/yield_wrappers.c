@@ -17,8 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define REAL(fn, T) ((T)tr_agent_real(fn))
-
 static inline void point(enum tr_agent_fn fn, const void *site)
 {
 	int saved;
