@@ -237,6 +237,9 @@ class SiteIndex:
                 return [lib], lib.find_module(name)
             except TracerError:
                 pass
+        if not self.has_debug_info:
+            raise TracerError(f"{self.path} has no DWARF (build it with -g), so it has no "
+                              "modules; use --app")
         if loaded:
             raise TracerError(f"{problem}; libraries: "
                               f"{', '.join(os.path.basename(p) for p in loaded)}")
@@ -252,9 +255,9 @@ class SiteIndex:
             raise TracerError(str(e)) from None
         if opts.module:
             indexes, module = self.resolve_module(opts.module)
-            if not any(ix.has_debug_info for ix in indexes):
-                raise TracerError(f"{indexes[0].path} has no DWARF (build it with -g), so it "
-                                  "has no modules; use --app")
+            if not indexes[0].has_debug_info:
+                raise TracerError(f"{indexes[0].path} has no DWARF (build it with -g): it has "
+                                  "no call sites to select")
         else:
             indexes, module = [self] + self.libraries(), None
         if not self.has_debug_info and not opts.module:
