@@ -57,10 +57,12 @@ COMMANDS = (
      "arrows from sends to the receives that got their bytes, the crash marked.\n"
      "html: one self-contained page with a message sequence diagram, the events, the\n"
      "backtraces and mailboxes. Without --from, the live (or just finished) run."),
-    ("sites", "tracer sites [--module CU | --app] [--class sync,proc,send,recv,access] "
+    ("sites", "tracer sites [--module CU|LIBRARY | --app] [--class sync,proc,send,recv,access] "
      "[--function NAME...]",
      "List the call sites yields would instrument.",
-     "Caller, callee, file:line and address of each, from the program's DWARF and code.\n"
+     "Caller, callee, file:line and address of each, from the DWARF and code of the\n"
+     "program and its own shared libraries (those outside /lib and /usr/lib; a library's\n"
+     "sites name it).\n"
      "--class access: the shared-access sites instead, loads and stores of global and\n"
      "static variables more than one thread reaches (function, variable, read/write)."),
 )
@@ -271,7 +273,7 @@ def snapshot(run, stop_record, processes, path=None):
 # ---------------------------------------------------------------------------- yields and hunt
 
 COMMANDS += (
-    ("yield on", "tracer yield on [--module CU | --app] [--class sync,proc,send,recv,access] "
+    ("yield on", "tracer yield on [--module CU|LIBRARY | --app] [--class sync,proc,send,recv,access] "
      "[--function NAME...] [--probability P] [--seed S] "
      "[--strategy yield | sleep:MAX_US | pct:DEPTH]",
      "Insert sched_yield()/usleep() before interesting calls.",

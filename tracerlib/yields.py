@@ -88,9 +88,11 @@ def _seed(text):
 
 def _selection_options(parser):
     scope = parser.add_mutually_exclusive_group()
-    scope.add_argument("--module", help="only call sites in this compilation unit")
+    scope.add_argument("--module", help="only call sites in this compilation unit or shared "
+                       "library (by name or path)")
     scope.add_argument("--app", action="store_true",
-                       help="call sites in the whole program (the default)")
+                       help="call sites in the program and its own shared libraries (the "
+                       "default)")
     parser.add_argument("--class", dest="classes", default="sync,proc,send,recv",
                         help="comma-separated: send, recv, sync, proc, access")
     parser.add_argument("--function", dest="functions", nargs="+", default=None,
