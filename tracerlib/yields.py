@@ -197,8 +197,15 @@ class SiteIndex:
         return cls._cache[key]
 
     def libraries(self):
-        """The indexes of the program's own shared libraries (objects.py says which)."""
-        return [SiteIndex.of(path, library=True) for path in objects.dependencies(self.path)]
+        """The indexes of the program's own shared libraries (objects.py says which); one
+        that cannot be indexed adds no site (it must not keep the program's from working)."""
+        found = []
+        for path in objects.dependencies(self.path):
+            try:
+                found.append(SiteIndex.of(path, library=True))
+            except (TracerError, OSError):
+                pass
+        return found
 
     def find_module(self, name):
         """A compilation unit by its name or a suffix of its path; errors name the choices."""
@@ -260,10 +267,10 @@ class SiteIndex:
             if not indexes[0].has_debug_info:
                 raise TracerError(f"{indexes[0].path} has no DWARF (build it with -g): it has "
                                   "no call sites to select")
-        else:
+        elif self.has_debug_info:
             indexes, module = [self] + self.libraries(), None
-        if not self.has_debug_info and not opts.module:
-            indexes = [self]            # function entries: every object's calls meet there
+        else:                           # function entries: every object's calls meet there
+            indexes, module = [self], None
         calls = [s for ix in indexes for s in ix.all_sites]
         shared = self.access_sites() if want_access and self.has_debug_info and \
             self in indexes else []
