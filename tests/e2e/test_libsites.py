@@ -10,7 +10,8 @@ libappsync.so (found next to it through RUNPATH $ORIGIN):
   report's yield record counts them (`library_sites`, `library_injected`);
 - a hunt finds the fixture's check-then-act bug and its seed replays, under gdb in both
   modes and under lldb; without the library's sites there is nothing to hunt with;
-- a program without a library of its own keeps its table and messages as they were.
+- a program without a library of its own keeps its table and messages as they were;
+- a library the program dlopen()s, named by its path, gets its yields once it is loaded.
 """
 import re
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 
 import controller
 from checks import validate
-from harness import REPO, bug
+from harness import REPO, bug, compile_c
 from test_yield import (CATALOGUE, assert_calls_in_binary, assert_hunt_failed,
                         assert_one_line_error, assert_same_failure, gdb, replay_command,
                         run_replay, source_calls)
@@ -157,3 +158,48 @@ def test_hunt_under_lldb(tmp_path, lldb_tracer):
     assert "hunt found a failure with seed" in run.output, run.describe()
     rep = run.report
     assert rep["stop"]["status"] == 1 and rep["yield"]["library_injected"] > 0, rep["yield"]
+
+
+DLOPEN_C = r"""
+/* Loads libappsync.so (argv[1]) with dlopen after start and joins 3 threads through it. */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+
+static void *idle(void *arg) { return arg; }
+
+int main(int argc, char **argv)
+{
+	void *lib = argc > 1 ? dlopen(argv[1], RTLD_NOW) : NULL;
+	int (*spawn)(pthread_t *, void *(*)(void *), void *);
+	void (*join)(pthread_t);
+
+	if (!lib)
+		return 2;
+	spawn = (int (*)(pthread_t *, void *(*)(void *), void *))dlsym(lib, "app_spawn");
+	join = (void (*)(pthread_t))dlsym(lib, "app_join");
+	for (int i = 0; i < 3; i++) {
+		pthread_t t;
+
+		if (!spawn || !join || spawn(&t, idle, NULL) != 0)
+			return 3;
+		join(t);
+	}
+	return 0;
+}
+"""
+
+
+def test_dlopened_library_named_by_path(debugger, mode, tmp_path):
+    """A library loaded by dlopen() is not the program's by default; named by its path, its
+    sites get yields once it is loaded: 3 joins at probability 1, in either data plane."""
+    src = tmp_path / "dlopener.c"
+    src.write_text(DLOPEN_C)
+    prog = compile_c(tmp_path / "dlopener", [src], ["-g", "-O0", "-pthread", "-ldl"])
+    run = controller.run(debugger, prog, [str(LIBRARY)], tmp=tmp_path / "run", mode=mode,
+                         timeout=120, commands=[f"tracer yield on --module {LIBRARY} "
+                                                "--probability 1 --function pthread_join"])
+    debugger.assert_sane(run)
+    assert run.returncode == 0, run.describe()
+    y = run.report["yield"]
+    assert y["library_sites"] == 1 and y["library_injected"] == 3, y
