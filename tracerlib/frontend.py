@@ -57,8 +57,8 @@ COMMANDS = (
      "arrows from sends to the receives that got their bytes, the crash marked.\n"
      "html: one self-contained page with a message sequence diagram, the events, the\n"
      "backtraces and mailboxes. Without --from, the live (or just finished) run."),
-    ("sites", "tracer sites [--module CU|LIBRARY | --app] [--class sync,proc,send,recv,access] "
-     "[--function NAME...]",
+    ("sites", "tracer sites [--module CU|LIBRARY | --app] "
+     "[--class sync,proc,send,recv,access] [--function NAME...]",
      "List the call sites yields would instrument.",
      "Caller, callee, file:line and address of each, from the DWARF and code of the\n"
      "program and its own shared libraries (those outside /lib and /usr/lib; a library's\n"
@@ -273,8 +273,8 @@ def snapshot(run, stop_record, processes, path=None):
 # ---------------------------------------------------------------------------- yields and hunt
 
 COMMANDS += (
-    ("yield on", "tracer yield on [--module CU|LIBRARY | --app] [--class sync,proc,send,recv,access] "
-     "[--function NAME...] [--probability P] [--seed S] "
+    ("yield on", "tracer yield on [--module CU|LIBRARY | --app] "
+     "[--class sync,proc,send,recv,access] [--function NAME...] [--probability P] [--seed S] "
      "[--strategy yield | sleep:MAX_US | pct:DEPTH]",
      "Insert sched_yield()/usleep() before interesting calls.",
      "At each instrumented call site a seeded generator, keyed on thread and call order,\n"

@@ -10,6 +10,7 @@ breadth-first, each resolved as ld.so does - so that breakpoints can be placed b
 code runs. A library the program dlopen()s is not in it (name it with `--module PATH`).
 """
 import glob
+import mmap
 import os
 import struct
 
@@ -39,8 +40,11 @@ def dynamic(path):
 
 
 def _read_dynamic(path):
-    with open(path, "rb") as f:
-        data = f.read(64 << 20)
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return _parse_dynamic(path, data)
+
+
+def _parse_dynamic(path, data):
     if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
         return [], [], []
     shoff, = struct.unpack_from("<Q", data, 0x28)
@@ -59,7 +63,9 @@ def _read_dynamic(path):
                 break
             if tag not in (_DT_NEEDED, _DT_RPATH, _DT_RUNPATH):
                 continue
-            end = data.index(b"\0", strtab + value)
+            end = data.find(b"\0", strtab + value)
+            if end < 0:
+                raise ValueError("a dynamic string runs off the file")
             text = data[strtab + value:end].decode("utf-8", "replace")
             if tag == _DT_NEEDED:
                 needed.append(text)
