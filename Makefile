@@ -20,6 +20,7 @@ FIXTURES  := $(patsubst tests/fixtures/%.c,$(B)/fixtures/%,$(FIXT_SRC)) \
 EXAMPLES  := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 BUG_SRC   := $(filter-out tests/fixtures/bugs/perturb_shim.c,$(wildcard tests/fixtures/bugs/*.c))
 BUGS      := $(patsubst tests/fixtures/bugs/%.c,$(B)/bugs/%,$(BUG_SRC))
+LIBSYNC   := $(B)/fixtures/libsync/libappsync.so $(B)/fixtures/libsync/ledger
 FUZZ_SRC  := tests/fuzz/fuzz_report.c csrc/report_read.c csrc/escape.c
 # libFuzzer comes with clang; without it the fuzz suite runs the plain (gcc) driver alone.
 CLANG     ?= $(shell command -v clang 2>/dev/null)
@@ -64,7 +65,7 @@ $(B)/fuzz_report_libfuzzer: $(FUZZ_SRC) $(CORE_HDR)
 	$(CLANG) -std=gnu11 -g -O1 -DTR_LIBFUZZER -fsanitize=fuzzer,address,undefined \
 	  -fno-sanitize-recover=undefined $(WARN) $(INCS) -o $@ $(FUZZ_SRC) -lyajl
 
-fixtures: $(FIXTURES) $(BUGS)
+fixtures: $(FIXTURES) $(BUGS) $(LIBSYNC)
 $(B)/bugs/%: tests/fixtures/bugs/%.c
 	@mkdir -p $(B)/bugs
 	$(CC) -std=gnu11 -g -O0 $(WARN) -pthread -o $@ $<
@@ -77,6 +78,14 @@ $(B)/fixtures/%: tests/fixtures/%.cc
 $(B)/fixtures/%-O2: tests/fixtures/%.c tests/fixtures/fixture.h
 	@mkdir -p $(B)/fixtures
 	$(CC) -std=gnu11 -g -O2 $(WARN) -o $@ $< -lpthread -lrt
+
+# A program whose locks and threads live in its own shared library, found next to it.
+$(B)/fixtures/libsync/libappsync.so: tests/fixtures/libsync/appsync.c tests/fixtures/libsync/appsync.h
+	@mkdir -p $(B)/fixtures/libsync
+	$(CC) -std=gnu11 -g -O0 -fPIC -shared $(WARN) -o $@ $< -lpthread
+$(B)/fixtures/libsync/ledger: tests/fixtures/libsync/ledger.c $(B)/fixtures/libsync/libappsync.so
+	$(CC) -std=gnu11 -g -O0 $(WARN) -Itests/fixtures/libsync -o $@ $< \
+	  -L$(B)/fixtures/libsync -lappsync -Wl,-rpath,'$$ORIGIN'
 
 examples: $(EXAMPLES)
 $(B)/examples/%: examples/%.c

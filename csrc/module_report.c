@@ -411,8 +411,11 @@ static int convert_meta(PyObject *d, struct tr_report_meta *m, struct site_ctx *
 	    get_str(yld, "classes", &m->yield.classes) || get_str(yld, "module", &m->yield.module) ||
 	    get_texts(yld, "functions", a, &m->yield.functions, &m->yield.nfunctions) ||
 	    get_i64(yld, "access_sites", -1, &m->yield.access_sites) ||
-	    get_i64(yld, "hot_sites_disabled", 0, &m->yield.hot_sites_disabled))
+	    get_i64(yld, "hot_sites_disabled", 0, &m->yield.hot_sites_disabled) ||
+	    get_i64(yld, "library_sites", -1, &m->yield.library_sites) ||
+	    get_i64(yld, "library_injected", 0, &m->yield.library_injected))
 		return -1;
+	m->yield.has_library = m->yield.library_sites >= 0;
 	m->has_timeout = field(d, "timeout") != NULL;
 	if (PyErr_Occurred() || get_i64(d, "timeout", 0, &m->timeout))
 		return -1;

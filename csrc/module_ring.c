@@ -314,6 +314,7 @@ GETTER(payload, PyLong_FromUnsignedLong(self->r.hdr->payload))
 GETTER(overflow, PyBool_FromLong(atomic_load(&self->r.hdr->overflow)))
 GETTER(frozen, PyBool_FromLong(atomic_load(&self->r.hdr->frozen)))
 GETTER(injected, PyLong_FromUnsignedLongLong(atomic_load(&self->r.hdr->injected)))
+GETTER(injected_lib, PyLong_FromUnsignedLongLong(atomic_load(&self->r.hdr->injected_lib)))
 GETTER(not_ipc, PyLong_FromUnsignedLongLong(atomic_load(&self->r.hdr->not_ipc)))
 
 static PyObject *Ring_get_pct(RingObject *self, void *c)
@@ -354,6 +355,8 @@ static PyGetSetDef Ring_getset[] = {
 	{ "overflow", (getter)Ring_get_overflow, NULL, "the budget was reached", NULL },
 	{ "frozen", (getter)Ring_get_frozen, NULL, "writers have stopped", NULL },
 	{ "injected", (getter)Ring_get_injected, NULL, "yields the agents injected", NULL },
+	{ "injected_lib", (getter)Ring_get_injected_lib, NULL,
+	  "of those, yields at call sites inside a library (not the program)", NULL },
 	{ "pct", (getter)Ring_get_pct, NULL,
 	  "PCT counters of the agents: pct_steps, pct_steals, pct_changes", NULL },
 	{ "not_ipc", (getter)Ring_get_not_ipc, NULL, "calls on files/terminals skipped", NULL },

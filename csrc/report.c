@@ -539,6 +539,12 @@ static void gen_yield(struct render *c, const struct tr_yield_info *y)
 		gen_key(c, "hot_sites_disabled");
 		gen_i64(c, y->hot_sites_disabled);
 	}
+	if (y->has_library) {
+		gen_key(c, "library_sites");
+		gen_i64(c, y->library_sites);
+		gen_key(c, "library_injected");
+		gen_i64(c, y->library_injected);
+	}
 	if (y->has_pct) {
 		gen_key(c, "depth");
 		gen_i64(c, y->depth);

@@ -72,6 +72,10 @@ struct tr_yield_info {
 	bool has_access;
 	int64_t access_sites;
 	int64_t hot_sites_disabled;   /* access sites whose breakpoint a hot loop disabled */
+	/* With sites in the program's shared libraries (optional keys, written only then): */
+	bool has_library;
+	int64_t library_sites;
+	int64_t library_injected;     /* of `injected`, those at library sites */
 	/* With strategy pct (optional keys, written only then): */
 	bool has_pct;
 	int64_t depth;

@@ -269,6 +269,7 @@ static const struct field yield_fields[] = {
 	FOPTMIN("depth", K_INT, 1), FOPTMIN("pct_steps", K_INT, 1),
 	FOPT("change_points", K_INT_ARRAY, NULL), FOPTMIN("changes_taken", K_INT, 0),
 	FOPTMIN("steals", K_INT, 0),
+	FOPTMIN("library_sites", K_INT, 1), FOPTMIN("library_injected", K_INT, 0),
 	FEND,
 };
 static const struct field filter_fields[] = {

@@ -124,7 +124,8 @@ struct tr_ring_header {
 	_Atomic uint64_t pct_steals;
 	_Atomic uint32_t pct_changes;
 	uint32_t pad2;
-	uint8_t reserved[32];
+	_Atomic uint64_t injected_lib;   /* of `injected`, those at a library's sites */
+	uint8_t reserved[24];
 };
 
 /* A mapping of a ring, reader or writer side. */

@@ -98,6 +98,7 @@ class GdbPort(Port):
     help_words = {"batch": "In `gdb -batch` gdb exits with the status of its last command: "
                            "put\n`tracer run` last.", "resume": "continue"}
     batch = ("gdb", "-q", "-batch", "-x", os.path.join(_ROOT, "gdb", "tracer.py"))
+    library_sites_follow_load = False   # a library's sites: at the process's addresses
 
     def __init__(self):
         self.driver = Driver(self)
@@ -106,7 +107,7 @@ class GdbPort(Port):
         self.pids = {}                  # inferior number -> pid (gone by its exit event)
         self.last = Stop(OTHER)         # what ended the latest resume
         for event, handler in ((gdb.events.new_objfile,
-                                lambda e: self.driver.place_entry_breakpoints()),
+                                lambda e: self.driver.on_new_objects()),
                                (gdb.events.clear_objfiles, self._on_clear_objfiles),
                                (gdb.events.new_thread, self._on_new_thread),
                                (gdb.events.stop, self._on_stop),
@@ -155,8 +156,7 @@ class GdbPort(Port):
         return frames
 
     def selected_tid(self):
-        thread = gdb.selected_thread()
-        return _ids(thread)[1] if thread is not None else 0
+        return _ids(gdb.selected_thread())[1] if gdb.selected_thread() is not None else 0
 
     def context(self):
         return GdbContext(gdb.selected_thread())
@@ -212,8 +212,8 @@ class GdbPort(Port):
         return TracerBreakpoint(f"*{pc:#x}", handler)
 
     def break_site(self, site, handler):
-        return TracerBreakpoint(yields.site_location(site, self.program()), handler,
-                               yield_site=True)
+        where = yields.site_location(site, self.program(), gdb.selected_inferior().pid)
+        return where and TracerBreakpoint(where, handler, yield_site=True)
 
     def disable(self, bp):
         if bp.is_valid():

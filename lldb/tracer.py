@@ -146,8 +146,7 @@ class LldbPort(Port):
             [info.GetArgumentAtIndex(i) for i in range(info.GetNumArguments())]
 
     def live_pids(self):
-        process = self._process()
-        return [process.GetProcessID()] if _alive(process) else []
+        return [self._process().GetProcessID()] if _alive(self._process()) else []
 
     def processes(self, backtrace):
         process = self._process()
@@ -165,8 +164,7 @@ class LldbPort(Port):
                               line.GetLine() if spec else None)
 
     def selected_tid(self):
-        thread = self._process().GetSelectedThread()
-        return thread.GetThreadID() if thread.IsValid() else 0
+        return self._process().GetSelectedThread().GetThreadID()   # 0 when invalid
 
     def context(self):
         return LldbContext(self._process().GetSelectedThread().GetFrameAtIndex(0))
@@ -233,8 +231,10 @@ class LldbPort(Port):
         self.target = self._target()
         if site.get("entry"):           # no DWARF: at the called function's entry
             return self.break_function(site["callee"], handler)
-        module = self.target.FindModule(self.target.GetExecutable())   # module-relative:
-        return self._named(self.target.BreakpointCreateBySBAddress(    # follows the load
+        spec = lldb.SBFileSpec(site["object"]) if site.get("object") else \
+            self.target.GetExecutable()     # a library is added before it loads: module-
+        module = self.target.FindModule(spec) or self.target.AddModule(spec.fullpath, None, None)
+        return self._named(self.target.BreakpointCreateBySBAddress(    # relative, follows it
             module.ResolveFileAddress(site["call_pc"])), handler)
 
     def located(self, bp):

@@ -7,7 +7,7 @@ import itertools
 import os
 import struct
 
-from . import _core
+from . import _core, yields
 
 LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libtracer_agent.so")
 _RING_DIR = "/dev/shm"
@@ -34,6 +34,16 @@ def cannot_enter(program):
     types = [struct.unpack_from("<I", table, i * phentsize)[0]
              for i in range(len(table) // max(phentsize, 1))]
     return None if _PT_INTERP in types else "a static program (no dynamic loader)"
+
+
+def site_line(site):
+    """A site as the agent reads it (csrc/agent/yield.c): CALL_PC RETURN_PC, and for a
+    library's site its key and the library's file name (the agent finds the object holding
+    a return address by that name)."""
+    line = f"{site['call_pc']:#x} {site['return_pc']:#x}"
+    if site.get("object"):
+        line += f" {yields.site_key(site):#x} {os.path.basename(site['object'])}"
+    return line + "\n"
 
 
 class AgentRun:
@@ -65,7 +75,7 @@ class AgentRun:
                 self.sites_path = self.path + ".sites"
                 fd = os.open(self.sites_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(fd, "w") as f:
-                    f.writelines(f"{s['call_pc']:#x} {s['return_pc']:#x}\n" for s in placed)
+                    f.writelines(site_line(s) for s in placed)
                 env["TRACER_YIELD_SITES"] = self.sites_path
         return env
 

@@ -149,8 +149,9 @@ def build_parser():
     add_debugger(hunt)
     y = hunt.add_argument_group("yield options (as `tracer yield on` takes them)")
     scope = y.add_mutually_exclusive_group()
-    scope.add_argument("--module", help="only call sites in this compilation unit")
-    scope.add_argument("--app", action="store_true", help="the whole program (the default)")
+    scope.add_argument("--module", help="only call sites in this compilation unit or library")
+    scope.add_argument("--app", action="store_true",
+                       help="the program and its own libraries (the default)")
     y.add_argument("--class", dest="classes", metavar="CLASSES",
                    help="comma-separated: send, recv, sync, proc (default all)")
     y.add_argument("--function", dest="functions", nargs="+", metavar="NAME",

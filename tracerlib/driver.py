@@ -13,12 +13,13 @@ from .commands import CATALOGUE, Commands
 from .glibc_threads import ThreadPointers
 from .port import EXEC, FATAL, INTERRUPT, OTHER, OURS, TIMEOUT, USER, DebuggerTrouble, cmdline
 from .run import Run, TracerError, signal_name
+from .yield_breakpoints import YieldBreakpoints
 
 CALL_INDEX = {c["name"]: i for i, c in enumerate(CATALOGUE)}
 _UNEXPLAINED_STOPS = 1000     # stops with no reason in one run before giving up
 
 
-class Driver(Commands):
+class Driver(Commands, YieldBreakpoints):
     """Tracer's state in one debugger session; its commands are in commands.py."""
 
     def __init__(self, port):
@@ -40,6 +41,8 @@ class Driver(Commands):
         self.yield_opts = None
         self.yield_sites = []         # where yields go (breakpoints, or the agent's list)
         self.yield_bps = {}           # site key -> breakpoint
+        self.yield_pending = []       # sites waiting for their library (yield_breakpoints.py)
+        self.library_injected = 0     # this run's yields at library sites (breakpoint mode)
         self.yield_bps_agent = False  # placed for agent mode: access sites only
         self.access_budget = yields.AccessBudget()
         self.pct_steps = pct.Steps()      # PCT: the estimate of a run's scheduling points
@@ -122,6 +125,7 @@ class Driver(Commands):
             us = self.policy.decide(ctx.pid, tid, key)
             if us is None:
                 return False
+            self.library_injected += bool(site.get("object"))
             if in_callback:
                 self._insert_yield(ctx, us)
                 return False
@@ -387,6 +391,7 @@ class Driver(Commands):
         image_key(key) says which return breakpoints belonged to the old image."""
         for key in [k for k in self.return_bps if image_key and image_key(k)]:
             self.port.delete(self.return_bps.pop(key))
+        self._forget_library_sites()
         for pid in pids:
             self.thread_pointers.pop(pid, None)
             self.return_pcs = {k for k in self.return_pcs if k[0] != pid}
@@ -469,7 +474,8 @@ class Driver(Commands):
         debugger still knows the program's load addresses."""
         run.yield_info = frontend.yield_info(self.policy, self.yield_sites,
                                              self.yield_opts if self.policy else None,
-                                             len(self.access_budget.disabled))
+                                             len(self.access_budget.disabled),
+                                             self.library_injected)
         if run.mode != "agent":
             return
         run.take_agent_events()
@@ -493,6 +499,7 @@ class Driver(Commands):
         self.yield_plans.clear()
         self.yield_saved.clear()
         self.threads_seen.clear()
+        self.library_injected = 0
         if self.access_budget.new_run():
             self._yield_breakpoints(False)   # placed again, enabled, at the launch
         if self.policy is not None:
@@ -569,6 +576,7 @@ class Driver(Commands):
         for bp in self.return_bps.values():     # at the last run's (randomised) addresses
             self.port.delete(bp)
         self.return_bps.clear()
+        self._forget_library_sites()
         self._yield_breakpoints(True, agent=run.mode == "agent")
         pct.check(self.policy, self.yield_opts, run.mode)
         if run.mode != "agent":
@@ -586,23 +594,6 @@ class Driver(Commands):
             return self.port.launch()
         finally:
             self.port.set_environment({name: os.environ.get(name) for name in env})
-
-    def _yield_breakpoints(self, wanted, agent=False):
-        """Yield sites as breakpoints: all of them in breakpoint mode; in agent mode only the
-        shared-access sites (the agent yields before calls in-process); none when not
-        wanted."""
-        if wanted and self.policy is not None:
-            if self.yield_bps and self.yield_bps_agent == agent:
-                return
-            self._yield_breakpoints(False)
-            self.yield_bps_agent = agent
-            self.yield_bps = {yields.site_key(site): self.port.break_site(
-                site, lambda ctx, site=site: self.on_yield_site(site, ctx))
-                for site in self.yield_sites if not agent or access.is_access(site)}
-        elif not wanted:
-            for bp in self.yield_bps.values():
-                self.port.delete(bp)
-            self.yield_bps = {}
 
     def _drive(self, stop):
         unexplained = 0

@@ -57,10 +57,12 @@ COMMANDS = (
      "arrows from sends to the receives that got their bytes, the crash marked.\n"
      "html: one self-contained page with a message sequence diagram, the events, the\n"
      "backtraces and mailboxes. Without --from, the live (or just finished) run."),
-    ("sites", "tracer sites [--module CU | --app] [--class sync,proc,send,recv,access] "
-     "[--function NAME...]",
+    ("sites", "tracer sites [--module CU|LIBRARY | --app] "
+     "[--class sync,proc,send,recv,access] [--function NAME...]",
      "List the call sites yields would instrument.",
-     "Caller, callee, file:line and address of each, from the program's DWARF and code.\n"
+     "Caller, callee, file:line and address of each, from the DWARF and code of the\n"
+     "program and its own shared libraries (those outside /lib and /usr/lib; a library's\n"
+     "sites name it).\n"
      "--class access: the shared-access sites instead, loads and stores of global and\n"
      "static variables more than one thread reaches (function, variable, read/write)."),
 )
@@ -167,11 +169,14 @@ def recorder(session):
             for k in ("cap", "budget", "payload", "count", "dropped", "overflow")}
 
 
-def yield_info(policy, sites, opts=None, hot_disabled=0):
+def yield_info(policy, sites, opts=None, hot_disabled=0, library_injected=0):
     """The report's `yield` record: policy None when yields are off. sites: the yield sites.
     opts (the `tracer yield on` options) add the site selection, so that `tracer replay`
     selects the same sites; with shared-access sites among the sites, `access_sites` and
-    `hot_sites_disabled` (optional keys) say how many, and how many were disabled as hot."""
+    `hot_sites_disabled` (optional keys) say how many, and how many were disabled as hot;
+    with sites in the program's shared libraries, `library_sites` and `library_injected`
+    (optional keys) how many, and how many of the injections were there (agent mode adds
+    the agent's count, Run.take_agent_events)."""
     if policy is None:
         return {"enabled": False, "seed": 0, "strategy": None, "probability": 0.0,
                 "sites": 0, "injected": 0}
@@ -185,6 +190,9 @@ def yield_info(policy, sites, opts=None, hot_disabled=0):
     accesses = sum(1 for s in sites if access.is_access(s))
     if accesses:
         record.update(access_sites=accesses, hot_sites_disabled=hot_disabled)
+    in_libraries = sum(1 for s in sites if s.get("object"))
+    if in_libraries:
+        record.update(library_sites=in_libraries, library_injected=library_injected)
     return record
 
 
@@ -196,7 +204,10 @@ def sites_phrase(sites):
     calls = len(sites) - accesses
     parts = ([f"{calls} call sites"] if calls or not accesses else []) + \
         ([f"{accesses} shared-access sites"] if accesses else [])
-    return " and ".join(parts)
+    libraries = sorted({os.path.basename(s["object"]) for s in sites if s.get("object")})
+    in_libraries = sum(1 for s in sites if s.get("object"))
+    return " and ".join(parts) + (f" ({in_libraries} in {', '.join(libraries)})"
+                                  if libraries else "")
 
 
 # ---------------------------------------------------------------------------- commands
@@ -262,8 +273,8 @@ def snapshot(run, stop_record, processes, path=None):
 # ---------------------------------------------------------------------------- yields and hunt
 
 COMMANDS += (
-    ("yield on", "tracer yield on [--module CU | --app] [--class sync,proc,send,recv,access] "
-     "[--function NAME...] [--probability P] [--seed S] "
+    ("yield on", "tracer yield on [--module CU|LIBRARY | --app] "
+     "[--class sync,proc,send,recv,access] [--function NAME...] [--probability P] [--seed S] "
      "[--strategy yield | sleep:MAX_US | delay:MAX_US | pct:DEPTH]",
      "Insert sched_yield()/usleep() before interesting calls.",
      "At each instrumented call site a seeded generator, keyed on thread and call order,\n"

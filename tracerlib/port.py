@@ -163,8 +163,13 @@ class Port:
         raise NotImplementedError
 
     def break_site(self, site, handler):
-        """A breakpoint before a yield site (a tracerlib.yields site)."""
+        """A breakpoint before a yield site (a tracerlib.yields site); None when its library
+        is not loaded yet (placed again at Driver.on_new_objects)."""
         raise NotImplementedError
+
+    # A library's site breakpoints follow the library to wherever a new process loads it
+    # (else they are removed with the process and placed again: yield_breakpoints.py).
+    library_sites_follow_load = True
 
     def located(self, bp):
         """The breakpoint has at least one location."""

@@ -164,6 +164,8 @@ class Run:
             return
         # The agent's yields before calls, with the debugger's at access sites (if any).
         self.yield_info["injected"] = self.yield_info.get("injected", 0) + self.agent.ring.injected
+        if "library_sites" in self.yield_info:
+            self.yield_info["library_injected"] += self.agent.ring.injected_lib
         self.agent_pct = self.agent.ring.pct
         self._take_deaths(self.agent.ring.deaths())
         self.agent.absorb_into(self.session)

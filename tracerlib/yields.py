@@ -16,7 +16,7 @@ import struct
 import subprocess
 import zlib
 
-from . import _core, access, elf_symbols
+from . import _core, access, elf_symbols, objects
 from .run import TracerError
 
 # Caller-saved registers of the SysV x86-64 ABI (the inserted call may change them) plus the
@@ -88,9 +88,11 @@ def _seed(text):
 
 def _selection_options(parser):
     scope = parser.add_mutually_exclusive_group()
-    scope.add_argument("--module", help="only call sites in this compilation unit")
+    scope.add_argument("--module", help="only call sites in this compilation unit or shared "
+                       "library (by name or path)")
     scope.add_argument("--app", action="store_true",
-                       help="call sites in the whole program (the default)")
+                       help="call sites in the program and its own shared libraries (the "
+                       "default)")
     parser.add_argument("--class", dest="classes", default="sync,proc,send,recv",
                         help="comma-separated: send, recv, sync, proc, access")
     parser.add_argument("--function", dest="functions", nargs="+", default=None,
@@ -158,33 +160,53 @@ def _worker(path, *options):
 
 
 class SiteIndex:
-    """The program's call sites from its DWARF and code, indexed out of process (see
-    dwarf_worker.py for why), cached per file and modification time; its shared-access
-    sites (access.py) computed the first time they are asked for."""
+    """The call sites of one object - the program, or one of its shared libraries - from
+    its DWARF and code, indexed out of process (see dwarf_worker.py for why), cached per file
+    and modification time; the program's shared-access sites (access.py) computed the first
+    time they are asked for. A library's sites carry its path as their `object` (None: the
+    program's)."""
 
     _cache = {}
+    CACHE_MAX = 32
     WORKER_PYTHON = "/usr/bin/python3"   # the interpreter the core is built for
 
-    def __init__(self, path):
+    def __init__(self, path, library=False):
         self.path = path
+        self.library = library
         data = _worker(path)
         self.has_debug_info = data["has_debug_info"]
         self.units = data["units"]
         self.all_sites = data["sites"]
+        for site in self.all_sites:
+            site["object"] = path if library else None
         self._access = None
 
     def access_sites(self):
         if self._access is None:
             self._access = _worker(self.path, "--access")["sites"]
+            for site in self._access:
+                site["object"] = None
         return self._access
 
     @classmethod
-    def of(cls, path):
-        key = (path, os.stat(path).st_mtime_ns)
+    def of(cls, path, library=False):
+        key = (path, os.stat(path).st_mtime_ns, library)
         if key not in cls._cache:
-            cls._cache.clear()
-            cls._cache[key] = cls(path)
+            if len(cls._cache) >= cls.CACHE_MAX:
+                cls._cache.clear()
+            cls._cache[key] = cls(path, library)
         return cls._cache[key]
+
+    def libraries(self):
+        """The indexes of the program's own shared libraries (objects.py says which); one
+        that cannot be indexed adds no site (it must not keep the program's from working)."""
+        found = []
+        for path in objects.dependencies(self.path):
+            try:
+                found.append(SiteIndex.of(path, library=True))
+            except (TracerError, OSError):
+                pass
+        return found
 
     def find_module(self, name):
         """A compilation unit by its name or a suffix of its path; errors name the choices."""
@@ -200,27 +222,67 @@ class SiteIndex:
                               "give more of its path")
         raise TracerError(f"no module '{name}' in the program; modules: {known}")
 
-    def select(self, opts):
-        """Call sites, then shared-access sites, matching the options; raises TracerError
-        naming what exists."""
-        if not self.has_debug_info and opts.module:
+    def resolve_module(self, name):
+        """`--module NAME`: ([the object indexes], compilation unit or None). NAME is a
+        compilation unit of the program, else a library the program loads (its own or a
+        system one, by file name, stem or path; or the path of any shared object, such as
+        one it dlopen()s), else a compilation unit of one of its own libraries."""
+        try:
+            return [self], self.find_module(name)
+        except TracerError as not_unit:
+            if "ambiguous" in str(not_unit):
+                raise
+            problem = not_unit
+        loaded = objects.dependencies(self.path, own_only=False)
+        named = [p for p in loaded if objects.matches(p, name)]
+        if not named and "/" in name and os.path.isfile(name):
+            named = [os.path.realpath(name)]
+        if len(named) > 1:
+            raise TracerError(f"module '{name}' is ambiguous ({', '.join(named)}): give its "
+                              "path")
+        if named:
+            return [SiteIndex.of(named[0], library=True)], None
+        for lib in self.libraries():
+            try:
+                return [lib], lib.find_module(name)
+            except TracerError:
+                pass
+        if not self.has_debug_info:
             raise TracerError(f"{self.path} has no DWARF (build it with -g), so it has no "
                               "modules; use --app")
+        if loaded:
+            raise TracerError(f"{problem}; libraries: "
+                              f"{', '.join(os.path.basename(p) for p in loaded)}")
+        raise problem
+
+    def select(self, opts):
+        """Call sites, then shared-access sites, matching the options; raises TracerError
+        naming what exists. --app (the default): the program's and its own libraries'."""
         try:
             names = set(function_names(opts.classes, opts.functions))
             want_access = _core.parse_classes(opts.classes) & ACCESS
         except ValueError as e:
             raise TracerError(str(e)) from None
-        module = self.find_module(opts.module) if opts.module else None
-        shared = self.access_sites() if want_access and self.has_debug_info else []
+        if opts.module:
+            indexes, module = self.resolve_module(opts.module)
+            if not indexes[0].has_debug_info:
+                raise TracerError(f"{indexes[0].path} has no DWARF (build it with -g): it has "
+                                  "no call sites to select")
+        elif self.has_debug_info:
+            indexes, module = [self] + self.libraries(), None
+        else:                           # function entries: every object's calls meet there
+            indexes, module = [self], None
+        calls = [s for ix in indexes for s in ix.all_sites]
+        shared = self.access_sites() if want_access and self.has_debug_info and \
+            self in indexes else []
         if opts.functions:
-            called = {s["callee"] for s in self.all_sites if s["callee"]}
+            called = {s["callee"] for s in calls if s["callee"]}
             holding = {s["caller"] for s in shared}
             missing = [f for f in opts.functions if f not in called | holding]
             if missing:
                 raise TracerError(f"no call to {', '.join(missing)} in the program; it calls: "
                                   f"{', '.join(sorted(called))}")
-        sites = [s for s in self.all_sites
+        sites = [s for s in calls
                  if s["callee"] in names and (module is None or s["module"] == module)]
         accesses = [s for s in shared if (module is None or s["module"] == module)
                     and (not opts.functions or s["caller"] in opts.functions)]
@@ -228,7 +290,7 @@ class SiteIndex:
         if custom and custom.predicate:
             sites = [s for s in sites if custom.predicate(s["module"], s["callee"])]
             accesses = [s for s in accesses if custom.predicate(s["module"], s["variable"])]
-        if not self.has_debug_info:
+        if not self.has_debug_info and not opts.module:
             return function_entries(sorted({s["callee"] for s in sites}))
         # Only sites whose call instruction is known and inside a named function can be
         # placed (as FUNCTION+OFFSET, which gdb relocates for PIE programs).
@@ -245,16 +307,30 @@ def function_entries(names):
 
 
 def site_key(site):
-    """What the policy's decisions are keyed on: stable across runs and load addresses."""
+    """What the policy's decisions are keyed on: stable across runs and load addresses. A
+    library's site: its file address with its library's name (crc32) above it."""
+    if site.get("object"):
+        return site["call_pc"] ^ (object_tag(site["object"]) << 32)
     return site["call_pc"] or zlib.crc32(site["callee"].encode())
 
 
-def site_location(site, program):
+def object_tag(path):
+    """A library's part of its sites' keys: its file name, so the same across builds in
+    other directories (the agent names the library the same way)."""
+    return zlib.crc32(os.path.basename(path).encode())
+
+
+def site_location(site, program, pid=0):
     """A gdb breakpoint location that follows the program's load address: SYMBOL+OFFSET,
     with a symbol the ELF table names once (DWARF's caller name may be a C++ short name gdb
-    cannot find, or a static function's name that several files use)."""
+    cannot find, or a static function's name that several files use). A library's site is
+    at its address in process pid, None while the library is not loaded there (a symbol of
+    the library may name the program's PLT entry before it is)."""
     if site.get("entry"):
         return site["callee"]
+    if site.get("object"):
+        bias = objects.load_bias(pid, site["object"]) if pid else None
+        return None if bias is None else f"*{bias + site['call_pc']:#x}"
     found = elf_symbols.anchor(program, site["call_pc"], site["caller_low_pc"])
     if found is None:
         return f"*{site['caller']}+{site['call_pc'] - site['caller_low_pc']}"
@@ -283,14 +359,18 @@ def sites_table(sites, opts=None):
 
 
 def _calls_table(sites):
-    rows = [("caller", "callee", "file:line", "address")]
+    """caller, callee, file:line, address (a file address in its object) and, when some
+    site is in a library, the library's file name (blank for the program's own code)."""
+    rows = [("caller", "callee", "file:line", "address", "library")]
     for s in sites:
         if s.get("entry"):
-            rows.append(("(any)", s["callee"], "-", "function entry"))
+            rows.append(("(any)", s["callee"], "-", "function entry", ""))
         else:
             rows.append((s["caller"] or "?", s["callee"] or "?", describe(s),
-                         f"{s['call_pc']:#x}"))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+                         f"{s['call_pc']:#x}", os.path.basename(s.get("object") or "")))
+    if not any(s.get("object") for s in sites):
+        rows = [r[:4] for r in rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     if any(s.get("entry") for s in sites):
         return "\n".join(lines + [f"{len(sites)} functions: the program has no DWARF (build "

@@ -4,10 +4,13 @@
  * point count, site key): a pure function, so no table and no lock; the count is a
  * thread-local. The site key follows tracerlib/yields.py site_key():
  *   - with TRACER_YIELD_SITES: the call site's call_pc (a FILE address, as DWARF gives it).
- *     The file lists one site per line, "CALL_PC [RETURN_PC]" in hex ('#' starts a comment).
- *     A call is a point when its return address, made a file address (runtime minus the load
- *     bias of the object holding it), equals a listed RETURN_PC, or lies 2, 3, 5, 6 or 7
- *     bytes (the x86-64 call encodings) after a listed CALL_PC. Other calls are not points.
+ *     The file lists one site per line, "CALL_PC [RETURN_PC [KEY OBJECT]]" in hex ('#'
+ *     starts a comment): a site in the program itself, or in the shared library whose file
+ *     name is OBJECT, keyed by KEY (yields.py: its call_pc with the library's name above).
+ *     A call is a point when its return address, made a file address of the object holding
+ *     it (runtime minus the object's load bias), equals a listed RETURN_PC of that object, or
+ *     lies 2, 3, 5, 6 or 7 bytes (the x86-64 call encodings) after one of its CALL_PCs.
+ *     Other calls are not points.
  *   - without: every call of the selected classes is a point, keyed by crc32 of the callee's
  *     name (what yields.py uses for entry yields without DWARF).
  * Counters (points, injected, slept) go to the ring header. */
@@ -29,21 +32,29 @@
 
 #define SITES_MAX (1u << 20)
 #define SITE_CACHE 512
+#define OBJECTS_MAX 64          /* libraries named in the site list (tracerlib/objects.py) */
+#define OBJECT_NONE UINT32_MAX  /* an object no site lists */
 
-struct site { uint64_t call, ret; };
+/* obj: 0 the program, i > 0 objects[i - 1] */
+struct site { uint32_t obj; uint64_t call, ret, key; };
+
+static char objects[OBJECTS_MAX][256];
+static size_t nobjects;
 
 static struct site *by_call, *by_ret;   /* sorted copies */
 static size_t nsites;
 static TR_TLS uint64_t points;
 
 /* return address -> file address, cached; one writer at a time (others skip the cache) */
-static struct { uintptr_t rt; uint64_t file; } cache[SITE_CACHE];
+static struct { uintptr_t rt; uint64_t file; uint32_t obj; } cache[SITE_CACHE];
 static atomic_flag cache_lock = ATOMIC_FLAG_INIT;
 
 static int cmp_call(const void *a, const void *b)
 {
 	const struct site *x = a, *y = b;
 
+	if (x->obj != y->obj)
+		return x->obj < y->obj ? -1 : 1;
 	return x->call < y->call ? -1 : x->call > y->call;
 }
 
@@ -51,12 +62,46 @@ static int cmp_ret(const void *a, const void *b)
 {
 	const struct site *x = a, *y = b;
 
+	if (x->obj != y->obj)
+		return x->obj < y->obj ? -1 : 1;
 	return x->ret < y->ret ? -1 : x->ret > y->ret;
+}
+
+/* The ordinal of the object named `name` (added when new), or OBJECT_NONE when full. */
+static uint32_t object_ordinal(const char *name, size_t len)
+{
+	for (size_t i = 0; i < nobjects; i++)
+		if (strlen(objects[i]) == len && !memcmp(objects[i], name, len))
+			return (uint32_t)i + 1;
+	if (nobjects == OBJECTS_MAX || len == 0 || len >= sizeof(objects[0]))
+		return OBJECT_NONE;
+	memcpy(objects[nobjects], name, len);
+	objects[nobjects][len] = '\0';
+	return (uint32_t)++nobjects;
+}
+
+/* "KEY OBJECT" after a site's addresses: fills key and obj (else the program's site). */
+static void parse_object(char *p, struct site *s)
+{
+	char *end;
+	unsigned long long key = strtoull(p, &end, 16);
+	size_t len;
+
+	s->key = s->call;
+	s->obj = 0;
+	if (end == p)
+		return;
+	p = end + strspn(end, " \t");
+	len = strcspn(p, " \t\r");
+	if (!len)
+		return;
+	s->key = key;
+	s->obj = object_ordinal(p, len);
 }
 
 static int load_sites(const char *path)
 {
-	char buf[65536], line[128];
+	char buf[65536], line[512];   /* a library name is < 256 bytes */
 	size_t cap = 0, ll = 0;
 	ssize_t n;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -98,7 +143,10 @@ static int load_sites(const char *path)
 				by_call = g;
 				cap = ncap;
 			}
-			by_call[nsites++] = (struct site){ call, ret };
+			by_call[nsites] = (struct site){ 0, call, ret, call };
+			parse_object(end, &by_call[nsites]);
+			if (by_call[nsites].obj != OBJECT_NONE)
+				nsites++;
 		}
 	}
 done:
@@ -116,7 +164,7 @@ done:
 	return 0;
 }
 
-static const struct site *find(const struct site *arr, uint64_t key, bool ret)
+static const struct site *find(const struct site *arr, uint32_t obj, uint64_t key, bool ret)
 {
 	size_t lo = 0, hi = nsites;
 
@@ -124,9 +172,9 @@ static const struct site *find(const struct site *arr, uint64_t key, bool ret)
 		size_t mid = lo + (hi - lo) / 2;
 		uint64_t v = ret ? arr[mid].ret : arr[mid].call;
 
-		if (v == key)
+		if (arr[mid].obj == obj && v == key)
 			return &arr[mid];
-		if (v < key)
+		if (arr[mid].obj < obj || (arr[mid].obj == obj && v < key))
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -134,7 +182,24 @@ static const struct site *find(const struct site *arr, uint64_t key, bool ret)
 	return NULL;
 }
 
-static uint64_t file_address(const void *rt)
+/* The site-list ordinal of the object lm is: 0 the program (its l_name is empty), the
+ * listed library of the same file name, else OBJECT_NONE. */
+static uint32_t object_of(const struct link_map *lm)
+{
+	const char *name = lm->l_name, *slash;
+
+	if (!name || !*name)
+		return 0;
+	slash = strrchr(name, '/');
+	name = slash ? slash + 1 : name;
+	for (size_t i = 0; i < nobjects; i++)
+		if (!strcmp(objects[i], name))
+			return (uint32_t)i + 1;
+	return OBJECT_NONE;
+}
+
+/* return address -> (object ordinal, file address within it) */
+static uint64_t file_address(const void *rt, uint32_t *obj)
 {
 	uintptr_t a = (uintptr_t)rt;
 	size_t i = (a >> 2) % SITE_CACHE;
@@ -143,39 +208,44 @@ static uint64_t file_address(const void *rt)
 	uint64_t file = a;
 	bool locked = !atomic_flag_test_and_set_explicit(&cache_lock, memory_order_acquire);
 
+	*obj = 0;
 	if (locked && cache[i].rt == a) {
 		file = cache[i].file;
+		*obj = cache[i].obj;
 		atomic_flag_clear_explicit(&cache_lock, memory_order_release);
 		return file;
 	}
-	if (dladdr1(rt, &info, (void **)&lm, RTLD_DL_LINKMAP) && lm)
+	if (dladdr1(rt, &info, (void **)&lm, RTLD_DL_LINKMAP) && lm) {
 		file = a - lm->l_addr;
+		*obj = object_of(lm);
+	}
 	if (locked) {
 		cache[i].rt = a;
 		cache[i].file = file;
+		cache[i].obj = *obj;
 		atomic_flag_clear_explicit(&cache_lock, memory_order_release);
 	}
 	return file;
 }
 
-static bool site_key(const void *rt, uint64_t *key)
+static const struct site *site_at(const void *rt)
 {
 	static const unsigned deltas[] = { 5, 6, 2, 3, 7 };
-	uint64_t f = file_address(rt);
-	const struct site *s = find(by_ret, f, true);
+	uint32_t obj;
+	uint64_t f = file_address(rt, &obj);
+	const struct site *s;
 
-	if (s) {
-		*key = s->call;
-		return true;
-	}
+	if (obj == OBJECT_NONE)
+		return NULL;
+	s = find(by_ret, obj, f, true);
+	if (s)
+		return s;
 	for (size_t i = 0; i < sizeof(deltas) / sizeof(deltas[0]); i++) {
-		s = find(by_call, f - deltas[i], false);
-		if (s && (!s->ret || s->ret == f)) {
-			*key = s->call;
-			return true;
-		}
+		s = find(by_call, obj, f - deltas[i], false);
+		if (s && (!s->ret || s->ret == f))
+			return s;
 	}
-	return false;
+	return NULL;
 }
 
 int tr_agent_yield_init(void)
@@ -222,13 +292,16 @@ void tr_agent_yield(enum tr_agent_fn fn, const void *ret_addr)
 	struct tr_yield_decision d;
 	struct tr_ring_header *h;
 	int call = tr_agent_call[fn];
+	const struct site *site = NULL;
 	uint64_t key;
 
 	if (!tr_agent.yield_on || call < 0 || !(tr_catalogue[call].cls & tr_agent.yield_classes))
 		return;
 	if (nsites) {
-		if (!site_key(ret_addr, &key))
+		site = site_at(ret_addr);
+		if (!site)
 			return;
+		key = site->key;
 	} else {
 		key = tr_agent.name_key[call];
 	}
@@ -244,6 +317,8 @@ void tr_agent_yield(enum tr_agent_fn fn, const void *ret_addr)
 	if (!d.yield)
 		return;
 	atomic_fetch_add_explicit(&h->injected, 1, memory_order_relaxed);
+	if (site && site->obj)
+		atomic_fetch_add_explicit(&h->injected_lib, 1, memory_order_relaxed);
 	if (d.us) {                     /* sleep: or delay: */
 		struct timespec ts = { d.us / 1000000u, (long)(d.us % 1000000u) * 1000 };
 		nanosleep_fn ns = (nanosleep_fn)tr_agent_real(FN_NANOSLEEP);
