@@ -180,9 +180,9 @@ static bool site_key(const void *rt, uint64_t *key)
 
 int tr_agent_yield_init(void)
 {
-	const char *spec = getenv("TRACER_YIELD");
-	const char *classes = getenv("TRACER_YIELD_CLASSES");
-	const char *sites = getenv("TRACER_YIELD_SITES");
+	const char *spec = tr_agent_getenv("TRACER_YIELD");
+	const char *classes = tr_agent_getenv("TRACER_YIELD_CLASSES");
+	const char *sites = tr_agent_getenv("TRACER_YIELD_SITES");
 	struct tr_yield_config cfg;
 	char *end, *colon;
 	int mask;
