@@ -222,8 +222,7 @@ class LldbPort(Port):
         return found and self._named(self.target.FindBreakpointByID(int(found[1])), handler)
 
     def break_return(self, ctx, pc, handler):
-        """Placed relative to its module's section: lldb moves it with the module when a new
-        process loads it elsewhere, and drops it when the module goes (exec)."""
+        """Module-relative: lldb moves it with the module, drops it when the module goes."""
         address = self.target.ResolveLoadAddress(pc)
         return self._named(self.target.BreakpointCreateBySBAddress(address)
                            if address.GetModule().IsValid()
@@ -263,8 +262,7 @@ class LldbPort(Port):
                     found.append(Stop(USER, pid, tid))
             elif reason in _STOP_KINDS:
                 found.append(Stop(_STOP_KINDS[reason], pid, tid))
-            # eStopReasonTrace / PlanComplete while `tracer run` drives are lldb finishing
-            # its own step over a breakpoint (seen leaking as a public stop): not ours.
+            # Trace / PlanComplete: lldb's own step over a breakpoint leaking out: not ours.
         return most_important(found, pid)
 
     def fate(self, pid):
@@ -273,7 +271,6 @@ class LldbPort(Port):
         if same and _alive(process):
             return None
         state = process.GetState() if same else None
-        # lldb has no detach hook: a detach is seen here, after the fact.
         return {lldb.eStateExited: ("exited", process.GetExitStatus()),
                 lldb.eStateDetached: ("detached", None)}.get(state, ("gone", None))
 
@@ -361,6 +358,9 @@ class LldbPort(Port):
 
     def kill(self):
         self._process().Kill()
+
+    def detach(self):           # (`process detach` has no hook: fate() sees it after the fact)
+        _run(self.debugger, "process detach")
 
     def write(self, text, error=False):
         print(text, file=sys.stderr if error else sys.stdout, flush=True)
