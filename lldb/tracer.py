@@ -1,8 +1,6 @@
-"""Tracer for lldb-16: `command script import lldb/tracer.py`, then `help tracer`. In CI:
-`lldb-16 -b -o 'command script import lldb/tracer.py' -o 'tracer run' -- ./prog ARGS`.
-
-The lldb port (tracerlib/port.py) only: breakpoints, stops, threads, registers. Every
-decision is the driver's (tracerlib/driver.py). Differences from gdb: docs/lldb.md.
+"""Tracer for lldb-16: `command script import lldb/tracer.py`, then `help tracer` (in CI:
+`lldb-16 -b -o 'command script import lldb/tracer.py' -o 'tracer run' -- ./prog ARGS`). The
+lldb port (tracerlib/port.py) only: every decision is the driver's. See docs/lldb.md.
 """
 import os
 import re
@@ -95,8 +93,7 @@ class LldbContext(Context):
 class FatalStopHook:
     """`target stop-hook`: lldb's only look at a stop you drove yourself."""
 
-    def __init__(self, target, extra_args, internal_dict):
-        pass
+    __init__ = lambda self, target, extra_args, internal_dict: None    # noqa: E731
 
     def handle_stop(self, exe_ctx, stream):
         PORT.driver.on_fatal_outside_run(PORT.classify(exe_ctx.GetProcess()))
@@ -133,8 +130,7 @@ class LldbPort(Port):
         return target
 
     def _process(self):
-        target = self._target(required=False)
-        return target.GetProcess() if target.IsValid() else lldb.SBProcess()
+        return t.GetProcess() if (t := self._target(False)).IsValid() else lldb.SBProcess()
 
     def program(self):
         exe = self._target(required=False).GetExecutable()
@@ -165,8 +161,7 @@ class LldbPort(Port):
                               line.GetLine() if spec else None)
 
     def selected_tid(self):
-        thread = self._process().GetSelectedThread()
-        return thread.GetThreadID() if thread.IsValid() else 0
+        return t.GetThreadID() if (t := self._process().GetSelectedThread()).IsValid() else 0
 
     def context(self):
         return LldbContext(self._process().GetSelectedThread().GetFrameAtIndex(0))
@@ -360,7 +355,7 @@ class LldbPort(Port):
         self._process().Kill()
 
     def detach(self):           # (`process detach` has no hook: fate() sees it after the fact)
-        _run(self.debugger, "process detach")
+        self._process().Detach()
 
     def write(self, text, error=False):
         print(text, file=sys.stderr if error else sys.stdout, flush=True)

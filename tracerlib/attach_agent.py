@@ -1,6 +1,7 @@
 """Agent mode for `tracer attach`: the agent enters a running process by inserted calls.
 
-The process is stopped (attached). Its selected thread, stopped inside a system call, is
+The process is stopped (attached). Its selected thread, stopped at a system call (where no
+vector register is live, and the rest are saved and put back), is
 made to call dlopen(agent, RTLD_NOW), then the agent's tracer_agent_attach(config) with the
 settings launch would have put in the environment (csrc/agent/attach.c binds the wrappers
 into the loaded objects' GOTs). Before the debugger lets the process go, an inserted call to
@@ -66,6 +67,17 @@ def syscall_number(pid, tid):
     return int(word) if word.lstrip("-").isdigit() and int(word) >= 0 else None
 
 
+def _at_syscall(pid, pc):
+    """The thread is about to make a system call (it was stopped just before one): every
+    register it uses is an argument, saved and put back like the rest."""
+    try:
+        with open(f"/proc/{pid}/mem", "rb") as f:
+            f.seek(pc)
+            return f.read(2) == b"\x0f\x05"
+    except (OSError, ValueError, OverflowError):
+        return False
+
+
 def call(port, target, args=(), data=b"", need_syscall=False):
     """The selected thread of the stopped process calls target(*args) and comes back with
     everything as it was; returns rax. An argument None stands for the address of `data`."""
@@ -78,9 +90,9 @@ def call(port, target, args=(), data=b"", need_syscall=False):
     if number is not None and rax in _RESTART:      # redo what the kernel would have done
         restore["rip"] -= 2
         restore["rax"] = _RESTART[rax] if _RESTART[rax] is not None else number
-    elif need_syscall:
-        raise CallFailed("its selected thread is not waiting in a system call (an inserted "
-                         "dlopen could clobber registers it is using)")
+    elif need_syscall and number is None and not _at_syscall(pid, regs["rip"]):
+        raise CallFailed("its selected thread is not at a system call (an inserted dlopen "
+                         "could clobber the vector registers it is using)")
     back_at = entry_point(pid)
     at = yields.data_address(regs, data)
     writes, memory = yields.call_frame(regs, back_at, target,

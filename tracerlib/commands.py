@@ -5,11 +5,14 @@ A mixin of the Driver (tracerlib/driver.py): each command reads and changes the 
 state and calls its run machinery (run_once, arm, disarm, _finish...); the state machine
 itself stays there. Every command returns text or raises TracerError (one line).
 """
+import time
+
 from . import (_core, access, agent, attach_agent, export, frontend, pct, replay, result_file,
                settings, yields)
 from .run import TracerError
 
 CATALOGUE = _core.catalogue()
+_DETACH_POLLS = 300             # x 10 ms: the longest a detach may take to show
 
 
 class Commands:
@@ -66,8 +69,9 @@ class Commands:
             self.place_entry_breakpoints()
         self._new_run(pid, mode=self.armed_mode)
         self.run.agent = ring
-        return (f"tracer: attached to {pid} and tracing"
-                f"{' in agent mode' if ring else ''}; `continue` or `tracer run` to let it go")
+        how = f" in agent mode ({ring.bound} GOT entries bound)" if ring else ""
+        return (f"tracer: attached to {pid} and tracing{how}; `continue` or `tracer run` "
+                "to let it go")
 
     def _enter_agent(self, pid):
         """The agent into an attached process (attach_agent.py): its AgentRun, or None
@@ -77,7 +81,7 @@ class Commands:
             env = ring.environment(None if pct.is_pct(self.policy) else self.policy,
                                    self.yield_opts, [s for s in self.yield_sites
                                                      if not access.is_access(s)])
-            attach_agent.enter(self.port, env)
+            ring.bound = attach_agent.enter(self.port, env)
             ring.attached = True
             return ring
         except (attach_agent.CallFailed, OSError, RuntimeError) as e:
@@ -90,27 +94,35 @@ class Commands:
 
     def leave_agent(self):
         """Before the debugger lets an attached process go (detach, `tracer stop`): the
-        agent's wrappers out of the program, recording stopped. Never raises."""
+        agent's wrappers out of the program, recording stopped. Never raises. Returns the
+        GOT entries restored, or None."""
         run = self.run
         ring = run.agent if run is not None else None
         if ring is None or not ring.attached or run.pid not in self.port.live_pids():
-            return
+            return None
         ring.attached = False
         try:
-            attach_agent.leave(self.port, run.pid)
+            return attach_agent.leave(self.port, run.pid)
         except Exception as e:          # noqa: BLE001 - the program must go on
             ring.ring.freeze()
             self.port.write(f"tracer: could not unbind the agent from process {run.pid} "
                             f"({e}); it stays loaded and records nothing more", error=True)
+        return None
 
     def cmd_detach(self, arg):
         live = self.port.live_pids()
         if not live:
             raise TracerError("no process to detach from")
         pid = self.run.pid if self.run is not None and self.run.pid in live else live[0]
-        self.on_detach(pid)             # the agent unbound, the report, disarmed
+        restored = self.leave_agent()
+        self.on_detach(pid)             # the report, disarmed
         self.port.detach()
-        return f"tracer: detached from {pid}; it runs on untraced"
+        for _ in range(_DETACH_POLLS):  # lldb shows the new state a moment later
+            if pid not in self.port.live_pids():
+                break
+            time.sleep(0.01)
+        return f"tracer: detached from {pid}; it runs on untraced" + (
+            f" (agent unbound: {restored} GOT entries restored)" if restored is not None else "")
 
     def cmd_status(self, arg):
         notes = [self.yield_status("").removeprefix("tracer: ")] if self.policy else []
