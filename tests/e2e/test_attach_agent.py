@@ -15,9 +15,9 @@ from harness import FIXTURE_SRC, build_c, fixture_path, start_program, wait_for_
 
 BIG = {"cap": 10000}
 
-# A quiet second (the tracer attaches meanwhile: its thread waits in nanosleep), then ROUNDS
-# write/read round trips on a pipe as fast as they go, each checked; the time they took, in
-# ns per round trip, on stdout. Under breakpoints 2 x 100,000 stops would take minutes.
+# Waits for a file "go" (the tracer attaches meanwhile: its thread waits in nanosleep), then
+# ROUNDS write/read round trips on a pipe as fast as they go, each checked; the time they
+# took, in ns per round trip, on stdout. Under breakpoints 2 x 100,000 stops take minutes.
 FAST_PIPE = r"""
 #include "fixture.h"
 #include <time.h>
@@ -30,7 +30,8 @@ int main(int argc, char **argv)
 
 	FX_CHECK(pipe(fds) == 0);
 	fprintf(stderr, "ready\n");
-	usleep(atoi(argv[2]) * 1000);
+	for (int i = 0; i < 6000 && access("go", F_OK) != 0; i++)
+		usleep(10000);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (int i = 0; i < rounds; i++) {
 		int n = snprintf(msg, sizeof msg, "msg %07d", i);
@@ -52,6 +53,18 @@ def _wait_ready(tmp, timeout=10.0):
             return True
         time.sleep(0.02)
     return False
+
+
+def _go_once_attached(debugger_proc, tmp, pid, timeout=60.0):
+    """Lets the program go once the agent is in it (or the debugger says it attached)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and debugger_proc.poll() is None:
+        if "libtracer_agent.so" in open(f"/proc/{pid}/maps").read() or any(
+                "tracer: attached to" in p.read_text(errors="replace")
+                for p in tmp.glob("*.stdout") if p.name != "program.stdout"):
+            break
+        time.sleep(0.02)
+    (tmp / "go").write_text("")
 
 
 def _finish(proc, timeout=60):
@@ -97,14 +110,15 @@ def test_attach_agent_fast_program(debugger, tmp_path):
     debugger stop per message would take; the program checks each round trip itself."""
     prog = build_c(FAST_PIPE, "fast_pipe", tmp_path)
     rounds = 100_000
-    proc, tmp = start_program(prog, [rounds, 1500], tmp=tmp_path)
+    proc, tmp = start_program(prog, [rounds], tmp=tmp_path)
     try:
         assert _wait_ready(tmp), "fast_pipe did not start"
         started = time.monotonic()
         run = controller.run(debugger, None, tmp=tmp, mode="agent",
                              settings={"budget": 4 * rounds},
                              commands=[f"tracer attach {proc.pid}"], timeout=120,
-                             keep=(proc.pid,))
+                             keep=(proc.pid,),
+                             during=lambda dbg, tmp: _go_once_attached(dbg, tmp, proc.pid))
         took = time.monotonic() - started
     finally:
         status = _finish(proc)
