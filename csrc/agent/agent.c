@@ -193,7 +193,8 @@ __attribute__((constructor)) static void tr_agent_init(void)
 	int saved = errno;
 
 	tr_in_agent = 1;
-	interposed = dlsym(RTLD_DEFAULT, "write") == (void *)tr_agent_write_self;
+	/* In the global scope (preloaded) the agent's own entry point is found there. */
+	interposed = dlsym(RTLD_DEFAULT, "tracer_agent_attach") != NULL;
 	for (int i = 0; i < FN_COUNT; i++) {
 		tr_agent_call[i] = tr_catalogue_find(tr_agent_fn_name[i]);
 		if (tr_agent_call[i] >= 0 && (size_t)tr_agent_call[i] < 64)
