@@ -24,8 +24,7 @@ GDB_SETTINGS = (
     ("detach-on-fork", "off"),        # keep forked children: trace the whole tree
     ("schedule-multiple", "on"),      # let parent and children run together
     ("displaced-stepping", "off"),    # gdb 13 corrupts %rcx in send/recv when SIGCHLD lands
-    # The non-stop target can leave every process stopped, gdb waiting forever, when a child
-    # exits while gdb steps another over a breakpoint (tests/fixtures/sigchld_recv).
+    # The non-stop target hangs gdb when a child exits during a step-over (sigchld_recv.c).
     ("maint target-non-stop", "off"),
     # gdb's internal errors (select_event_lwp under fork load) end the command, not gdb:
     ("maint internal-error quit", "no"), ("maint internal-error corefile", "no"),
@@ -81,12 +80,11 @@ class GdbContext(Context):
 
 
 class TracerBreakpoint(gdb.Breakpoint):
-    """Tracer's breakpoints (internal); only yield sites may stop (for Driver.service)."""
+    """Tracer's breakpoints (internal, silent); yield sites stop for Driver.service."""
 
     def __init__(self, location, handler, yield_site=False):
         super().__init__(location, internal=True)
-        self.silent = yield_site
-        self.handler, self.yield_site = handler, yield_site
+        self.silent, self.handler, self.yield_site = True, handler, yield_site
 
     def stop(self):
         return self.handler(GdbContext(gdb.selected_thread()))
@@ -259,8 +257,7 @@ class GdbPort(Port):
         inferior = event.inferior
         pid = inferior.pid or self.pids.get(inferior.num, 0)
         self.last = Stop(EXITED, pid)
-        # No exit code: a signal gdb never stopped on (SIGKILL) - or a child whose exit gdb
-        # lost (seen in tcp_loopback): not known to be a failure, so never called one.
+        # No exit code: SIGKILL, or a child's exit gdb lost (tcp_loopback): never a failure.
         self.driver.on_exit(pid, status=getattr(event, "exit_code", None))
 
     def set_environment(self, variables):
@@ -325,6 +322,9 @@ class GdbPort(Port):
         except gdb.error as e:
             raise TracerError(f"cannot attach to {pid}: {e} (is ptrace allowed? see "
                               "/proc/sys/kernel/yama/ptrace_scope)") from None
+
+    def detach(self):
+        _quiet("detach")
 
     def kill(self):
         if self._live():

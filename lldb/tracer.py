@@ -1,8 +1,6 @@
-"""Tracer for lldb-16: `command script import lldb/tracer.py`, then `help tracer`. In CI:
-`lldb-16 -b -o 'command script import lldb/tracer.py' -o 'tracer run' -- ./prog ARGS`.
-
-The lldb port (tracerlib/port.py) only: breakpoints, stops, threads, registers. Every
-decision is the driver's (tracerlib/driver.py). Differences from gdb: docs/lldb.md.
+"""Tracer for lldb-16: `command script import lldb/tracer.py`, then `help tracer` (in CI:
+`lldb-16 -b -o 'command script import lldb/tracer.py' -o 'tracer run' -- ./prog ARGS`). The
+lldb port (tracerlib/port.py) only: every decision is the driver's. See docs/lldb.md.
 """
 import os
 import re
@@ -95,8 +93,7 @@ class LldbContext(Context):
 class FatalStopHook:
     """`target stop-hook`: lldb's only look at a stop you drove yourself."""
 
-    def __init__(self, target, extra_args, internal_dict):
-        pass
+    __init__ = lambda self, target, extra_args, internal_dict: None    # noqa: E731
 
     def handle_stop(self, exe_ctx, stream):
         PORT.driver.on_fatal_outside_run(PORT.classify(exe_ctx.GetProcess()))
@@ -133,8 +130,7 @@ class LldbPort(Port):
         return target
 
     def _process(self):
-        target = self._target(required=False)
-        return target.GetProcess() if target.IsValid() else lldb.SBProcess()
+        return t.GetProcess() if (t := self._target(False)).IsValid() else lldb.SBProcess()
 
     def program(self):
         exe = self._target(required=False).GetExecutable()
@@ -164,7 +160,7 @@ class LldbPort(Port):
                               line.GetLine() if spec else None)
 
     def selected_tid(self):
-        return self._process().GetSelectedThread().GetThreadID()   # 0 when invalid
+        return t.GetThreadID() if (t := self._process().GetSelectedThread()).IsValid() else 0
 
     def context(self):
         return LldbContext(self._process().GetSelectedThread().GetFrameAtIndex(0))
@@ -220,8 +216,7 @@ class LldbPort(Port):
         return found and self._named(self.target.FindBreakpointByID(int(found[1])), handler)
 
     def break_return(self, ctx, pc, handler):
-        """Placed relative to its module's section: lldb moves it with the module when a new
-        process loads it elsewhere, and drops it when the module goes (exec)."""
+        """Module-relative: lldb moves it with the module, drops it when the module goes."""
         address = self.target.ResolveLoadAddress(pc)
         return self._named(self.target.BreakpointCreateBySBAddress(address)
                            if address.GetModule().IsValid()
@@ -263,8 +258,7 @@ class LldbPort(Port):
                     found.append(Stop(USER, pid, tid))
             elif reason in _STOP_KINDS:
                 found.append(Stop(_STOP_KINDS[reason], pid, tid))
-            # eStopReasonTrace / PlanComplete while `tracer run` drives are lldb finishing
-            # its own step over a breakpoint (seen leaking as a public stop): not ours.
+            # Trace / PlanComplete: lldb's own step over a breakpoint leaking out: not ours.
         return most_important(found, pid)
 
     def fate(self, pid):
@@ -273,7 +267,6 @@ class LldbPort(Port):
         if same and _alive(process):
             return None
         state = process.GetState() if same else None
-        # lldb has no detach hook: a detach is seen here, after the fact.
         return {lldb.eStateExited: ("exited", process.GetExitStatus()),
                 lldb.eStateDetached: ("detached", None)}.get(state, ("gone", None))
 
@@ -361,6 +354,9 @@ class LldbPort(Port):
 
     def kill(self):
         self._process().Kill()
+
+    def detach(self):           # (`process detach` has no hook: fate() sees it after the fact)
+        self._process().Detach()
 
     def write(self, text, error=False):
         print(text, file=sys.stderr if error else sys.stdout, flush=True)

@@ -55,6 +55,8 @@ class AgentRun:
                                             payload=values.payload)
         self.filters = values.filters()
         self.sites_path = None
+        self.attached = False       # bound into a running process by `tracer attach`
+        self.bound = 0              # the GOT entries it bound there
 
     def environment(self, policy=None, opts=None, sites=(), strategy=None):
         """Variables for the program (LD_PRELOAD is appended to the user's own); strategy

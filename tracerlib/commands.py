@@ -5,10 +5,14 @@ A mixin of the Driver (tracerlib/driver.py): each command reads and changes the 
 state and calls its run machinery (run_once, arm, disarm, _finish...); the state machine
 itself stays there. Every command returns text or raises TracerError (one line).
 """
-from . import _core, agent, export, frontend, hunt_mix, pct, replay, result_file, settings, yields
+import time
+
+from . import (_core, access, agent, attach_agent, export, frontend, hunt_mix, pct, replay,
+               result_file, settings, yields)
 from .run import TracerError
 
 CATALOGUE = _core.catalogue()
+_DETACH_POLLS = 300             # x 10 ms: the longest a detach may take to show
 
 
 class Commands:
@@ -41,6 +45,7 @@ class Commands:
         if not self.armed and self.policy is None:
             raise TracerError("not tracing; `tracer start` arms it")
         self.yield_off(quiet=True)
+        self.leave_agent()
         if self.armed:
             self.disarm()
         return "tracer: disarmed"
@@ -50,19 +55,74 @@ class Commands:
         if pid in self.port.live_pids():
             raise TracerError(f"process {pid} is already traced")
         armed_here = not self.armed
-        if armed_here:
-            self.arm()                  # before attaching: some settings are fixed after
+        mode = self._launch_mode(f"/proc/{pid}/exe") if armed_here else self.armed_mode
+        if armed_here:                  # before attaching: some settings are fixed after;
+            self.arm(mode, port_mode="breakpoint")     # breakpoints' (agent may fall back)
         try:
             self.port.attach(pid)
         except TracerError:
             if armed_here:
                 self.disarm()
             raise
+        ring = self._enter_agent(pid) if mode == "agent" else None
         if not self.entry_bps or self.missing:
             self.place_entry_breakpoints()
-        self._new_run(pid)
-        return (f"tracer: attached to {pid} and tracing; `continue` or `tracer run` "
+        self._new_run(pid, mode=self.armed_mode)
+        self.run.agent = ring
+        how = f" in agent mode ({ring.bound} GOT entries bound)" if ring else ""
+        return (f"tracer: attached to {pid} and tracing{how}; `continue` or `tracer run` "
                 "to let it go")
+
+    def _enter_agent(self, pid):
+        """The agent into an attached process (attach_agent.py): its AgentRun, or None
+        after one line saying why not, with breakpoints armed instead."""
+        ring = agent.AgentRun(self.values)
+        try:
+            env = ring.environment(None if pct.is_pct(self.policy) else self.policy,
+                                   self.yield_opts, [s for s in self.yield_sites
+                                                     if not access.is_access(s)])
+            ring.bound = attach_agent.enter(self.port, env)
+            ring.attached = True
+            return ring
+        except (attach_agent.CallFailed, OSError, RuntimeError) as e:
+            ring.close()
+            self.port.write(f"tracer: the agent cannot enter process {pid}: {e}; "
+                            "breakpoint mode covers it", error=True)
+        self.armed_mode = "breakpoint"
+        self.missing = _core.filter_check("trace", self.values.trace)
+        return None
+
+    def leave_agent(self):
+        """Before the debugger lets an attached process go (detach, `tracer stop`): the
+        agent's wrappers out of the program, recording stopped. Never raises. Returns the
+        GOT entries restored, or None."""
+        run = self.run
+        ring = run.agent if run is not None else None
+        if ring is None or not ring.attached or run.pid not in self.port.live_pids():
+            return None
+        ring.attached = False
+        try:
+            return attach_agent.leave(self.port, run.pid)
+        except Exception as e:          # noqa: BLE001 - the program must go on
+            ring.ring.freeze()
+            self.port.write(f"tracer: could not unbind the agent from process {run.pid} "
+                            f"({e}); it stays loaded and records nothing more", error=True)
+        return None
+
+    def cmd_detach(self, arg):
+        live = self.port.live_pids()
+        if not live:
+            raise TracerError("no process to detach from")
+        pid = self.run.pid if self.run is not None and self.run.pid in live else live[0]
+        restored = self.leave_agent()
+        self.on_detach(pid)             # the report, disarmed
+        self.port.detach()
+        for _ in range(_DETACH_POLLS):  # lldb shows the new state a moment later
+            if pid not in self.port.live_pids():
+                break
+            time.sleep(0.01)
+        return f"tracer: detached from {pid}; it runs on untraced" + (
+            f" (agent unbound: {restored} GOT entries restored)" if restored is not None else "")
 
     def cmd_status(self, arg):
         notes = [self.yield_status("").removeprefix("tracer: ")] if self.policy else []
@@ -232,7 +292,8 @@ class Commands:
         """[(name, summary, long help, action(arg) -> text or None, takes_files)]: every
         `tracer` subcommand, with its help from frontend.COMMANDS."""
         actions = {"run": self.cmd_run, "start": self.cmd_start, "stop": self.cmd_stop,
-                   "attach": self.cmd_attach, "status": self.cmd_status,
+                   "attach": self.cmd_attach, "detach": self.cmd_detach,
+                   "status": self.cmd_status,
                    "show": self.cmd_show, "snapshot": self.cmd_snapshot,
                    "export": self.cmd_export, "sites": self.cmd_sites,
                    "yield on": self.yield_on, "yield off": self.yield_off,

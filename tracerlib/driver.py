@@ -220,9 +220,10 @@ class Driver(Commands, YieldBreakpoints):
         return {"function": function or None, "file": file or None, "line": line or None}
 
     # ================================================================ arming
-    def arm(self, mode="breakpoint"):
-        """In agent mode the program records itself: no breakpoint per call."""
-        self.port.arm(mode)
+    def arm(self, mode="breakpoint", port_mode=None):
+        """In agent mode the program records itself: no breakpoint per call. port_mode: the
+        debugger settings of that mode instead."""
+        self.port.arm(port_mode or mode)
         if self.port.exit_hides_signal:
             self.exit_bp = self.port.break_function("_exit", self.on_exit_call)
         self.armed = True
@@ -407,6 +408,7 @@ class Driver(Commands, YieldBreakpoints):
         run = self.run
         live = self.port.live_pids()
         if run is not None and not run.finished and len(live) <= 1:
+            self.leave_agent()
             self.flush_pending()
             pid = pid or (live[0] if live else run.pid)
             self._finish(frontend.stop("detach", pid), processes=processes)
@@ -556,13 +558,13 @@ class Driver(Commands, YieldBreakpoints):
             pass
         return run
 
-    def _launch_mode(self):
-        """agent or breakpoint for the next launch; auto falls back to breakpoints (and
-        says so) where the agent cannot enter the program."""
+    def _launch_mode(self, program=None):
+        """agent or breakpoint for the next launch (or attach to `program`); auto falls back
+        to breakpoints (and says so) where the agent cannot enter the program."""
         wanted = self.values.mode
         if wanted == "breakpoint":
             return "breakpoint"
-        why = agent.cannot_enter(self.port.program())
+        why = agent.cannot_enter(program or self.port.program())
         if why is None:
             return "agent"
         self.port.write(f"tracer: {why}: breakpoint mode covers it"

@@ -39,7 +39,15 @@ COMMANDS = (
      "Your own breakpoints are never touched; what was recorded stays for `tracer show`."),
     ("attach", "tracer attach PID",
      "Attach to a running process and arm.",
-     "Then let it go with `{resume}` or `tracer run`."),
+     "Then let it go with `{resume}` or `tracer run`. In agent mode (tracer mode agent or\n"
+     "auto) the agent is loaded into the process (dlopen, by calls the debugger inserts)\n"
+     "and records without a debugger stop per message; where it cannot be (a static\n"
+     "program, a thread not waiting in a system call...) breakpoints cover it, and one\n"
+     "line says why."),
+    ("detach", "tracer detach",
+     "Stop tracing an attached process and let it go.",
+     "The agent is unbound first (its wrappers out of the program, nothing more recorded),\n"
+     "the report is written as at a detach, then the debugger detaches."),
     ("status", "tracer status",
      "Armed or not, event counts, overflow, breakpoints placed, missing functions.", ""),
     ("show", "tracer show [N|FILE]",

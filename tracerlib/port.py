@@ -204,6 +204,10 @@ class Port:
     def attach(self, pid):
         raise NotImplementedError
 
+    def detach(self):
+        """Let the traced process go (the driver has finished with it)."""
+        raise NotImplementedError
+
     def kill(self):
         """Kill every traced process."""
         raise NotImplementedError

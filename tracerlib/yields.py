@@ -383,16 +383,35 @@ RED_ZONE = 128                  # bytes below rsp a leaf function may use (SysV 
 
 def insertion(regs, pc, target, argument):
     """The register and memory changes that make a thread stopped at `pc` call
-    target(argument) and come back to `pc`.
+    target(argument) and come back to `pc`: (writes {reg: value}, (address, bytes)); see
+    call_frame."""
+    writes, memory = call_frame(regs, pc, target, (argument,))
+    return writes, memory[0]
 
-    regs: {name: int} of SAVED_REGISTERS. Returns (writes {reg: value}, (address, bytes)).
+
+ARGUMENT_REGISTERS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9")
+
+
+def call_frame(regs, return_pc, target, args, data=b""):
+    """The register and memory changes that make a stopped thread call target(*args) and
+    return to `return_pc`; `data` (a string argument, say) is copied onto the stack, and
+    its address is data_address(regs, data).
+
+    regs: {name: int} of SAVED_REGISTERS. Returns (writes {reg: value}, [(address, bytes)]).
     The stack pointer at the inserted function's entry must be 8 mod 16 (as after a call
     from an aligned frame). Below the current stack pointer, a leaf function may keep data
-    in its 128-byte red zone (an access site can be anywhere in one): the inserted frame
-    goes below it."""
-    sp = ((regs["rsp"] - RED_ZONE - 16) & ~0xF) | 8
-    return ({"rdi": argument, "rip": target, "rsp": sp},        # rsp last: see SAVED_REGISTERS
-            (sp, struct.pack("<Q", pc)))
+    in its 128-byte red zone (an access site can be anywhere in one, a system call wrapper
+    is a leaf): the data and the inserted frame go below it."""
+    below = data_address(regs, data)
+    sp = ((below - 16) & ~0xF) | 8
+    writes = dict(zip(ARGUMENT_REGISTERS, args))
+    writes.update({"rip": target, "rsp": sp})       # rsp last: see SAVED_REGISTERS
+    memory = [(sp, struct.pack("<Q", return_pc))]
+    return writes, memory + ([(below, data)] if data else [])
+
+
+def data_address(regs, data):
+    return (regs["rsp"] - RED_ZONE - len(data)) & ~0xF
 
 
 def plan(program, arg):

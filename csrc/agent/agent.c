@@ -46,6 +46,10 @@ const char *const tr_agent_fn_name[FN_COUNT] = {
 int tr_agent_call[FN_COUNT];
 
 static void *_Atomic real_fn[FN_COUNT];
+/* Preloaded, the agent's wrappers come first in the global scope and the real functions are
+ * the next definitions (RTLD_NEXT). Loaded by `tracer attach` (dlopen, RTLD_LOCAL), it is not in
+ * the global scope at all: the global lookup (RTLD_DEFAULT) gives what the program binds to. */
+static bool interposed = true;
 
 /* pthread_cond_* exist twice in glibc; plain dlsym may hand out the 2.2.5 compatibility
  * version, whose condvar layout differs. Ask for the current one first. */
@@ -55,9 +59,9 @@ static void *lookup(int idx)
 	void *p = NULL;
 
 	if (!strncmp(name, "pthread_cond_", 13))
-		p = dlvsym(RTLD_NEXT, name, "GLIBC_2.3.2");
+		p = dlvsym(interposed ? RTLD_NEXT : RTLD_DEFAULT, name, "GLIBC_2.3.2");
 	if (!p)
-		p = dlsym(RTLD_NEXT, name);
+		p = dlsym(interposed ? RTLD_NEXT : RTLD_DEFAULT, name);
 	return p;
 }
 
@@ -146,28 +150,22 @@ static void filter_init(void)
 	struct tr_filter *f = &tr_agent.filter;
 
 	tr_filter_init(f);
-	if (tr_filter_set_trace(f, getenv("TRACER_TRACE"), NULL, 0) < 0 ||
-	    tr_filter_set_status(f, getenv("TRACER_STATUS"), NULL, 0) < 0 ||
-	    tr_filter_set_endpoint(f, getenv("TRACER_ENDPOINT"), NULL, 0) < 0)
+	if (tr_filter_set_trace(f, tr_agent_getenv("TRACER_TRACE"), NULL, 0) < 0 ||
+	    tr_filter_set_status(f, tr_agent_getenv("TRACER_STATUS"), NULL, 0) < 0 ||
+	    tr_filter_set_endpoint(f, tr_agent_getenv("TRACER_ENDPOINT"), NULL, 0) < 0)
 		tr_filter_init(f);
 }
 
-__attribute__((constructor)) static void tr_agent_init(void)
+/* Opens the ring TRACER_RING names (environment, or the configuration `tracer attach` handed
+ * over) and starts recording. 0, or -1 when there is no valid ring (the agent stays off). */
+int tr_agent_start(void)
 {
-	const char *path = getenv("TRACER_RING");
-	int saved = errno;
+	static bool atfork_done;
+	const char *path = tr_agent_getenv("TRACER_RING");
 	int64_t ord;
 
-	tr_in_agent = 1;
-	for (int i = 0; i < FN_COUNT; i++) {
-		tr_agent_call[i] = tr_catalogue_find(tr_agent_fn_name[i]);
-		if (tr_agent_call[i] >= 0 && (size_t)tr_agent_call[i] < 64)
-			tr_agent.name_key[tr_agent_call[i]] = crc32_of(tr_agent_fn_name[i]);
-		tr_agent_real(i);
-	}
-	tr_agent.pid = (int32_t)getpid();
 	if (!path || !*path || tr_shared_ring_open(&tr_agent.ring, path) != 0)
-		goto out;
+		return -1;
 	/* An exec'd image keeps the ordinal its pid already has. */
 	ord = tr_shared_ring_proc_find(&tr_agent.ring, tr_agent.pid);
 	if (ord < 0) {
@@ -178,16 +176,34 @@ __attribute__((constructor)) static void tr_agent_init(void)
 	my_ord = 1;
 	atomic_store_explicit(&next_thread_ord, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&tr_agent.ring.hdr->agents, 1, memory_order_relaxed);
-	if (pthread_atfork(at_prepare, NULL, at_child) != 0)
-		goto off;
+	if (!atfork_done && pthread_atfork(at_prepare, NULL, at_child) != 0) {
+		tr_shared_ring_close(&tr_agent.ring);
+		return -1;
+	}
+	atfork_done = true;
 	tr_agent_yield_init();
 	filter_init();
 	tr_agent.on = true;
 	tr_agent_deaths_arm();
-	goto out;
-off:
-	tr_shared_ring_close(&tr_agent.ring);
-out:
+	return 0;
+}
+
+__attribute__((constructor)) static void tr_agent_init(void)
+{
+	int saved = errno;
+
+	tr_in_agent = 1;
+	/* In the global scope (preloaded) the agent's own entry point is found there. */
+	interposed = dlsym(RTLD_DEFAULT, "tracer_agent_attach") != NULL;
+	for (int i = 0; i < FN_COUNT; i++) {
+		tr_agent_call[i] = tr_catalogue_find(tr_agent_fn_name[i]);
+		if (tr_agent_call[i] >= 0 && (size_t)tr_agent_call[i] < 64)
+			tr_agent.name_key[tr_agent_call[i]] = crc32_of(tr_agent_fn_name[i]);
+		tr_agent_real(i);
+	}
+	tr_agent.pid = (int32_t)getpid();
+	if (interposed)                 /* else `tracer attach` starts it (attach.c) */
+		tr_agent_start();
 	tr_in_agent = 0;
 	errno = saved;
 }

@@ -1,6 +1,7 @@
 /* agent.h - the in-process agent's private interface (the files of csrc/agent).
  *
- * libtracer_agent.so is loaded with LD_PRELOAD. Its constructor reads TRACER_RING (a ring made
+ * libtracer_agent.so is loaded with LD_PRELOAD (or dlopen'ed by `tracer attach`, attach.c). Its
+ * constructor reads TRACER_RING (a ring made
  * by tr_shared_ring_create()); without it, or with a ring that fails validation, it stays off
  * and every wrapper only calls through. Per concern:
  *   agent.c           start-up, environment, process/thread identity, fork, real functions
@@ -12,6 +13,8 @@
  *   yield.c           the in-process yield decisions (tr_yield_decide_keyed) and sites
  *   pct.c             PCT: threads serialised by a token, handed out by seeded priority
  *   deaths.c          crashes of processes no debugger traces, and reaped children
+ *   attach.c          loaded by `tracer attach` (dlopen): its configuration, and the wrappers
+ *                     bound into the loaded objects' GOTs (undone at detach)
  *
  * Rules on every path: no malloc on the hot path, errno as the real call left it, and never a
  * call to a wrapped function except through its real pointer (tr_in_agent guards re-entry:
@@ -57,6 +60,14 @@ int32_t tr_agent_tid(void) TR_AGENT_HIDDEN;
 uint32_t tr_agent_thread_ord(void) TR_AGENT_HIDDEN;
 void tr_agent_thread_start(uint32_t ord) TR_AGENT_HIDDEN;   /* trampoline side */
 uint32_t tr_agent_thread_claim(void) TR_AGENT_HIDDEN;        /* creator side */
+
+/* agent.c: start recording into the ring TRACER_RING names (0), or stay off (-1). */
+int tr_agent_start(void) TR_AGENT_HIDDEN;
+/* attach.c: a TRACER_* setting: from the configuration `tracer attach` handed over when there
+ * is one (the environment cannot change after start), else from the environment. */
+const char *tr_agent_getenv(const char *name) TR_AGENT_HIDDEN;
+/* wrappers.c: the agent's own write(), whatever the global scope binds `write` to. */
+ssize_t tr_agent_write_self(int fd, const void *buf, size_t n) TR_AGENT_HIDDEN;
 
 /* Real functions: resolved in the constructor, or on first use. NULL only if libc has none. */
 void *tr_agent_real(int idx) TR_AGENT_HIDDEN;

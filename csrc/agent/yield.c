@@ -250,9 +250,9 @@ static const struct site *site_at(const void *rt)
 
 int tr_agent_yield_init(void)
 {
-	const char *spec = getenv("TRACER_YIELD");
-	const char *classes = getenv("TRACER_YIELD_CLASSES");
-	const char *sites = getenv("TRACER_YIELD_SITES");
+	const char *spec = tr_agent_getenv("TRACER_YIELD");
+	const char *classes = tr_agent_getenv("TRACER_YIELD_CLASSES");
+	const char *sites = tr_agent_getenv("TRACER_YIELD_SITES");
 	struct tr_yield_config cfg;
 	char *end, *colon;
 	int mask;
