@@ -206,6 +206,7 @@ PyDoc_STRVAR(stats_doc, "stats() -> dict\n\n"
 	     "count, kept, dropped, torn, overflow, frozen from one consistent snapshot, plus the\n"
 	     "agents' counters: not_ipc, unreadable, busy_skips, nested, yield_points, injected,\n"
 	     "slept_us, agents (process images that opened the ring), procs (ordinals given),\n"
+	     "notes (process notes claimed: more than notes() holds when the table overflowed),\n"
 	     "filtered (calls the status or endpoint filter left out).");
 
 static PyObject *Ring_stats(RingObject *self, PyObject *unused)
@@ -217,7 +218,7 @@ static PyObject *Ring_stats(RingObject *self, PyObject *unused)
 	if (snapshot(self, &s) < 0)
 		return NULL;
 	h = self->r.hdr;
-	d = Py_BuildValue("{s:K,s:n,s:K,s:K,s:O,s:O,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I,s:I,s:K}",
+	d = Py_BuildValue("{s:K,s:n,s:K,s:K,s:O,s:O,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I,s:I,s:I,s:K}",
 			  "count", (unsigned long long)s.count, "kept", (Py_ssize_t)s.n,
 			  "dropped", (unsigned long long)s.dropped,
 			  "torn", (unsigned long long)s.torn,
@@ -232,6 +233,7 @@ static PyObject *Ring_stats(RingObject *self, PyObject *unused)
 			  "slept_us", (unsigned long long)atomic_load(&h->slept_us),
 			  "agents", (unsigned)atomic_load(&h->agents),
 			  "procs", (unsigned)atomic_load(&h->next_proc_ord),
+			  "notes", (unsigned)atomic_load(&h->next_note),
 			  "filtered", (unsigned long long)atomic_load(&h->filtered));
 	tr_ring_snapshot_free(&s);
 	return d;

@@ -5,7 +5,7 @@ A mixin of the Driver (tracerlib/driver.py): each command reads and changes the 
 state and calls its run machinery (run_once, arm, disarm, _finish...); the state machine
 itself stays there. Every command returns text or raises TracerError (one line).
 """
-from . import _core, export, frontend, pct, replay, result_file, settings, yields
+from . import _core, coverage, export, frontend, pct, replay, result_file, settings, yields
 from .run import TracerError
 
 CATALOGUE = _core.catalogue()
@@ -69,6 +69,7 @@ class Commands:
         if self.run is not None:
             notes.append(f"mode: {self.run.mode}" + (" (calls recorded inside the program)"
                                                      if self.run.mode == "agent" else ""))
+            notes.append(coverage.status_line(self.run, self.port.live_pids()))
         if self.yields_abandoned:
             notes.append(f"{self.yields_abandoned} yields abandoned (thread or image gone)")
         if self.port.children_note and (self.run is None or self.run.mode == "breakpoint"):

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from harness import REPO, fixture_env, kill_leftovers, make_tmp, read_jsonl
 
-MODES = ("breakpoint", "agent")
+MODES = ("breakpoint", "agent", "auto")   # auto: the agent where it can enter
 
 
 class Debugger:
