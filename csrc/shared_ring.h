@@ -49,7 +49,7 @@
 #define TR_RING_PROCS 1024                     /* pid -> process ordinal table entries */
 #define TR_RING_DEATHS 64                      /* deaths the agents can record */
 #define TR_RING_FRAMES 16                      /* return addresses kept per death */
-#define TR_RING_NOTES 128                      /* process notes: entered / not covered */
+#define TR_RING_NOTES 1024                     /* process notes: entered / not covered */
 #define TR_RING_EXE_MAX 112                    /* bytes of a note's program path, NUL included */
 
 #define TR_RING_COMMIT_SEQ_BITS 40

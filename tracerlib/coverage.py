@@ -9,7 +9,7 @@ an agent-mode run is named as not covered even where the debugger follows it (gd
 import os
 
 UNCOVERED_MAX = 64          # entries in a report's `uncovered` list
-NOTES_MAX = 128             # TR_RING_NOTES (csrc/shared_ring.h)
+NOTES_MAX = 1024            # TR_RING_NOTES (csrc/shared_ring.h)
 
 WHY = {
     "static": "a static program: no dynamic loader reads LD_PRELOAD, so the agent cannot "
@@ -48,7 +48,7 @@ class Coverage:
                 self.modes[pid] = "none"
                 self.why[pid] = note["what"] if note["what"] in WHY else "unseen"
         for pid in debugger_pids:
-            if pid not in self.modes:
+            if pid not in self.modes and not lost:  # (else its note may be the lost one)
                 self.modes[pid] = "none"
                 self.why[pid] = "unseen"
 
@@ -83,6 +83,9 @@ class Coverage:
         """For the run's closing line: '' when every process was covered."""
         if not self.why and not self.lost:
             return ""
+        if not self.why:
+            return (f"the agent's table of {NOTES_MAX} process notes overflowed: which mode "
+                    "covered the later processes is not known")
         named = [f"{pid}" + (f" {os.path.basename(self.exes[pid])}" if self.exes.get(pid)
                              else "") + f" ({SHORT[self.why[pid]]})"
                  for pid in sorted(self.why)[:4]]
