@@ -248,7 +248,7 @@ TR_AGENT_EXPORT int execvp(const char *file, char *const argv[])
 
 /* execl, execlp, execle: the argument list gathered on the stack (as glibc does), then the
  * wrappers above. */
-#define GATHER_ARGS(arg, last, argv, extra)                                         \
+#define GATHER_ARGS(arg, argv, extra)                                               \
 	va_list ap;                                                                 \
 	size_t argc = 1;                                                            \
 	va_start(ap, arg);                                                          \
@@ -265,13 +265,13 @@ TR_AGENT_EXPORT int execvp(const char *file, char *const argv[])
 
 TR_AGENT_EXPORT int execl(const char *path, const char *arg, ...)
 {
-	GATHER_ARGS(arg, NULL, argv, (void)0);
+	GATHER_ARGS(arg, argv, (void)0);
 	return execv(path, argv);
 }
 
 TR_AGENT_EXPORT int execlp(const char *file, const char *arg, ...)
 {
-	GATHER_ARGS(arg, NULL, argv, (void)0);
+	GATHER_ARGS(arg, argv, (void)0);
 	return execvp(file, argv);
 }
 
@@ -279,7 +279,7 @@ TR_AGENT_EXPORT int execle(const char *path, const char *arg, ...)
 {
 	char *const *envp;
 
-	GATHER_ARGS(arg, NULL, argv, envp = va_arg(ap, char *const *));
+	GATHER_ARGS(arg, argv, envp = va_arg(ap, char *const *));
 	return execve(path, argv, envp);
 }
 
