@@ -69,6 +69,10 @@ fixtures: $(FIXTURES) $(BUGS) $(LIBSYNC)
 $(B)/bugs/%: tests/fixtures/bugs/%.c
 	@mkdir -p $(B)/bugs
 	$(CC) -std=gnu11 -g -O0 $(WARN) -pthread -o $@ $<
+# No dynamic loader: the agent cannot enter it (tests/fixtures/coverage_gaps.c)
+$(B)/fixtures/static_helper $(B)/fixtures/static_helper-O2: tests/fixtures/static_helper.c
+	@mkdir -p $(B)/fixtures
+	$(CC) -std=gnu11 -g -O0 -static $(WARN) -o $@ $<
 $(B)/fixtures/%: tests/fixtures/%.c tests/fixtures/fixture.h
 	@mkdir -p $(B)/fixtures
 	$(CC) -std=gnu11 -g -O0 $(WARN) -o $@ $< -lpthread -lrt

@@ -14,6 +14,9 @@ DWARF_SRC = ["csrc/dwarf_index.c", "csrc/dwarf_walk.c", "csrc/dwarf_lines.c",
              "csrc/elf_plt_scan.c", "csrc/x86_insn.c", "csrc/access_scan.c",
              "csrc/dwarf_vars.c"]
 DWARF_BINDING = ["csrc/module_dwarf.c"]
+# A header change rebuilds an extension: without `depends` setuptools compares only the .c
+# files with the built library, and a changed layout (the ring's) would keep old objects.
+HEADERS = sorted(glob.glob("csrc/*.h"))
 CFLAGS = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"]
 
 core = Extension(
@@ -21,6 +24,7 @@ core = Extension(
     sources=sorted(set(glob.glob("csrc/*.c")) - set(DWARF_SRC) - set(DWARF_BINDING)),
     include_dirs=["csrc"],
     libraries=["yajl"],
+    depends=HEADERS,
     extra_compile_args=CFLAGS,
 )
 
@@ -29,6 +33,7 @@ dwarf = Extension(
     sources=DWARF_BINDING + DWARF_SRC,
     include_dirs=["csrc", "/usr/include/libdwarf"],
     libraries=["dwarf", "elf"],
+    depends=HEADERS,
     extra_compile_args=CFLAGS,
 )
 

@@ -323,11 +323,20 @@ static int convert_process(PyObject *d, void *out, struct arena *a)
 	    get_objects(d, "threads", a, sizeof(struct tr_thread), convert_thread, &threads,
 			&p->nthreads) ||
 	    get_objects(d, "mailboxes", a, sizeof(struct tr_mailbox), convert_mailbox, &boxes,
-			&p->nmailboxes))
+			&p->nmailboxes) ||
+	    get_str(d, "mode", &p->mode))
 		return -1;
 	p->threads = threads;
 	p->mailboxes = boxes;
 	return 0;
+}
+
+static int convert_uncovered(PyObject *d, void *out, struct arena *a)
+{
+	struct tr_uncovered *u = out;
+
+	return get_int(d, "pid", 0, &u->pid) || get_str(d, "exe", &u->exe) ||
+	       get_str(d, "why", &u->why) ? -1 : 0;
 }
 
 /* Call sites: meta["sites"] maps pc -> {"function", "file", "line"}. */
@@ -367,7 +376,7 @@ static int convert_meta(PyObject *d, struct tr_report_meta *m, struct site_ctx *
 			struct arena *a)
 {
 	PyObject *stop, *yld, *sites, *filter;
-	void *procs;
+	void *procs, *uncovered;
 	int64_t backtrace;
 
 	if (!PyDict_Check(d)) {
@@ -437,6 +446,12 @@ static int convert_meta(PyObject *d, struct tr_report_meta *m, struct site_ctx *
 			&m->nprocesses))
 		return -1;
 	m->processes = procs;
+	m->has_uncovered = field(d, "uncovered") != NULL;
+	if (PyErr_Occurred() ||
+	    get_objects(d, "uncovered", a, sizeof(struct tr_uncovered), convert_uncovered,
+			&uncovered, &m->nuncovered))
+		return -1;
+	m->uncovered = uncovered;
 	sites = field(d, "sites");
 	if (PyErr_Occurred())
 		return -1;

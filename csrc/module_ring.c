@@ -206,6 +206,7 @@ PyDoc_STRVAR(stats_doc, "stats() -> dict\n\n"
 	     "count, kept, dropped, torn, overflow, frozen from one consistent snapshot, plus the\n"
 	     "agents' counters: not_ipc, unreadable, busy_skips, nested, yield_points, injected,\n"
 	     "slept_us, agents (process images that opened the ring), procs (ordinals given),\n"
+	     "notes (process notes claimed: more than notes() holds when the table overflowed),\n"
 	     "filtered (calls the status or endpoint filter left out).");
 
 static PyObject *Ring_stats(RingObject *self, PyObject *unused)
@@ -217,7 +218,7 @@ static PyObject *Ring_stats(RingObject *self, PyObject *unused)
 	if (snapshot(self, &s) < 0)
 		return NULL;
 	h = self->r.hdr;
-	d = Py_BuildValue("{s:K,s:n,s:K,s:K,s:O,s:O,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I,s:I,s:K}",
+	d = Py_BuildValue("{s:K,s:n,s:K,s:K,s:O,s:O,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I,s:I,s:I,s:K}",
 			  "count", (unsigned long long)s.count, "kept", (Py_ssize_t)s.n,
 			  "dropped", (unsigned long long)s.dropped,
 			  "torn", (unsigned long long)s.torn,
@@ -232,6 +233,7 @@ static PyObject *Ring_stats(RingObject *self, PyObject *unused)
 			  "slept_us", (unsigned long long)atomic_load(&h->slept_us),
 			  "agents", (unsigned)atomic_load(&h->agents),
 			  "procs", (unsigned)atomic_load(&h->next_proc_ord),
+			  "notes", (unsigned)atomic_load(&h->next_note),
 			  "filtered", (unsigned long long)atomic_load(&h->filtered));
 	tr_ring_snapshot_free(&s);
 	return d;
@@ -240,7 +242,8 @@ static PyObject *Ring_stats(RingObject *self, PyObject *unused)
 PyDoc_STRVAR(deaths_doc, "deaths() -> [dict]\n\n"
 	     "The deaths the agents recorded (processes the debugger may not see), in order:\n"
 	     "{pid, tid (0: unknown), signal (number), how ('signal' caught by the agent in the\n"
-	     "dying process, or 'reaped' by its parent's waitpid), pc, addr (0: unknown)}.");
+	     "dying process, or 'reaped' by its parent's wait), pc, addr (0: unknown),\n"
+	     "frames: [pc, return addresses...] (empty: unknown)}.");
 
 static PyObject *Ring_deaths(RingObject *self, PyObject *unused)
 {
@@ -253,10 +256,57 @@ static PyObject *Ring_deaths(RingObject *self, PyObject *unused)
 	n = tr_shared_ring_deaths(&self->r, d, TR_RING_DEATHS);
 	list = PyList_New(0);
 	for (size_t i = 0; list && i < n; i++) {
+		PyObject *frames = PyList_New(0), *item = NULL;
+
+		for (uint32_t k = 0; frames && k < d[i].nframes; k++) {
+			PyObject *pc = PyLong_FromUnsignedLongLong(d[i].frames[k]);
+
+			if (!pc || PyList_Append(frames, pc) < 0)
+				Py_CLEAR(frames);
+			Py_XDECREF(pc);
+		}
+		if (frames)
+			item = Py_BuildValue(
+				"{s:i,s:i,s:i,s:s,s:K,s:K,s:O}", "pid", d[i].pid, "tid", d[i].tid,
+				"signal", d[i].sig,
+				"how", d[i].how == TR_DEATH_HANDLER ? "signal" : "reaped",
+				"pc", (unsigned long long)d[i].pc, "addr", (unsigned long long)d[i].addr,
+				"frames", frames);
+		Py_XDECREF(frames);
+		if (!item || PyList_Append(list, item) < 0)
+			Py_CLEAR(list);
+		Py_XDECREF(item);
+	}
+	return list;
+}
+
+static const char *const note_what[] = {
+	[TR_NOTE_AGENT] = "agent", [TR_NOTE_STATIC] = "static", [TR_NOTE_SETUID] = "setuid",
+	[TR_NOTE_NO_PRELOAD] = "no-preload", [TR_NOTE_NO_RING] = "no-ring",
+};
+
+PyDoc_STRVAR(notes_doc, "notes() -> [dict]\n\n"
+	     "What covers each process, as the agents noted it, oldest first: {what ('agent':\n"
+	     "the agent runs in it; 'static', 'setuid', 'no-preload', 'no-ring': an exec the\n"
+	     "agent saw it would not enter), pid, ppid, exe, t_ns}. The newest note of a pid wins.");
+
+static PyObject *Ring_notes(RingObject *self, PyObject *unused)
+{
+	static struct tr_ring_note n[TR_RING_NOTES];   /* the GIL serialises callers */
+	size_t count;
+	PyObject *list;
+
+	if (!ready(self))
+		return NULL;
+	count = tr_shared_ring_notes(&self->r, n, TR_RING_NOTES);
+	list = PyList_New(0);
+	for (size_t i = 0; list && i < count; i++) {
+		const char *what = n[i].what < sizeof(note_what) / sizeof(note_what[0]) &&
+				   note_what[n[i].what] ? note_what[n[i].what] : "unknown";
 		PyObject *item = Py_BuildValue(
-			"{s:i,s:i,s:i,s:s,s:K,s:K}", "pid", d[i].pid, "tid", d[i].tid,
-			"signal", d[i].sig, "how", d[i].how == TR_DEATH_HANDLER ? "signal" : "reaped",
-			"pc", (unsigned long long)d[i].pc, "addr", (unsigned long long)d[i].addr);
+			"{s:s,s:i,s:i,s:N,s:K}", "what", what, "pid", n[i].pid, "ppid", n[i].ppid,
+			"exe", PyUnicode_DecodeFSDefault(n[i].exe),
+			"t_ns", (unsigned long long)n[i].t_ns);
 
 		if (!item || PyList_Append(list, item) < 0)
 			Py_CLEAR(list);
@@ -382,6 +432,7 @@ static PyMethodDef Ring_methods[] = {
 	  events_doc },
 	{ "stats", (PyCFunction)Ring_stats, METH_NOARGS, stats_doc },
 	{ "deaths", (PyCFunction)Ring_deaths, METH_NOARGS, deaths_doc },
+	{ "notes", (PyCFunction)Ring_notes, METH_NOARGS, notes_doc },
 	{ "freeze", (PyCFunction)Ring_freeze, METH_NOARGS, "freeze(): the agents stop writing" },
 	{ "unlink", (PyCFunction)Ring_unlink, METH_NOARGS,
 	  "unlink(): remove the file (this mapping stays readable until close)" },

@@ -504,6 +504,22 @@ static void gen_process(struct render *c, const struct tr_process *p, int backtr
 	for (i = 0; p->mailboxes && i < p->nmailboxes; i++)
 		gen_mailbox(c, &p->mailboxes[i]);
 	gen_array_close(c);
+	if (p->mode) {
+		gen_key(c, "mode");
+		gen_text(c, p->mode);
+	}
+	gen_map_close(c);
+}
+
+static void gen_uncovered(struct render *c, const struct tr_uncovered *u)
+{
+	gen_map_open(c);
+	gen_key(c, "pid");
+	gen_i64(c, u->pid);
+	gen_key(c, "exe");
+	gen_text(c, u->exe);
+	gen_key(c, "why");
+	gen_text(c, u->why ? u->why : "");
 	gen_map_close(c);
 }
 
@@ -651,6 +667,13 @@ int tr_report_render(const struct tr_recorder *r, const struct tr_report_meta *m
 	for (i = 0; meta->processes && i < meta->nprocesses && !c.err; i++)
 		gen_process(&c, &meta->processes[i], backtrace);
 	gen_array_close(&c);
+	if (meta->has_uncovered) {
+		gen_key(&c, "uncovered");
+		gen_array_open(&c);
+		for (i = 0; meta->uncovered && i < meta->nuncovered && !c.err; i++)
+			gen_uncovered(&c, &meta->uncovered[i]);
+		gen_array_close(&c);
+	}
 	gen_key(&c, "yield");
 	gen_yield(&c, &meta->yield);
 	gen_map_close(&c);

@@ -47,6 +47,14 @@ struct tr_process {
 	size_t nthreads;
 	const struct tr_mailbox *mailboxes;
 	size_t nmailboxes;
+	const char *mode;       /* "agent", "breakpoint", "none": what covered it; NULL: omitted */
+};
+
+/* A process no mode covered (a static program exec'd in an agent-mode run...). */
+struct tr_uncovered {
+	int pid;                /* 0: a summary entry (more were left out) */
+	const char *exe;        /* NULL: unknown */
+	const char *why;
 };
 
 struct tr_stop {
@@ -109,6 +117,9 @@ struct tr_report_meta {
 	struct tr_stop stop;
 	const struct tr_process *processes;
 	size_t nprocesses;
+	bool has_uncovered;     /* write "uncovered" (possibly empty) */
+	const struct tr_uncovered *uncovered;
+	size_t nuncovered;
 	struct tr_yield_info yield;
 	bool has_timeout;       /* write "timeout" (the run's limit in seconds, 0: none) */
 	int64_t timeout;

@@ -259,7 +259,10 @@ static const struct field mailbox_fields[] = {
 static const struct field process_fields[] = {
 	F("pid", K_INT), F("alive", K_BOOL), FMIN("exit_status", K_INT_NULL, 0),
 	F("exit_signal", K_SIGNAL_NULL), FSUB("threads", K_OBJECT_ARRAY, thread_fields),
-	FSUB("mailboxes", K_OBJECT_ARRAY, mailbox_fields), FEND,
+	FSUB("mailboxes", K_OBJECT_ARRAY, mailbox_fields), FOPT("mode", K_TEXT, NULL), FEND,
+};
+static const struct field uncovered_fields[] = {
+	FMIN("pid", K_INT, 0), F("exe", K_TEXT_NULL), F("why", K_TEXT), FEND,
 };
 static const struct field yield_fields[] = {
 	F("enabled", K_BOOL), F("seed", K_U64), F("strategy", K_TEXT_NULL),
@@ -284,6 +287,7 @@ static const struct field report_fields[] = {
 	FSUB("recorder", K_OBJECT, recorder_fields),
 	FSUB("events", K_OBJECT_ARRAY, event_fields),
 	FSUB("processes", K_OBJECT_ARRAY, process_fields),
+	FOPT("uncovered", K_OBJECT_ARRAY, uncovered_fields),
 	FSUB("yield", K_OBJECT, yield_fields), FEND,
 };
 

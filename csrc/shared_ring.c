@@ -330,7 +330,8 @@ int64_t tr_shared_ring_proc_find(const struct tr_shared_ring *r, int32_t pid)
 }
 
 int tr_shared_ring_death(struct tr_shared_ring *r, enum tr_death_how how, int32_t pid,
-			 int32_t tid, int32_t sig, uint64_t pc, uint64_t addr)
+			 int32_t tid, int32_t sig, uint64_t pc, uint64_t addr,
+			 const uint64_t *frames, uint32_t nframes)
 {
 	uint32_t i = atomic_fetch_add_explicit(&r->hdr->next_death, 1, memory_order_relaxed);
 	struct tr_ring_death *d;
@@ -346,8 +347,41 @@ int tr_shared_ring_death(struct tr_shared_ring *r, enum tr_death_how how, int32_
 	d->t_ns = tr_shared_ring_now_ns();
 	d->pc = pc;
 	d->addr = addr;
+	if (nframes > TR_RING_FRAMES)
+		nframes = TR_RING_FRAMES;
+	for (uint32_t k = 0; k < nframes; k++)
+		d->frames[k] = frames[k];
+	d->nframes = nframes;
 	atomic_store_explicit(&d->state, 2, memory_order_release);
 	return 0;
+}
+
+int tr_shared_ring_note(struct tr_shared_ring *r, enum tr_note_what what, int32_t pid,
+			int32_t ppid, const char *exe)
+{
+	uint32_t i = atomic_fetch_add_explicit(&r->hdr->next_note, 1, memory_order_relaxed);
+	struct tr_ring_note *n;
+	size_t k = 0;
+
+	if (i >= TR_RING_NOTES)
+		return -ENOSPC;
+	n = &r->hdr->notes[i];
+	atomic_store_explicit(&n->state, 1, memory_order_relaxed);
+	n->what = (uint32_t)what;
+	n->pid = pid;
+	n->ppid = ppid;
+	n->t_ns = tr_shared_ring_now_ns();
+	for (; exe && exe[k] && k < TR_RING_EXE_MAX - 1; k++)   /* no strncpy: plain stores */
+		n->exe[k] = exe[k];
+	n->exe[k] = '\0';
+	atomic_store_explicit(&n->state, 2, memory_order_release);
+	return (int)i;
+}
+
+void tr_shared_ring_note_withdraw(struct tr_shared_ring *r, int idx)
+{
+	if (idx >= 0 && idx < TR_RING_NOTES)
+		atomic_store_explicit(&r->hdr->notes[idx].state, 3, memory_order_release);
 }
 
 /* ---- the reader ---- */
@@ -374,6 +408,29 @@ size_t tr_shared_ring_deaths(const struct tr_shared_ring *r, struct tr_ring_deat
 		out[got].t_ns = d->t_ns;
 		out[got].pc = d->pc;
 		out[got].addr = d->addr;
+		out[got].nframes = d->nframes > TR_RING_FRAMES ? TR_RING_FRAMES : d->nframes;
+		out[got].pad2 = 0;
+		memcpy(out[got].frames, d->frames, sizeof(d->frames));
+		got++;
+	}
+	return got;
+}
+
+size_t tr_shared_ring_notes(const struct tr_shared_ring *r, struct tr_ring_note *out,
+			    size_t max)
+{
+	uint32_t n = atomic_load_explicit(&r->hdr->next_note, memory_order_acquire);
+	size_t got = 0;
+
+	if (n > TR_RING_NOTES)
+		n = TR_RING_NOTES;
+	for (uint32_t i = 0; i < n && got < max; i++) {
+		const struct tr_ring_note *note = &r->hdr->notes[i];
+
+		if (atomic_load_explicit(&note->state, memory_order_acquire) != 2)
+			continue;
+		memcpy(&out[got], note, sizeof(*note));   /* the state word: plain copy of 2 */
+		out[got].exe[TR_RING_EXE_MAX - 1] = '\0';
 		got++;
 	}
 	return got;

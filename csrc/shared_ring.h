@@ -45,9 +45,12 @@
 #include "event.h"
 
 #define TR_RING_MAGIC 0x31474e4952525254ull   /* "TRRRING1" little-endian */
-#define TR_RING_VERSION 2u
+#define TR_RING_VERSION 3u
 #define TR_RING_PROCS 1024                     /* pid -> process ordinal table entries */
 #define TR_RING_DEATHS 64                      /* deaths the agents can record */
+#define TR_RING_FRAMES 16                      /* return addresses kept per death */
+#define TR_RING_NOTES 1024                     /* process notes: entered / not covered */
+#define TR_RING_EXE_MAX 112                    /* bytes of a note's program path, NUL included */
 
 #define TR_RING_COMMIT_SEQ_BITS 40
 #define TR_RING_COMMIT_SEQ_MASK ((1ull << TR_RING_COMMIT_SEQ_BITS) - 1)
@@ -85,6 +88,29 @@ struct tr_ring_death {
 	int32_t pad;
 	uint64_t t_ns;
 	uint64_t pc, addr;        /* the faulting pc and si_addr; 0: not known */
+	uint32_t nframes;         /* frames[0] = pc, then return addresses (frame pointers) */
+	uint32_t pad2;
+	uint64_t frames[TR_RING_FRAMES];
+};
+
+/* Which process each mode covers: the agent notes every process image it enters (at start-up
+ * and in a fork child), and, in its exec and spawn wrappers, an image it can see it will not
+ * enter. The newest note of a pid says what covers it. `state`: 0 empty, 1 being written,
+ * 2 whole, 3 withdrawn (the exec it announced failed). Written after fork: stores only. */
+enum tr_note_what {
+	TR_NOTE_AGENT = 1,        /* the agent runs in this process image */
+	TR_NOTE_STATIC = 2,       /* exec of a program with no dynamic loader (no PT_INTERP) */
+	TR_NOTE_SETUID = 3,       /* exec of a setuid/setgid program: the loader drops LD_PRELOAD */
+	TR_NOTE_NO_PRELOAD = 4,   /* exec with an environment without the agent in LD_PRELOAD */
+	TR_NOTE_NO_RING = 5,      /* exec with an environment without TRACER_RING */
+};
+
+struct tr_ring_note {
+	_Atomic uint32_t state;
+	uint32_t what;            /* enum tr_note_what */
+	int32_t pid, ppid;
+	uint64_t t_ns;            /* CLOCK_MONOTONIC when noted */
+	char exe[TR_RING_EXE_MAX];   /* the image's path (cut, NUL-terminated) */
 };
 
 struct tr_ring_header {
@@ -125,6 +151,9 @@ struct tr_ring_header {
 	_Atomic uint32_t pct_changes;
 	uint32_t pad2;
 	_Atomic uint64_t injected_lib;   /* of `injected`, those at a library's sites */
+	_Atomic uint32_t next_note;      /* notes claimed (may pass TR_RING_NOTES: left out) */
+	uint32_t pad3;
+	struct tr_ring_note notes[TR_RING_NOTES];
 	uint8_t reserved[24];
 };
 
@@ -197,7 +226,13 @@ uint64_t tr_shared_ring_now_ns(void);
 /* Records a death (async-signal-safe: atomics and stores only; seq is claimed even when the
  * table is full). 0, or -ENOSPC (TR_RING_DEATHS recorded already). */
 int tr_shared_ring_death(struct tr_shared_ring *r, enum tr_death_how how, int32_t pid,
-			 int32_t tid, int32_t sig, uint64_t pc, uint64_t addr);
+			 int32_t tid, int32_t sig, uint64_t pc, uint64_t addr,
+			 const uint64_t *frames, uint32_t nframes);
+/* Notes what covers process `pid` (async-signal-safe: atomics and stores only). The note's
+ * index (withdraw it with tr_shared_ring_note_withdraw), or -ENOSPC (TR_RING_NOTES taken). */
+int tr_shared_ring_note(struct tr_shared_ring *r, enum tr_note_what what, int32_t pid,
+			int32_t ppid, const char *exe);
+void tr_shared_ring_note_withdraw(struct tr_shared_ring *r, int idx);
 
 /* ---- reading (the debugger side) ---- */
 
@@ -224,5 +259,8 @@ void tr_ring_snapshot_free(struct tr_ring_snapshot *s);
  * Returns how many. */
 size_t tr_shared_ring_deaths(const struct tr_shared_ring *r, struct tr_ring_death *out,
 			     size_t max);
+/* Copies the whole (not withdrawn) notes out, in the order they were claimed, at most `max`. */
+size_t tr_shared_ring_notes(const struct tr_shared_ring *r, struct tr_ring_note *out,
+			    size_t max);
 
 #endif

@@ -7,8 +7,8 @@ itself stays there. Every command returns text or raises TracerError (one line).
 """
 import time
 
-from . import (_core, access, agent, attach_agent, export, frontend, hunt_mix, pct, replay,
-               result_file, settings, yields)
+from . import (_core, access, agent, attach_agent, coverage, export, frontend, hunt_mix, pct,
+               replay, result_file, settings, yields)
 from .run import TracerError
 
 CATALOGUE = _core.catalogue()
@@ -129,6 +129,7 @@ class Commands:
         if self.run is not None:
             notes.append(f"mode: {self.run.mode}" + (" (calls recorded inside the program)"
                                                      if self.run.mode == "agent" else ""))
+            notes.append(coverage.status_line(self.run, self.port.live_pids()))
         if self.yields_abandoned:
             notes.append(f"{self.yields_abandoned} yields abandoned (thread or image gone)")
         if self.port.children_note and (self.run is None or self.run.mode == "breakpoint"):

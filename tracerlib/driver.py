@@ -489,6 +489,14 @@ class Driver(Commands, YieldBreakpoints):
                 run.sites[pc] = self._describe(pc)
             except Exception:           # noqa: BLE001 - an unknown site stays unnamed
                 run.sites[pc] = {"function": None, "file": None, "line": None}
+        for pid, (_, pcs) in run.crash_pcs.items():
+            if not run.same_image(pid):     # another program's addresses: left unnamed
+                continue
+            for i, pc in enumerate(pcs):    # frame 0 is the faulting pc, not a return
+                try:
+                    run.crash_sites.setdefault(pc, self._describe(pc + (i == 0)))
+                except Exception:       # noqa: BLE001
+                    pass
 
     def _start_clock(self, pid):
         if self.values.timeout and self.in_run_command and not self.clock_on:

@@ -10,6 +10,7 @@ import re
 import signal as _signal
 
 from . import _core
+from .coverage import NOTES_MAX, Coverage
 
 SYSV_CALLS = frozenset(c["name"] for c in _core.catalogue() if c["handle"] == "msqid")
 
@@ -78,7 +79,11 @@ class Run:
         self.sites = {}              # return pc -> {function, file, line}
         self.exits = {}              # pid -> {"status": int|None, "signal": int}
         self.fatal = None            # (pid, tid, signame) of the first fatal signal
-        self.crash_pcs = {}          # pid -> (tid, pc): crashes the agent saw, not the debugger
+        self.crash_pcs = {}          # pid -> (tid, [pc, return addresses]): crashes the agent
+                                     # saw, not the debugger
+        self.crash_sites = {}        # pc -> {function, file, line} of those frames, if named
+        self.notes = []              # the agent's process notes (coverage.py)
+        self.notes_lost = 0          # notes its table could not hold
         self.pct_steps = None        # PCT: the steps estimate this run's agent was given
         self.agent_pct = None        # and the agents' PCT counters (ring.pct)
         self.yield_info = {"enabled": False, "seed": 0, "strategy": None,
@@ -168,6 +173,8 @@ class Run:
             self.yield_info["library_injected"] += self.agent.ring.injected_lib
         self.agent_pct = self.agent.ring.pct
         self._take_deaths(self.agent.ring.deaths())
+        self.notes = self.agent.ring.notes()
+        self.notes_lost = max(0, self.agent.ring.stats()["notes"] - NOTES_MAX)
         self.agent.absorb_into(self.session)
         self.agent.close()
         self.agent = None
@@ -185,7 +192,21 @@ class Run:
             self.pids.add(pid)
             self.record_fatal(pid, death["tid"], signal_name(death["signal"]))
             if death["pc"]:
-                self.crash_pcs[pid] = (death["tid"], death["pc"])
+                self.crash_pcs[pid] = (death["tid"], death.get("frames") or [death["pc"]])
+
+    def coverage(self, pids=()):
+        """Which mode covered which process (coverage.py): every process the debugger saw or
+        the agent noted, and `pids`."""
+        return Coverage(self.mode, self.notes, self.pids | set(self.exits) | set(pids),
+                        self.notes_lost)
+
+    def same_image(self, pid):
+        """Was pid's last image the first process's (so its addresses can be named by the
+        debugger's view of that program)? Known only from the agent's notes."""
+        exes = {}
+        for note in self.notes:
+            exes[note["pid"]] = note["exe"] if note["what"] == "agent" else None
+        return exes.get(pid) is not None and exes.get(pid) == exes.get(self.pid)
 
     def compose(self, live):
         """Renders the report text from the frozen ring and what the front end saw."""
@@ -220,6 +241,7 @@ class Run:
         processes = []
         seen = set()
         sysv_owner = self._sysv_owners()
+        cov = self.coverage(p["pid"] for p in live)
         for proc in live:
             pid = proc["pid"]
             seen.add(pid)
@@ -233,29 +255,34 @@ class Run:
                           "error": f"cannot list fds: {e.strerror}"}]
             processes.append({"pid": pid, "alive": not exit_.get("signal"),
                               "exit_status": None, "exit_signal": exit_.get("signal", 0),
-                              "threads": proc.get("threads", []), "mailboxes": boxes})
+                              "threads": proc.get("threads", []), "mailboxes": boxes,
+                              "mode": cov.mode(pid)})
         for pid, exit_ in sorted(self.exits.items()):
             if pid not in seen:
                 processes.append({"pid": pid, "alive": False, "exit_status": exit_["status"],
                                   "exit_signal": exit_["signal"],
-                                  "threads": self._crashed_thread(pid), "mailboxes": []})
+                                  "threads": self._crashed_thread(pid), "mailboxes": [],
+                                  "mode": cov.mode(pid)})
         stop = dict(self.stop)
         stop["signal"] = signal_number(stop.get("signal")) if stop.get("signal") else 0
         return {"key": self.key, "program": self.program, "argv": self.argv, "pid": self.pid,
                 "started": self.started, "debugger": self.debugger,
                 "backtrace": self.values.backtrace, "stop": stop, "processes": processes,
                 "yield": self.yield_info, "sites": self.sites, "mode": self.mode,
+                "uncovered": cov.uncovered(),
                 "timeout": self.values.timeout,
                 "filter": dict(self.filters, filtered=self.session.filtered)}
 
     def _crashed_thread(self, pid):
-        """The thread the agent saw crash, with the faulting pc as its one frame (no unwinder
-        is safe in a signal handler; the process is gone, so the pc stays unnamed)."""
+        """The thread the agent saw crash: the faulting pc, then the return addresses its
+        frame-pointer walk found (csrc/agent/deaths.c), named where the driver could."""
         if pid not in self.crash_pcs:
             return []
-        tid, pc = self.crash_pcs[pid]
-        return [{"tid": tid, "name": None,
-                 "backtrace": [{"pc": pc, "function": None, "file": None, "line": None}]}]
+        tid, pcs = self.crash_pcs[pid]
+        unnamed = {"function": None, "file": None, "line": None}
+        frames = [dict(self.crash_sites.get(pc, unnamed), pc=pc)
+                  for pc in pcs[:self.values.backtrace]]
+        return [{"tid": tid, "name": None, "backtrace": frames}]
 
     def _sysv_owners(self):
         """SysV queues are not fds: list each under the first process that used it."""
@@ -285,6 +312,9 @@ class Run:
             what = f"tracing ended ({self.stop.get('reason')})"
         else:
             what = "program still running"
+        gap = self.coverage().closing_note() if self.finished else ""
+        if gap:
+            what += f"; {gap}"
         if self.report_path:
             return f"tracer: {what}; report: {self.report_path}"
         if self.report_text is not None:

@@ -95,13 +95,18 @@ def report_text(report, last=None):
     if last is not None:
         events = events[-last:]
     out.append(event_table(events) if events else "(no events)")
+    for gap in report.get("uncovered") or []:
+        who = f"process {gap['pid']}" if gap["pid"] else "more"
+        out.append(f"NOT COVERED: {who}" + (f" {gap['exe']}" if gap.get("exe") else "")
+                   + f": {gap['why']}")
     for proc in report.get("processes") or []:
         state = "alive" if proc["alive"] else "dead"
         if proc.get("exit_signal"):
             state += f" by {proc['exit_signal']}"
         elif proc.get("exit_status") is not None:
             state += f", exit status {proc['exit_status']}"
-        out.append(f"process {proc['pid']}: {state}")
+        covered = f" (covered by: {proc['mode']})" if proc.get("mode") else ""
+        out.append(f"process {proc['pid']}: {state}{covered}")
         for th in proc.get("threads") or []:
             out.append(f"  thread {th['tid']}" + (f" ({th['name']})" if th.get("name") else ""))
             for i, fr in enumerate(th.get("backtrace") or []):

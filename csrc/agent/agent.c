@@ -42,6 +42,8 @@ const char *const tr_agent_fn_name[FN_COUNT] = {
 	"fork", "pthread_create", "pthread_join", "waitpid", "kill", "usleep", "nanosleep",
 	"connect",
 	"pthread_barrier_wait", "sleep", "poll", "accept", "pthread_exit",
+	"wait", "wait3", "wait4", "waitid",
+	"execve", "execv", "execvpe", "execvp", "posix_spawn", "posix_spawnp",
 };
 int tr_agent_call[FN_COUNT];
 
@@ -125,6 +127,7 @@ static void at_child(void)
 		tr_agent.proc_ord = child_ord;
 		tr_shared_ring_proc_publish(&tr_agent.ring, child_ord, tr_agent.pid);
 		tr_in_agent = 1;
+		tr_agent_coverage_note_self();
 		tr_agent_deaths_arm();
 		tr_agent_pct_forked();
 		tr_in_agent = 0;
@@ -184,6 +187,7 @@ int tr_agent_start(void)
 	tr_agent_yield_init();
 	filter_init();
 	tr_agent.on = true;
+	tr_agent_coverage_start(path);
 	tr_agent_deaths_arm();
 	return 0;
 }

@@ -15,6 +15,7 @@
  *   deaths.c          crashes of processes no debugger traces, and reaped children
  *   attach.c          loaded by `tracer attach` (dlopen): its configuration, and the wrappers
  *                     bound into the loaded objects' GOTs (undone at detach)
+ *   coverage.c        which processes the agent enters, and the execs it sees it will not
  *
  * Rules on every path: no malloc on the hot path, errno as the real call left it, and never a
  * call to a wrapped function except through its real pointer (tr_in_agent guards re-entry:
@@ -87,6 +88,9 @@ enum tr_agent_fn {
 	FN_CONNECT,             /* not recorded: a socket's name changes when it connects */
 	/* not in the catalogue: blocking calls PCT gives its token up around (yield_wrappers.c) */
 	FN_BARRIER_WAIT, FN_SLEEP, FN_POLL, FN_ACCEPT, FN_PTHREAD_EXIT,
+	/* not in the catalogue: reaping children (deaths.c), exec and spawn (coverage.c) */
+	FN_WAIT, FN_WAIT3, FN_WAIT4, FN_WAITID,
+	FN_EXECVE, FN_EXECV, FN_EXECVPE, FN_EXECVP, FN_POSIX_SPAWN, FN_POSIX_SPAWNP,
 	FN_COUNT
 };
 extern const char *const tr_agent_fn_name[FN_COUNT] TR_AGENT_HIDDEN;
@@ -179,6 +183,12 @@ static inline void tr_agent_pct_guarded(void (*fn)(void))
 /* deaths.c: in a process no debugger traces, record crash signals into the ring (call at
  * start-up and in a fork child); a child of the tree reaped as killed by a signal. */
 void tr_agent_deaths_arm(void) TR_AGENT_HIDDEN;
-void tr_agent_reaped(pid_t pid, int status) TR_AGENT_HIDDEN;
+void tr_agent_reaped(pid_t pid, int status) TR_AGENT_HIDDEN;   /* a wait status */
+void tr_agent_reaped_by(pid_t pid, int sig) TR_AGENT_HIDDEN;    /* killed by sig */
+
+/* coverage.c: at start-up (the ring open, tr_agent.on set): remember this image's path and
+ * ring, and note that the agent covers it; note_self again in a fork child. */
+void tr_agent_coverage_start(const char *ring_path) TR_AGENT_HIDDEN;
+void tr_agent_coverage_note_self(void) TR_AGENT_HIDDEN;
 
 #endif

@@ -8,10 +8,19 @@
  * on return, a sent signal is raised again). A traced process keeps its dispositions
  * untouched: its debugger stops it at the signal itself, and `tracer` reads a caught signal
  * as one the program handles. A signal no handler sees (SIGKILL) is recorded by the parent
- * instead, when its waitpid() reaps a child of the tree killed by a signal.
+ * instead, when its wait(), waitpid(), wait3(), wait4() or waitid() reaps a child of the tree
+ * killed by a signal.
  *
- * Not done: a backtrace (no unwinder is async-signal-safe without frame pointers); a crash
- * on an overflowed stack (no alternate stack is installed: the kernel kills the process). */
+ * The backtrace is a frame-pointer walk from the signal's context: every word is read with
+ * process_vm_readv (a syscall: an unmapped address fails, never faults), the chain must go up
+ * the stack from the faulting sp in steps under 16 MiB, and at most TR_RING_FRAMES are kept;
+ * only syscalls and stores, so async-signal-safe, and it cannot fault inside the handler
+ * (which would change the death). Code built without frame pointers ends the walk early (or
+ * past its own frame: the caller's callers show). libgcc's unwinder is not used: it would
+ * read through whatever a corrupt stack holds with plain loads.
+ *
+ * Not done: a crash on an overflowed stack (no alternate stack is installed: the kernel kills
+ * the process). */
 #define _GNU_SOURCE
 #include "agent.h"
 
@@ -49,17 +58,45 @@ static bool traced(void)
 	return *p != '0';
 }
 
+#define FRAME_STEP_MAX (16ull << 20)   /* a caller's frame further up than this: garbage */
+
+/* frames[0] = pc, then the return addresses of the frame-pointer chain. How many. */
+static uint32_t walk_frames(const ucontext_t *uc, uint64_t *frames)
+{
+	uint64_t fp = (uint64_t)uc->uc_mcontext.gregs[REG_RBP];
+	uint64_t sp = (uint64_t)uc->uc_mcontext.gregs[REG_RSP];
+	uint32_t n = 0;
+
+	frames[n++] = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
+	while (n < TR_RING_FRAMES && fp >= sp && fp - sp < FRAME_STEP_MAX && !(fp & 7)) {
+		uint64_t pair[2];    /* saved fp, return address */
+
+		if (tr_agent_copy_in(pair, (const void *)(uintptr_t)fp, sizeof(pair), false) !=
+		    sizeof(pair) || pair[1] < 4096)
+			break;
+		frames[n++] = pair[1];
+		sp = fp + sizeof(pair);
+		fp = pair[0];
+	}
+	return n;
+}
+
 static void on_crash(int sig, siginfo_t *si, void *uc_)
 {
 	ucontext_t *uc = uc_;
 	uint64_t pc = uc ? (uint64_t)uc->uc_mcontext.gregs[REG_RIP] : 0;
 	bool fault = si && si->si_code > 0 && sig != SIGABRT && sig != SIGSYS;
 	int saved = errno;
+	uint64_t frames[TR_RING_FRAMES];
+	uint32_t nframes = 0;
 
-	if (tr_agent.on)
+	if (tr_agent.on) {
+		if (uc)
+			nframes = walk_frames(uc, frames);
 		tr_shared_ring_death(&tr_agent.ring, TR_DEATH_HANDLER, tr_agent.pid,
 				     (int32_t)syscall(SYS_gettid), sig, pc,
-				     fault ? (uint64_t)(uintptr_t)si->si_addr : 0);
+				     fault ? (uint64_t)(uintptr_t)si->si_addr : 0, frames, nframes);
+	}
 	errno = saved;
 	/* SA_RESETHAND put the default action back: a fault happens again on return; a sent
 	 * signal (abort(), kill) is raised again and delivered when the handler returns */
@@ -88,11 +125,17 @@ void tr_agent_deaths_arm(void)
 	}
 }
 
-void tr_agent_reaped(pid_t pid, int status)
+void tr_agent_reaped_by(pid_t pid, int sig)
 {
-	if (!tr_agent.on || pid <= 0 || !WIFSIGNALED(status))
+	if (!tr_agent.on || pid <= 0 || sig <= 0)
 		return;
 	if (tr_shared_ring_proc_find(&tr_agent.ring, pid) < 0)
 		return;                       /* not a process of the traced tree */
-	tr_shared_ring_death(&tr_agent.ring, TR_DEATH_REAPED, pid, 0, WTERMSIG(status), 0, 0);
+	tr_shared_ring_death(&tr_agent.ring, TR_DEATH_REAPED, pid, 0, sig, 0, 0, NULL, 0);
+}
+
+void tr_agent_reaped(pid_t pid, int status)
+{
+	if (WIFSIGNALED(status))
+		tr_agent_reaped_by(pid, WTERMSIG(status));
 }

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -191,6 +192,58 @@ TR_AGENT_EXPORT pid_t waitpid(pid_t pid, int *status, int options)
 	}
 	return got;
 }
+
+/* wait, wait3, wait4: glibc reaches wait4 inside itself, never through waitpid: each is
+ * wrapped for the deaths it reaps (no yield point: they are not in the catalogue). */
+#define WRAP_REAP(NAME, FN, PARAMS, CALL, OPTIONS)                                  \
+	typedef pid_t (*NAME##_fn) PARAMS;                                          \
+	TR_AGENT_EXPORT pid_t NAME PARAMS                                           \
+	{                                                                           \
+		bool pct = !pct_off() && !((OPTIONS) & WNOHANG);                    \
+		int st = 0;                                                         \
+		pid_t got;                                                          \
+		if (pct)                                                            \
+			pct_release();                                              \
+		got = REAL(FN, NAME##_fn) CALL;                                     \
+		if (pct)                                                            \
+			pct_acquire();                                              \
+		if (got > 0) {                                                      \
+			int saved = errno;                                          \
+			tr_agent_reaped(got, st);                                   \
+			errno = saved;                                              \
+			if (status)                                                 \
+				*status = st;                                       \
+		}                                                                   \
+		return got;                                                         \
+	}
+WRAP_REAP(wait, FN_WAIT, (int *status), (&st), 0)
+WRAP_REAP(wait3, FN_WAIT3, (int *status, int options, struct rusage *ru),
+	  (&st, options, ru), options)
+WRAP_REAP(wait4, FN_WAIT4, (pid_t pid, int *status, int options, struct rusage *ru),
+	  (pid, &st, options, ru), options)
+
+typedef int (*waitid_fn)(idtype_t, id_t, siginfo_t *, int);
+/* waitid says how a child ended in its siginfo; WNOWAIT leaves it to be reaped again. */
+TR_AGENT_EXPORT int waitid(idtype_t type, id_t id, siginfo_t *info, int options)
+{
+	bool pct = !pct_off() && !(options & WNOHANG);
+	int rc;
+
+	if (pct)
+		pct_release();
+	rc = REAL(FN_WAITID, waitid_fn)(type, id, info, options);
+	if (pct)
+		pct_acquire();
+	if (rc == 0 && info && !(options & WNOWAIT) && info->si_pid > 0 &&
+	    (info->si_code == CLD_KILLED || info->si_code == CLD_DUMPED)) {
+		int saved = errno;
+
+		tr_agent_reaped_by(info->si_pid, info->si_status);
+		errno = saved;
+	}
+	return rc;
+}
+
 WRAP(int, kill, FN_KILL, (pid_t pid, int sig), (pid, sig))
 WRAP_BLOCKING(int, usleep, FN_USLEEP, (useconds_t us), (us), false)
 WRAP_BLOCKING(int, nanosleep, FN_NANOSLEEP, (const struct timespec *req, struct timespec *rem),

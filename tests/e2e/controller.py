@@ -30,7 +30,8 @@ from pathlib import Path
 
 from harness import REPO, fixture_env, kill_leftovers, make_tmp, read_jsonl
 
-MODES = ("breakpoint", "agent")
+MODES = ("breakpoint", "agent")      # the data planes: tests taking `mode` run in each
+SETTABLE_MODES = MODES + ("auto",)   # auto: the agent where it can enter (test_coverage.py)
 
 
 class Debugger:
@@ -254,11 +255,11 @@ def run(debugger, program, args=(), settings=None, commands=(), during=None, aft
     store:    the report store directory (default tmp/store).
     keep:     pids not to kill when the debugger is done (a program started by the test);
               anything else still running in tmp then is killed and listed in run.leftovers.
-    mode:     the data plane (MODES).
+    mode:     the data plane (MODES), or "auto".
     """
     dbg = get(debugger)
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    if mode not in SETTABLE_MODES:
+        raise ValueError(f"mode must be one of {SETTABLE_MODES}, not {mode!r}")
     tmp = make_tmp(tmp)
     store = Path(store) if store else tmp / "store"
     e = fixture_env(tmp, env)

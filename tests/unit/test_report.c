@@ -310,9 +310,13 @@ static const struct tr_mailbox rep_mailboxes[] = {
 	{ 5, "unix:[9]", 0, 2, rep_mb_bytes, 0, true, NULL },
 };
 static const struct tr_process rep_processes[] = {
-	{ 1000, true, -1, 0, rep_threads, 2, rep_mailboxes, 3 },
-	{ 1002, false, -1, SIGABRT, NULL, 0, NULL, 0 },
-	{ 1003, false, 3, 0, NULL, 0, NULL, 0 },
+	{ 1000, true, -1, 0, rep_threads, 2, rep_mailboxes, 3, "agent" },
+	{ 1002, false, -1, SIGABRT, NULL, 0, NULL, 0, NULL },
+	{ 1003, false, 3, 0, NULL, 0, NULL, 0, "none" },
+};
+static const struct tr_uncovered rep_uncovered[] = {
+	{ 1003, "/bin/static helper", "a static program" },
+	{ 0, NULL, "more processes than recorded" },
 };
 static const char *const rep_argv[] = { "./prog", "--flag", "two words" };
 
@@ -330,6 +334,9 @@ static struct tr_report_meta rep_meta(int *resolver_calls)
 	m.stop = (struct tr_stop){ "signal", SIGSEGV, -1, 1000, 1001 };
 	m.processes = rep_processes;
 	m.nprocesses = 3;
+	m.has_uncovered = true;
+	m.uncovered = rep_uncovered;
+	m.nuncovered = 2;
 	m.yield = (struct tr_yield_info){ .enabled = true, .seed = 42, .strategy = "sleep",
 					  .probability = 0.25, .sites = 17, .injected = 5 };
 	m.backtrace_limit = 3;
@@ -360,9 +367,16 @@ Test(report, shape_has_every_key_in_order)
 	struct rep_clock clk;
 	int calls = 0;
 	struct tr_report_meta m = rep_meta(&calls);
+	struct tr_process plain[3];
 	char *buf;
 	yajl_val doc;
 
+	/* version 1's keys; the optional ones (process mode, uncovered) are checked in values */
+	memcpy(plain, rep_processes, sizeof(plain));
+	for (size_t i = 0; i < 3; i++)
+		plain[i].mode = NULL;
+	m.processes = plain;
+	m.has_uncovered = false;
 	rep_recorder(&r, &clk);
 	buf = rep_render(&r, &m, NULL);
 	doc = rep_parse(buf);
@@ -461,6 +475,13 @@ Test(report, values)
 	cr_assert_eq(procs->u.array.len, 3);
 	p = rep_at(procs, 0);
 	cr_assert_eq(rep_int(p, "pid"), 1000);
+	cr_assert_str_eq(rep_str(p, "mode"), "agent");
+	cr_assert(!rep_get(rep_at(procs, 1), "mode"), "no mode: no key");
+	cr_assert_str_eq(rep_str(rep_at(procs, 2), "mode"), "none");
+	cr_assert_eq(rep_get(doc, "uncovered")->u.array.len, 2);
+	cr_assert_eq(rep_int(rep_at(rep_get(doc, "uncovered"), 0), "pid"), 1003);
+	cr_assert_str_eq(rep_str(rep_at(rep_get(doc, "uncovered"), 0), "exe"), "/bin/static helper");
+	cr_assert(rep_null(rep_at(rep_get(doc, "uncovered"), 1), "exe"));
 	cr_assert(rep_bool(p, "alive"));
 	cr_assert(rep_null(p, "exit_status"));
 	cr_assert(rep_null(p, "exit_signal"));
@@ -1205,6 +1226,8 @@ static const char rep_validator[] =
 	"bad(lambda x: x['processes'][0]['threads'][0]['backtrace'][0].update(x=1), 'frame key')\n"
 	"bad(lambda x: x['processes'][0]['mailboxes'][0].update(approx=False), 'approx false')\n"
 	"bad(lambda x: x['processes'][0].update(threads={}), 'threads not an array')\n"
+	"bad(lambda x: x['processes'][0].update(mode='both'), 'an unknown process mode')\n"
+	"bad(lambda x: x['uncovered'][0].pop('why'), 'an uncovered process without why')\n"
 	"bad(lambda x: x['program']['argv'].append(3), 'a number in argv')\n"
 	"sys.exit(0)\n";
 

@@ -533,8 +533,11 @@ Test(shared_ring, deaths_are_kept_in_order_up_to_the_table_size)
 	cr_assert_eq(tr_shared_ring_create(&r, ring_path, 4, 50, 8), 0);
 	cr_assert_eq(tr_shared_ring_deaths(&r, d, TR_RING_DEATHS), 0, "a new ring has none");
 	cr_assert_eq(tr_shared_ring_open(&w, ring_path), 0);
-	cr_assert_eq(tr_shared_ring_death(&w, TR_DEATH_HANDLER, 41, 42, SIGSEGV, 0x1234, 0x8), 0);
-	cr_assert_eq(tr_shared_ring_death(&w, TR_DEATH_REAPED, 43, 0, SIGKILL, 0, 0), 0);
+	uint64_t frames[TR_RING_FRAMES + 3] = { 0x1234, 0x5678, 0x9abc };
+
+	cr_assert_eq(tr_shared_ring_death(&w, TR_DEATH_HANDLER, 41, 42, SIGSEGV, 0x1234, 0x8,
+					  frames, TR_RING_FRAMES + 3), 0, "more frames: cut");
+	cr_assert_eq(tr_shared_ring_death(&w, TR_DEATH_REAPED, 43, 0, SIGKILL, 0, 0, NULL, 0), 0);
 	/* a writer that died between claiming and completing: left out, never half read */
 	atomic_fetch_add(&r.hdr->next_death, 1);
 	cr_assert_eq(tr_shared_ring_deaths(&r, d, 1), 1, "max is honoured");
@@ -542,11 +545,46 @@ Test(shared_ring, deaths_are_kept_in_order_up_to_the_table_size)
 	cr_assert_eq(d[0].how, TR_DEATH_HANDLER);
 	cr_assert(d[0].pid == 41 && d[0].tid == 42 && d[0].sig == SIGSEGV);
 	cr_assert(d[0].pc == 0x1234 && d[0].addr == 0x8 && d[0].t_ns > 0);
+	cr_assert(d[0].nframes == TR_RING_FRAMES && d[0].frames[1] == 0x5678);
 	cr_assert(d[1].how == TR_DEATH_REAPED && d[1].pid == 43 && d[1].sig == SIGKILL);
+	cr_assert_eq(d[1].nframes, 0);
 	while (atomic_load(&r.hdr->next_death) < TR_RING_DEATHS)
-		cr_assert_eq(tr_shared_ring_death(&w, TR_DEATH_REAPED, 50, 0, SIGTERM, 0, 0), 0);
-	cr_assert_eq(tr_shared_ring_death(&w, TR_DEATH_REAPED, 51, 0, SIGTERM, 0, 0), -ENOSPC);
+		cr_assert_eq(tr_shared_ring_death(&w, TR_DEATH_REAPED, 50, 0, SIGTERM, 0, 0,
+						  NULL, 0), 0);
+	cr_assert_eq(tr_shared_ring_death(&w, TR_DEATH_REAPED, 51, 0, SIGTERM, 0, 0, NULL, 0),
+		     -ENOSPC);
 	cr_assert_eq(tr_shared_ring_deaths(&r, d, TR_RING_DEATHS + 4), TR_RING_DEATHS - 1);
+	tr_shared_ring_close(&w);
+	tr_shared_ring_close(&r);
+}
+
+Test(shared_ring, notes_are_kept_in_order_withdrawn_ones_left_out)
+{
+	struct tr_shared_ring w, r;
+	struct tr_ring_note n[TR_RING_NOTES + 2];
+	char long_exe[300];
+	int idx;
+
+	memset(long_exe, 'x', sizeof(long_exe) - 1);
+	long_exe[sizeof(long_exe) - 1] = '\0';
+	cr_assert_eq(tr_shared_ring_create(&r, ring_path, 4, 50, 8), 0);
+	cr_assert_eq(tr_shared_ring_notes(&r, n, TR_RING_NOTES), 0, "a new ring has none");
+	cr_assert_eq(tr_shared_ring_open(&w, ring_path), 0);
+	cr_assert_eq(tr_shared_ring_note(&w, TR_NOTE_AGENT, 10, 1, "/bin/parent"), 0);
+	idx = tr_shared_ring_note(&w, TR_NOTE_STATIC, 10, 1, "/missing/helper");
+	cr_assert_eq(idx, 1);
+	tr_shared_ring_note_withdraw(&w, idx);         /* the exec failed */
+	cr_assert_eq(tr_shared_ring_note(&w, TR_NOTE_NO_PRELOAD, 11, 10, long_exe), 2);
+	cr_assert_eq(tr_shared_ring_notes(&r, n, TR_RING_NOTES), 2);
+	cr_assert(n[0].what == TR_NOTE_AGENT && n[0].pid == 10 && n[0].ppid == 1);
+	cr_assert_str_eq(n[0].exe, "/bin/parent");
+	cr_assert(n[0].t_ns > 0);
+	cr_assert(n[1].what == TR_NOTE_NO_PRELOAD && n[1].pid == 11);
+	cr_assert_eq(strlen(n[1].exe), TR_RING_EXE_MAX - 1, "a long path is cut");
+	while (atomic_load(&r.hdr->next_note) < TR_RING_NOTES)
+		cr_assert_geq(tr_shared_ring_note(&w, TR_NOTE_AGENT, 12, 1, NULL), 0);
+	cr_assert_eq(tr_shared_ring_note(&w, TR_NOTE_AGENT, 13, 1, "x"), -ENOSPC);
+	cr_assert_eq(tr_shared_ring_notes(&r, n, TR_RING_NOTES + 2), TR_RING_NOTES - 1);
 	tr_shared_ring_close(&w);
 	tr_shared_ring_close(&r);
 }
