@@ -65,7 +65,7 @@ $(B)/fuzz_report_libfuzzer: $(FUZZ_SRC) $(CORE_HDR)
 	  -fno-sanitize-recover=undefined $(WARN) $(INCS) -o $@ $(FUZZ_SRC) -lyajl
 
 fixtures: $(FIXTURES) $(BUGS)
-$(B)/bugs/%: tests/fixtures/bugs/%.c
+$(B)/bugs/%: tests/fixtures/bugs/%.c tests/fixtures/bugs/watchdog.h
 	@mkdir -p $(B)/bugs
 	$(CC) -std=gnu11 -g -O0 $(WARN) -pthread -o $@ $<
 $(B)/fixtures/%: tests/fixtures/%.c tests/fixtures/fixture.h

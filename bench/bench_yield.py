@@ -54,7 +54,8 @@ PASS, FAIL, ERROR = "pass", "fail", "error"
 def build(bug):
     """build/bugs/BUG with the Makefile's command, unless up to date."""
     src, out = os.path.join(SRC, bug + ".c"), os.path.join(OUT, bug)
-    if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(src):
+    newest = max(os.path.getmtime(src), os.path.getmtime(os.path.join(SRC, "watchdog.h")))
+    if os.path.exists(out) and os.path.getmtime(out) >= newest:
         return out
     os.makedirs(OUT, exist_ok=True)
     subprocess.run(["gcc", *CFLAGS, "-o", out, src], check=True)

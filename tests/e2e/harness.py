@@ -139,7 +139,8 @@ def bug(name):
     """build/bugs/NAME, rebuilt with the Makefile's command when missing or stale (the
     conftest builds tests/fixtures only)."""
     src, out = BUG_SRC / f"{name}.c", BUGS / name
-    if not out.exists() or out.stat().st_mtime < src.stat().st_mtime:
+    newest = max(src.stat().st_mtime, (BUG_SRC / "watchdog.h").stat().st_mtime)
+    if not out.exists() or out.stat().st_mtime < newest:
         BUGS.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f"{name}.tmp{os.getpid()}")
         compile_c(tmp, [src], BUG_CFLAGS)
