@@ -68,6 +68,10 @@ fixtures: $(FIXTURES) $(BUGS)
 $(B)/bugs/%: tests/fixtures/bugs/%.c tests/fixtures/bugs/watchdog.h
 	@mkdir -p $(B)/bugs
 	$(CC) -std=gnu11 -g -O0 $(WARN) -pthread -o $@ $<
+# setters_checker_20.c is setters_checker.c with SETTERS = 20
+$(B)/bugs/setters_checker_20: tests/fixtures/bugs/setters_checker.c
+	@mkdir -p $(B)/bugs
+	$(CC) -std=gnu11 -g -O0 $(WARN) -pthread -o $@ $<
 $(B)/fixtures/%: tests/fixtures/%.c tests/fixtures/fixture.h
 	@mkdir -p $(B)/fixtures
 	$(CC) -std=gnu11 -g -O0 $(WARN) -o $@ $< -lpthread -lrt
