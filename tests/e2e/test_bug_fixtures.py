@@ -28,11 +28,12 @@ NEW = ("ws_deque", "aba_stack", "twostage_100", "pipe_wakeup", "setters_checker_
 # the outcome is a function of the seed's decisions (docs/guide.md); with the default 1 ms
 # twostage_100's finds replayed 3-9 times in 10, depending on the machine's load.
 CALLS = "tracer yield on --class send,recv,sync,proc --strategy sleep:20000"
-ACCESS = "tracer yield on --class access,send,recv,sync,proc --strategy sleep:20000"
+# access sites alone: with call sleeps too the finds replayed less often (2-4 in 10)
+ACCESS = "tracer yield on --class access --strategy sleep:20000"
 
 # (fixture, yields, hunt runs, what its failure says, replays short of the goal so far)
 CASES = [
-    ("twostage_100", CALLS, 20, "a reader saw data2 != data1 + 1", False),
+    ("twostage_100", CALLS, 40, "a reader saw data2 != data1 + 1", False),
     ("pipe_wakeup", CALLS, 10, "pipe_wakeup: wake-up lost (watchdog)", False),
     ("ws_deque", ACCESS, 30, "taken by the owner and a thief", True),
     ("aba_stack", ACCESS, 40, "popped and still on the stack", True),
