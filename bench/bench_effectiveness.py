@@ -185,7 +185,7 @@ def print_tables(opts, rows, strategies):
     print(f"\neach cell: failures in {r} runs (seeds 0..{r - 1}) / runs the hunt from seed 0 "
           f"needed to find one (>{reach}: none) / how many of {k} runs of `tracer replay "
           f"REPORT --runs {k}` reproduced the first find ({opts.debugger}, {opts.mode} mode)\n")
-    print("| bug | plain | " + " | ".join(strategies) + " |")
+    print("| " + " | ".join(["bug", "plain", *strategies]) + " |")
     print("|" + "---|" * (len(strategies) + 2))
     for name, row in rows.items():
         cells = [name, f"{row['plain'][0]}"]
@@ -197,7 +197,7 @@ def print_tables(opts, rows, strategies):
         print("| " + " | ".join(cells) + " |")
     print(f"\nms per run (a hunt's seconds over its runs, the debugger's start-up included) "
           f"and slowdown against plain\n")
-    print("| bug | plain | " + " | ".join(strategies) + " |")
+    print("| " + " | ".join(["bug", "plain", *strategies]) + " |")
     print("|" + "---|" * (len(strategies) + 2))
     totals = {s: [0.0, 0] for s in ["plain", *strategies]}
     for name, row in rows.items():
@@ -213,9 +213,9 @@ def print_tables(opts, rows, strategies):
             cells.append(f"{1000 * per:.0f} ({per / max(base, 1e-6):.0f}x)")
         print("| " + " | ".join(cells) + " |")
     base = totals["plain"][0] / max(totals["plain"][1], 1)
-    print("| all | " + f"{1000 * base:.0f} | " + " | ".join(
+    print("| " + " | ".join(["all", f"{1000 * base:.0f}"] + [
         f"{1000 * t / max(n, 1):.0f} ({t / max(n, 1) / max(base, 1e-6):.0f}x)"
-        for t, n in (totals[s] for s in strategies)) + " |")
+        for t, n in (totals[s] for s in strategies)]) + " |")
     for name, row in rows.items():
         for s in strategies:
             if row[s].error:
