@@ -196,8 +196,8 @@ def print_tables(opts, rows, strategies):
             cells.append(f"{'err' if h.error and not h.runs else h.failures} / {found} / "
                          f"{replays}")
         print("| " + " | ".join(cells) + " |")
-    print(f"\nms per run (a hunt's seconds over its runs, the debugger's start-up included) "
-          f"and slowdown against plain\n")
+    print("\nms per run (a hunt's seconds over its runs, the debugger's start-up included) "
+          "and slowdown against plain\n")
     print("| " + " | ".join(["bug", "plain", *strategies]) + " |")
     print("|" + "---|" * (len(strategies) + 2))
     totals = {s: [0.0, 0] for s in ["plain", *strategies]}
