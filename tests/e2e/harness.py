@@ -139,7 +139,9 @@ def bug(name):
     """build/bugs/NAME, rebuilt with the Makefile's command when missing or stale (the
     conftest builds tests/fixtures only)."""
     src, out = BUG_SRC / f"{name}.c", BUGS / name
-    if not out.exists() or out.stat().st_mtime < src.stat().st_mtime:
+    # a fixture may include the others' sources (watchdog.h, setters_checker.c)
+    newest = max(f.stat().st_mtime for f in BUG_SRC.glob("*.[ch]"))
+    if not out.exists() or out.stat().st_mtime < newest:
         BUGS.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f"{name}.tmp{os.getpid()}")
         compile_c(tmp, [src], BUG_CFLAGS)

@@ -23,7 +23,8 @@ from harness import BUG_SRC, bug, build_c, fixture_path
 from test_yield import (assert_hunt_failed, assert_one_line_error, bp_addresses, gdb,
                         progress)
 
-FIXTURES = ("publish_before_init", "lost_update_two_locks", "setters_checker")
+FIXTURES = ("publish_before_init", "lost_update_two_locks", "setters_checker", "ws_deque",
+            "aba_stack", "twostage_100")
 _MARK = re.compile(r"/\* access: (\w+) (read|write|read\+write) \*/")
 _ROW = re.compile(r"^(\S+)\s+(\S+)\s+(read|write|read\+write)\s+(\S+):(\d+)\s+(0x[0-9a-f]+)$")
 

@@ -111,9 +111,21 @@ _TOKEN = re.compile(r"[A-Za-z_]\w*|->|[{}();.]")
 
 
 def source_calls(path, names=CATALOGUE):
-    """[(caller, callee, line)] of every call to one of `names` in a C file, by scanning the
-    text: comments, strings and preprocessor lines removed, functions found as the last
-    `NAME(` at file level before a `{`."""
+    """[(caller, callee, file, line)] of every call to one of `names` in a C file and the
+    local headers it includes (`#include "NAME"`, such as the bug fixtures' watchdog.h), and
+    the set of functions defined there, by scanning the text: comments, strings and
+    preprocessor lines removed, functions found as the last `NAME(` at file level before a
+    `{`."""
+    path = Path(path)
+    calls, functions = _calls_in_text(path, names)
+    for header in re.findall(r'(?m)^[ \t]*#[ \t]*include[ \t]+"([^"]+)"', path.read_text()):
+        more, defined = source_calls(path.parent / header, names)
+        calls += more
+        functions |= defined
+    return calls, functions
+
+
+def _calls_in_text(path, names):
     text = Path(path).read_text()
     text = _STRIP.sub(lambda m: "\n" * m.group(0).count("\n") if m.group(0)[0] == "/"
                       else '""', text)
@@ -143,7 +155,7 @@ def source_calls(path, names=CATALOGUE):
             if brace == 0 and paren == 0:
                 pending = tok
             elif brace > 0 and tok in names and prev not in (".", "->"):
-                calls.append((current, tok, line))
+                calls.append((current, tok, Path(path).name, line))
         prev = tok
     return calls, functions
 
@@ -167,6 +179,11 @@ def sites_rows(output):
         assert r, f"unreadable sites row {l!r} in:\n{output}"
         rows.append((r[1], r[2], r[3], int(r[4]), int(r[5], 16)))
     raise AssertionError(f"no 'N call sites' line after the table:\n{output}")
+
+
+def rows_calls(rows):
+    """The `tracer sites` rows as source_calls gives calls: (caller, callee, file, line)."""
+    return [r[:4] for r in rows]
 
 
 def sites_of(program, tmp, *options):
@@ -201,8 +218,7 @@ def test_sites_match_source_O0(name, progs, tmp_path, tracer):
     want, _ = source_calls(BUG_SRC / f"{name}.c")
     assert len(want) >= 7, want
     rows = sites_of(progs[name], tmp_path)
-    assert {r[2] for r in rows} == {f"{name}.c"}, rows
-    got = collections.Counter((r[0], r[1], r[3]) for r in rows)
+    got = collections.Counter(rows_calls(rows))
     assert got == collections.Counter(want), (
         f"sites differ from the source's calls\n  only in the source: "
         f"{sorted((collections.Counter(want) - got).elements())}\n  only in `tracer sites`: "
@@ -216,9 +232,7 @@ def test_sites_match_source_O2(name, progs, tmp_path, tracer):
     no other; callers are the source's functions that remain after inlining."""
     want, functions = source_calls(BUG_SRC / f"{name}.c")
     rows = sites_of(progs[f"{name}-O2"], tmp_path)
-    assert {(callee, line) for _, callee, line in want} == {(r[1], r[3]) for r in rows}, (
-        sorted(want), rows)
-    assert {r[2] for r in rows} == {f"{name}.c"}, rows
+    assert {c[1:] for c in want} == {r[1:] for r in rows_calls(rows)}, (sorted(want), rows)
     assert {r[0] for r in rows} <= functions, rows
     assert len({r[4] for r in rows}) == len(rows), "one row per call instruction"
     assert_calls_in_binary(progs[f"{name}-O2"], rows)
@@ -238,9 +252,12 @@ def test_sites_filters(progs, tmp_path, tracer):
         "pthread_mutex_lock", "pthread_mutex_unlock"}
     assert sites_of(prog, tmp_path, "--class", "recv") == []
     rows = sites_of(prog, tmp_path, "--function", "pthread_mutex_lock")
-    assert [(r[0], r[3]) for r in rows] == [("transfer", 38), ("transfer", 39)], rows
+    want, _ = source_calls(BUG_SRC / "lock_order.c")      # lines from the source, not pinned
+    assert rows_calls(rows) == [c for c in want if c[1] == "pthread_mutex_lock"], (want, rows)
+    assert [c[0] for c in rows_calls(rows)] == ["transfer", "transfer"], rows
     rows = sites_of(prog, tmp_path, "--function", "pthread_create", "pthread_join")
-    assert [(r[1], r[3]) for r in rows] == [("pthread_create", 67), ("pthread_join", 71)]
+    assert rows_calls(rows) == [c for c in want if c[1] in ("pthread_create", "pthread_join")]
+    assert [r[1] for r in rows] == ["pthread_create", "pthread_join"], rows
 
 
 def test_sites_module_selects_one_unit(progs, tmp_path, tracer):
@@ -249,10 +266,9 @@ def test_sites_module_selects_one_unit(progs, tmp_path, tracer):
     helper, _ = source_calls(d / "mod_helper.c")
     main, _ = source_calls(d / "mod_main.c")
     rows = sites_of(prog, tmp_path, "--module", "mod_helper.c")
-    assert sorted((r[0], r[1], r[3]) for r in rows) == sorted(helper)
-    assert {r[2] for r in rows} == {"mod_helper.c"}
+    assert sorted(rows_calls(rows)) == sorted(helper)
     rows = sites_of(prog, tmp_path, "--module", "mod_main.c", "--class", "sync")
-    assert sorted((r[0], r[1], r[3]) for r in rows) == sorted(main)
+    assert sorted(rows_calls(rows)) == sorted(main)
     assert len(sites_of(prog, tmp_path)) == len(helper) + len(main)
 
 
