@@ -70,7 +70,8 @@ $(B)/bugs/%: tests/fixtures/bugs/%.c tests/fixtures/bugs/watchdog.h
 	@mkdir -p $(B)/bugs
 	$(CC) -std=gnu11 -g -O0 $(WARN) -pthread -o $@ $<
 # setters_checker_20.c is setters_checker.c with SETTERS = 20
-$(B)/bugs/setters_checker_20: tests/fixtures/bugs/setters_checker.c
+$(B)/bugs/setters_checker_20: tests/fixtures/bugs/setters_checker_20.c \
+  tests/fixtures/bugs/setters_checker.c tests/fixtures/bugs/watchdog.h
 	@mkdir -p $(B)/bugs
 	$(CC) -std=gnu11 -g -O0 $(WARN) -pthread -o $@ $<
 # No dynamic loader: the agent cannot enter it (tests/fixtures/coverage_gaps.c)
