@@ -2,6 +2,7 @@
 only; every decision is the driver's (tracerlib/driver.py), shared with lldb."""
 import os
 import re
+import signal
 import sys
 
 import gdb
@@ -15,9 +16,10 @@ try:
 except ImportError as _e:
     raise gdb.GdbError(f"tracer: the core is not built ({_e}); run `make` in {_ROOT}")
 from tracerlib import frontend, settings, yields
+from tracerlib.hang import HANG_BOUND, HangWatch, traced_pids
 from tracerlib.port import (EXITED, OTHER, OURS, TIMEOUT, USER, Context, DebuggerTrouble, Port,
                             Stop, signal_stop, vanished)
-from tracerlib.run import TracerError
+from tracerlib.run import TracerError, signal_name
 
 # gdb settings tracing needs, and why (restored by `tracer stop`).
 GDB_SETTINGS = (
@@ -73,6 +75,9 @@ class GdbContext(Context):
         return {name: int(frame.read_register(name)) & 0xFFFFFFFFFFFFFFFF for name in names}
 
     def write_registers(self, values):
+        """`set var $reg` writes into the selected frame: frame 0 of this thread."""
+        self.thread.switch()
+        gdb.newest_frame().select()
         for name, value in values.items():
             _quiet(f"set var ${name} = {value:#x}")
 
@@ -89,6 +94,7 @@ class TracerBreakpoint(gdb.Breakpoint):
         self.handler, self.yield_site = handler, yield_site
 
     def stop(self):
+        TRACER_PORT.hang_watch.progress()
         return self.handler(GdbContext(gdb.selected_thread()))
 
 
@@ -105,6 +111,7 @@ class GdbPort(Port):
         self.saved_hooks = {}           # hook -> the user's own body, while armed
         self.pids = {}                  # inferior number -> pid (gone by its exit event)
         self.last = Stop(OTHER)         # what ended the latest resume
+        self.hang_watch = HangWatch(lambda: gdb.post_event(self._on_hang))
         for event, handler in ((gdb.events.new_objfile,
                                 lambda e: self.driver.place_entry_breakpoints()),
                                (gdb.events.clear_objfiles, self._on_clear_objfiles),
@@ -259,9 +266,13 @@ class GdbPort(Port):
         inferior = event.inferior
         pid = inferior.pid or self.pids.get(inferior.num, 0)
         self.last = Stop(EXITED, pid)
-        # No exit code: a signal gdb never stopped on (SIGKILL) - or a child whose exit gdb
-        # lost (seen in tcp_loopback): not known to be a failure, so never called one.
-        self.driver.on_exit(pid, status=getattr(event, "exit_code", None))
+        # No exit code: killed by a signal gdb did not stop on (SIGKILL: $_exitsignal, set
+        # for this exit only, as it is cleared after each), or by `kill`, or an exit gdb
+        # lost (tcp_loopback): those two are not known to be failures, never called one.
+        sig = gdb.convenience_variable("_exitsignal")
+        gdb.set_convenience_variable("_exitsignal", None)
+        self.driver.on_exit(pid, status=getattr(event, "exit_code", None),
+                            signame=signal_name(int(sig)) if sig is not None else None)
 
     def set_environment(self, variables):
         for name, value in variables.items():
@@ -282,10 +293,13 @@ class GdbPort(Port):
         self.last = Stop(OTHER)
         for attempt in range(3):
             live = self._live()
+            if command == "continue" and self._forget_vanished():
+                live = self._live()     # gdb lost their exit ("No unwaited-for children")
             if command == "continue" and live and not gdb.selected_inferior().threads():
                 live[0].threads()[0].switch()   # continuing from an exited inferior fails
             try:
-                gdb.execute(command)
+                with self.hang_watch.resuming():
+                    gdb.execute(command)
                 break
             except KeyboardInterrupt as e:  # a quit: how an internal error ends a command
                 raise DebuggerTrouble(f"gdb failed while it ran the program ({e})") from None
@@ -299,6 +313,16 @@ class GdbPort(Port):
                     break
                 command = "continue"
         return self.last
+
+    def _on_hang(self):
+        """Every traced thread stopped while gdb waits: gdb lost an event and no command
+        brings its wait back (tried: interrupt, kill inferiors, SIGKILL, a quit). What was
+        recorded is written, the processes killed, and gdb ends (exit status 1)."""
+        self.driver.on_hang(f"gdb lost a process's event and waited {HANG_BOUND:.0f} s "
+                            "with every traced thread stopped; gdb ends")
+        for pid in traced_pids():
+            os.kill(pid, signal.SIGKILL)
+        os._exit(1)             # gdb's own quit would wait for the lost process too
 
     def _forget_vanished(self):
         """Inferiors whose process is gone (or a zombie) without gdb seeing it exit."""
