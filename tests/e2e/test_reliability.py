@@ -105,7 +105,8 @@ def _kill_main_when_writing(killed):
             exp = tmp / "expect.jsonl"
             if exp.exists() and len(exp.read_text().splitlines()) >= 5:
                 lines = [json.loads(x) for x in exp.read_text().splitlines()]
-                main = min(e["pid"] for e in lines)     # the reader is the parent
+                with open(f"/proc/{lines[0]['pid']}/stat") as f:    # the writer's parent
+                    main = int(f.read().rsplit(")", 1)[1].split()[1])
                 os.kill(main, signal.SIGKILL)
                 killed["pid"] = main
                 return
