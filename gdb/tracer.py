@@ -2,7 +2,6 @@
 only; every decision is the driver's (tracerlib/driver.py), shared with lldb."""
 import os
 import re
-import signal
 import sys
 
 import gdb
@@ -16,7 +15,7 @@ try:
 except ImportError as _e:
     raise gdb.GdbError(f"tracer: the core is not built ({_e}); run `make` in {_ROOT}")
 from tracerlib import frontend, settings, yields
-from tracerlib.hang import HANG_BOUND, HangWatch, traced_pids
+from tracerlib.hang import HangWatch, give_up
 from tracerlib.port import (EXITED, OTHER, OURS, TIMEOUT, USER, Context, DebuggerTrouble, Port,
                             Stop, signal_stop, vanished)
 from tracerlib.run import TracerError, signal_name
@@ -75,8 +74,7 @@ class GdbContext(Context):
         return {name: int(frame.read_register(name)) & 0xFFFFFFFFFFFFFFFF for name in names}
 
     def write_registers(self, values):
-        """`set var $reg` writes into the selected frame: frame 0 of this thread."""
-        self.thread.switch()
+        self.thread.switch()            # `set var $reg` writes the selected frame: frame 0
         gdb.newest_frame().select()
         for name, value in values.items():
             _quiet(f"set var ${name} = {value:#x}")
@@ -111,7 +109,7 @@ class GdbPort(Port):
         self.saved_hooks = {}           # hook -> the user's own body, while armed
         self.pids = {}                  # inferior number -> pid (gone by its exit event)
         self.last = Stop(OTHER)         # what ended the latest resume
-        self.hang_watch = HangWatch(lambda: gdb.post_event(self._on_hang))
+        self.hang_watch = HangWatch(lambda: gdb.post_event(lambda: give_up(self.driver, 'gdb')))
         for event, handler in ((gdb.events.new_objfile,
                                 lambda e: self.driver.place_entry_breakpoints()),
                                (gdb.events.clear_objfiles, self._on_clear_objfiles),
@@ -162,8 +160,7 @@ class GdbPort(Port):
         return frames
 
     def selected_tid(self):
-        thread = gdb.selected_thread()
-        return _ids(thread)[1] if thread is not None else 0
+        return _ids(gdb.selected_thread())[1] if gdb.selected_thread() is not None else 0
 
     def context(self):
         return GdbContext(gdb.selected_thread())
@@ -223,12 +220,10 @@ class GdbPort(Port):
                                yield_site=True)
 
     def disable(self, bp):
-        if bp.is_valid():
-            bp.enabled = False
+        bp.is_valid() and setattr(bp, "enabled", False)
 
     def delete(self, bp):
-        if bp.is_valid():
-            bp.delete()
+        bp.is_valid() and bp.delete()
 
     def _on_clear_objfiles(self, event):
         """exec or a re-run replaced the program: its return sites go (safe: not in a stop())."""
@@ -266,9 +261,8 @@ class GdbPort(Port):
         inferior = event.inferior
         pid = inferior.pid or self.pids.get(inferior.num, 0)
         self.last = Stop(EXITED, pid)
-        # No exit code: killed by a signal gdb did not stop on (SIGKILL: $_exitsignal, set
-        # for this exit only, as it is cleared after each), or by `kill`, or an exit gdb
-        # lost (tcp_loopback): those two are not known to be failures, never called one.
+        # No exit code: a signal gdb did not stop on (SIGKILL: $_exitsignal, cleared after
+        # each exit), your `kill`, or an exit gdb lost (never called failures).
         sig = gdb.convenience_variable("_exitsignal")
         gdb.set_convenience_variable("_exitsignal", None)
         self.driver.on_exit(pid, status=getattr(event, "exit_code", None),
@@ -293,8 +287,6 @@ class GdbPort(Port):
         self.last = Stop(OTHER)
         for attempt in range(3):
             live = self._live()
-            if command == "continue" and self._forget_vanished():
-                live = self._live()     # gdb lost their exit ("No unwaited-for children")
             if command == "continue" and live and not gdb.selected_inferior().threads():
                 live[0].threads()[0].switch()   # continuing from an exited inferior fails
             try:
@@ -313,16 +305,6 @@ class GdbPort(Port):
                     break
                 command = "continue"
         return self.last
-
-    def _on_hang(self):
-        """Every traced thread stopped while gdb waits: gdb lost an event and no command
-        brings its wait back (tried: interrupt, kill inferiors, SIGKILL, a quit). What was
-        recorded is written, the processes killed, and gdb ends (exit status 1)."""
-        self.driver.on_hang(f"gdb lost a process's event and waited {HANG_BOUND:.0f} s "
-                            "with every traced thread stopped; gdb ends")
-        for pid in traced_pids():
-            os.kill(pid, signal.SIGKILL)
-        os._exit(1)             # gdb's own quit would wait for the lost process too
 
     def _forget_vanished(self):
         """Inferiors whose process is gone (or a zombie) without gdb seeing it exit."""

@@ -274,8 +274,7 @@ class LldbPort(Port):
             return None
         state = process.GetState() if same else None
         if state == lldb.eStateExited and process.GetExitDescription() == "killed":
-            return ("gone", None)       # your own `process kill` (never the program's failure)
-        # lldb has no detach hook: a detach is seen here, after the fact.
+            return ("gone", None)       # your `process kill` (lldb has no detach hook either)
         return {lldb.eStateExited: ("exited", process.GetExitStatus()),
                 lldb.eStateDetached: ("detached", None)}.get(state, ("gone", None))
 

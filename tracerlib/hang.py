@@ -115,3 +115,19 @@ class HangWatch:
     def close(self):
         self._done.set()
         self._thread.join()
+
+
+def give_up(driver, debugger):
+    """A hang no command of the debugger ends (gdb: `interrupt`, `kill inferiors`, SIGKILL of
+    the processes and a quit were each tried, and each left gdb waiting): what was recorded
+    is written as the tool's failure, the processes are killed and the debugger process
+    ends (status 1) - its own quit would wait for the lost process too. From the debugger's
+    main thread (gdb.post_event)."""
+    driver.on_hang(f"{debugger} lost a process's event and waited {HANG_BOUND:.0f} s with "
+                   f"every traced thread stopped; {debugger} ends")
+    for pid in traced_pids():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    os._exit(1)
