@@ -1,5 +1,6 @@
 """Tracer for gdb (`source gdb/tracer.py`, then `help tracer`): the gdb port (tracerlib/port.py)
 only; every decision is the driver's (tracerlib/driver.py), shared with lldb."""
+import contextlib
 import os
 import re
 import sys
@@ -46,15 +47,13 @@ def _setting_cmd(verb, name, value=""):
 
 
 def _ids(thread):
-    pid, lwp, _ = thread.ptid
-    return pid, lwp or pid
+    return thread.ptid[0], thread.ptid[1] or thread.ptid[0]
 
 
 def _symbol(name):
-    try:
+    with contextlib.suppress(gdb.error):
         return int(gdb.parse_and_eval(f"(long)&{name}"))
-    except gdb.error:
-        return None
+    return None
 
 
 class GdbContext(Context):
@@ -252,14 +251,12 @@ class GdbPort(Port):
         if not isinstance(event, gdb.SignalEvent):
             return Stop(USER)
         pid, tid = _ids(gdb.selected_thread())
-        sig = event.stop_signal
-        if sig == "SIGINT" and self.clock_fired():
+        if event.stop_signal == "SIGINT" and self.clock_fired():
             return Stop(TIMEOUT, pid, tid)
-        return signal_stop(sig, pid, tid)
+        return signal_stop(event.stop_signal, pid, tid)
 
     def _on_exited(self, event):
-        inferior = event.inferior
-        pid = inferior.pid or self.pids.get(inferior.num, 0)
+        pid = event.inferior.pid or self.pids.get(event.inferior.num, 0)
         self.last = Stop(EXITED, pid)
         # No exit code: a signal gdb did not stop on (SIGKILL: $_exitsignal, cleared after
         # each exit), your `kill`, or an exit gdb lost (never called failures).
@@ -310,10 +307,8 @@ class GdbPort(Port):
         """Inferiors whose process is gone (or a zombie) without gdb seeing it exit."""
         gone = [(inf.num, inf.pid) for inf in self._live() if vanished(inf.pid)]
         for num, pid in gone:
-            try:
+            with contextlib.suppress(gdb.error):
                 _quiet(f"kill inferiors {num}")
-            except gdb.error:
-                pass
             self.driver.on_exit(pid)    # how it ended is unknown: never called a failure
         return bool(gone)
 
@@ -322,8 +317,7 @@ class GdbPort(Port):
         if gdb.selected_inferior().num != 1:
             _quiet("inferior 1")
         dead = [str(inf.num) for inf in gdb.inferiors() if inf.num != 1 and not inf.pid]
-        if dead:
-            _quiet("remove-inferiors " + " ".join(dead))
+        dead and _quiet("remove-inferiors " + " ".join(dead))
 
     def attach(self, pid):
         try:

@@ -1,8 +1,7 @@
 """Tracer for lldb-16: `command script import lldb/tracer.py`, then `help tracer`. In CI:
 `lldb-16 -b -o 'command script import lldb/tracer.py' -o 'tracer run' -- ./prog ARGS`.
 
-The lldb port (tracerlib/port.py) only: breakpoints, stops, threads, registers. Every
-decision is the driver's (tracerlib/driver.py). Differences from gdb: docs/lldb.md.
+The lldb port (tracerlib/port.py) only; every decision is the driver's. See docs/lldb.md.
 """
 import os
 import re
