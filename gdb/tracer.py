@@ -17,6 +17,7 @@ except ImportError as _e:
     raise gdb.GdbError(f"tracer: the core is not built ({_e}); run `make` in {_ROOT}")
 from tracerlib import frontend, settings, yields
 from tracerlib.hang import HangWatch, give_up
+from tracerlib.pinning import keep_in_space
 from tracerlib.port import (EXITED, OTHER, OURS, TIMEOUT, USER, Context, DebuggerTrouble, Port,
                             Stop, signal_stop, vanished)
 from tracerlib.run import TracerError, signal_name
@@ -83,12 +84,12 @@ class GdbContext(Context):
 
 
 class TracerBreakpoint(gdb.Breakpoint):
-    """Tracer's breakpoints (internal); only yield sites may stop (for Driver.service)."""
+    """Tracer's (internal); only yield sites stop (Driver.service); space: pinning.py."""
 
-    def __init__(self, location, handler, yield_site=False):
+    def __init__(self, location, handler, yield_site=False, space=None):
         super().__init__(location, internal=True)
         self.silent = yield_site
-        self.handler, self.yield_site = handler, yield_site
+        self.handler, self.yield_site, self.space = handler, yield_site, space
 
     def stop(self):
         TRACER_PORT.hang_watch.progress()
@@ -115,6 +116,8 @@ class GdbPort(Port):
                                (gdb.events.new_thread, self._on_new_thread),
                                (gdb.events.stop, self._on_stop),
                                (gdb.events.exited, self._on_exited),
+                               (gdb.events.breakpoint_modified,
+                                lambda bp: keep_in_space(bp, gdb.inferiors())),
                                (gdb.events.gdb_exiting, lambda e: self.driver.on_quit()),
                                (gdb.events.before_prompt, self.driver.flush_pending)):
             event.connect(handler)
@@ -166,13 +169,11 @@ class GdbPort(Port):
 
     def describe_pc(self, pc):
         sal, function = gdb.find_pc_line(pc), None
-        try:
+        with contextlib.suppress(RuntimeError):
             block = gdb.block_for_pc(pc)
             while block is not None and block.function is None:
                 block = block.superblock
             function = block and block.function.print_name
-        except RuntimeError:
-            pass
         text = gdb.format_address(pc)           # no debug info: the minimal symbol
         if function is None and "<" in text:
             function = text.split("<", 1)[1].split("+", 1)[0].rstrip(">")
@@ -212,7 +213,7 @@ class GdbPort(Port):
         return TracerBreakpoint(name, handler) if _symbol(name) is not None else None
 
     def break_return(self, ctx, pc, handler):
-        return TracerBreakpoint(f"*{pc:#x}", handler)
+        return TracerBreakpoint(f"*{pc:#x}", handler, space=ctx.thread.inferior.progspace)
 
     def break_site(self, site, handler):
         return TracerBreakpoint(yields.site_location(site, self.program()), handler,
@@ -293,9 +294,8 @@ class GdbPort(Port):
             except KeyboardInterrupt as e:  # a quit: how an internal error ends a command
                 raise DebuggerTrouble(f"gdb failed while it ran the program ({e})") from None
             except gdb.error as e:
-                # gdb 13 loses the exit of a child whose parent reaps it ("No unwaited-for
-                # children left.", or "Couldn't get registers: No such process." when it
-                # resumes one that is gone): forget what vanished, resume the rest.
+                # gdb 13 loses the exit of a child its parent reaps ("No unwaited-for children
+                # left.", "Couldn't get registers: No such process."): forget it, go on.
                 if attempt == 2 or not ("unwaited-for" in str(e) or self._forget_vanished()):
                     raise
                 if not self._live():
