@@ -340,6 +340,10 @@ class Driver(Commands):
         if [p for p in self.port.live_pids() if p != pid]:
             return
         stop, self.pending = self.pending, None
+        main = run.exits.get(run.pid, {}).get("status")
+        if stop is None and status is None and not signame and main is not None:
+            # the last to go is a child whose end gdb lost: the program's is its main's
+            stop = frontend.stop("exit", run.pid, status=main)
         if stop is None and status is not None:
             stop = frontend.stop("exit", pid, status=status)
         elif stop is None:
