@@ -11,6 +11,9 @@ def keep_in_space(bp, inferiors):
     space = getattr(bp, "space", None)
     if space is None or not bp.is_valid():
         return
+    if bp.hit_count != getattr(bp, "hits_seen", 0):     # a hit (gdb notifies each): no move
+        bp.hits_seen = bp.hit_count
+        return
     own = {inf.num for inf in inferiors if inf.progspace == space}
     for loc in bp.locations:
         if loc.enabled and not own.intersection(loc.thread_groups):
