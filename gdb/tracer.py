@@ -1,5 +1,6 @@
 """Tracer for gdb (`source gdb/tracer.py`, then `help tracer`): the gdb port (tracerlib/port.py)
 only; every decision is the driver's (tracerlib/driver.py), shared with lldb."""
+import contextlib
 import os
 import re
 import sys
@@ -15,17 +16,18 @@ try:
 except ImportError as _e:
     raise gdb.GdbError(f"tracer: the core is not built ({_e}); run `make` in {_ROOT}")
 from tracerlib import frontend, settings, yields
+from tracerlib.hang import HangWatch, give_up
+from tracerlib.pinning import keep_in_space
 from tracerlib.port import (EXITED, OTHER, OURS, TIMEOUT, USER, Context, DebuggerTrouble, Port,
                             Stop, signal_stop, vanished)
-from tracerlib.run import TracerError
+from tracerlib.run import TracerError, signal_name
 
 # gdb settings tracing needs, and why (restored by `tracer stop`).
 GDB_SETTINGS = (
     ("detach-on-fork", "off"),        # keep forked children: trace the whole tree
     ("schedule-multiple", "on"),      # let parent and children run together
     ("displaced-stepping", "off"),    # gdb 13 corrupts %rcx in send/recv when SIGCHLD lands
-    # The non-stop target hangs gdb when a child exits during a step-over (sigchld_recv.c).
-    ("maint target-non-stop", "off"),
+    ("maint target-non-stop", "off"),   # on: hangs when a child exits in a step-over
     # gdb's internal errors (select_event_lwp under fork load) end the command, not gdb:
     ("maint internal-error quit", "no"), ("maint internal-error corefile", "no"),
     ("index-cache enabled", "on"),    # else every run rereads libc's debug info (~0.3 s)
@@ -44,15 +46,13 @@ def _setting_cmd(verb, name, value=""):
 
 
 def _ids(thread):
-    pid, lwp, _ = thread.ptid
-    return pid, lwp or pid
+    return thread.ptid[0], thread.ptid[1] or thread.ptid[0]
 
 
 def _symbol(name):
-    try:
+    with contextlib.suppress(gdb.error):
         return int(gdb.parse_and_eval(f"(long)&{name}"))
-    except gdb.error:
-        return None
+    return None
 
 
 class GdbContext(Context):
@@ -72,6 +72,7 @@ class GdbContext(Context):
         return {name: int(frame.read_register(name)) & 0xFFFFFFFFFFFFFFFF for name in names}
 
     def write_registers(self, values):
+        self.thread.switch(), gdb.newest_frame().select()  # `set var $reg` writes frame 0
         for name, value in values.items():
             _quiet(f"set var ${name} = {value:#x}")
 
@@ -80,13 +81,14 @@ class GdbContext(Context):
 
 
 class TracerBreakpoint(gdb.Breakpoint):
-    """Tracer's breakpoints (internal, silent); yield sites stop for Driver.service."""
+    """Tracer's (internal); only yield sites stop (Driver.service); space: pinning.py."""
 
-    def __init__(self, location, handler, yield_site=False):
+    def __init__(self, location, handler, yield_site=False, space=None):
         super().__init__(location, internal=True)
-        self.silent, self.handler, self.yield_site = True, handler, yield_site
+        self.silent, self.handler, self.yield_site, self.space = True, handler, yield_site, space
 
     def stop(self):
+        TRACER_PORT.hang_watch.progress()
         return self.handler(GdbContext(gdb.selected_thread()))
 
 
@@ -104,12 +106,15 @@ class GdbPort(Port):
         self.saved_hooks = {}           # hook -> the user's own body, while armed
         self.pids = {}                  # inferior number -> pid (gone by its exit event)
         self.last = Stop(OTHER)         # what ended the latest resume
+        self.hang_watch = HangWatch(lambda: gdb.post_event(lambda: give_up(self.driver, 'gdb')))
         for event, handler in ((gdb.events.new_objfile,
                                 lambda e: self.driver.on_new_objects()),
                                (gdb.events.clear_objfiles, self._on_clear_objfiles),
                                (gdb.events.new_thread, self._on_new_thread),
                                (gdb.events.stop, self._on_stop),
                                (gdb.events.exited, self._on_exited),
+                               (gdb.events.breakpoint_modified,
+                                lambda bp: keep_in_space(bp, gdb.inferiors())),
                                (gdb.events.gdb_exiting, lambda e: self.driver.on_quit()),
                                (gdb.events.before_prompt, self.driver.flush_pending)):
             event.connect(handler)
@@ -161,13 +166,11 @@ class GdbPort(Port):
 
     def describe_pc(self, pc):
         sal, function = gdb.find_pc_line(pc), None
-        try:
+        with contextlib.suppress(RuntimeError):
             block = gdb.block_for_pc(pc)
             while block is not None and block.function is None:
                 block = block.superblock
             function = block and block.function.print_name
-        except RuntimeError:
-            pass
         text = gdb.format_address(pc)           # no debug info: the minimal symbol
         if function is None and "<" in text:
             function = text.split("<", 1)[1].split("+", 1)[0].rstrip(">")
@@ -207,19 +210,17 @@ class GdbPort(Port):
         return TracerBreakpoint(name, handler) if _symbol(name) is not None else None
 
     def break_return(self, ctx, pc, handler):
-        return TracerBreakpoint(f"*{pc:#x}", handler)
+        return TracerBreakpoint(f"*{pc:#x}", handler, space=ctx.thread.inferior.progspace)
 
     def break_site(self, site, handler):
         where = yields.site_location(site, self.program(), gdb.selected_inferior().pid)
         return where and TracerBreakpoint(where, handler, yield_site=True)
 
     def disable(self, bp):
-        if bp.is_valid():
-            bp.enabled = False
+        bp.is_valid() and setattr(bp, "enabled", False)
 
     def delete(self, bp):
-        if bp.is_valid():
-            bp.delete()
+        bp.is_valid() and bp.delete()
 
     def _on_clear_objfiles(self, event):
         """exec or a re-run replaced the program: its return sites go (safe: not in a stop())."""
@@ -248,17 +249,19 @@ class GdbPort(Port):
         if not isinstance(event, gdb.SignalEvent):
             return Stop(USER)
         pid, tid = _ids(gdb.selected_thread())
-        sig = event.stop_signal
-        if sig == "SIGINT" and self.clock_fired():
+        if event.stop_signal == "SIGINT" and self.clock_fired():
             return Stop(TIMEOUT, pid, tid)
-        return signal_stop(sig, pid, tid)
+        return signal_stop(event.stop_signal, pid, tid)
 
     def _on_exited(self, event):
-        inferior = event.inferior
-        pid = inferior.pid or self.pids.get(inferior.num, 0)
+        pid = event.inferior.pid or self.pids.get(event.inferior.num, 0)
         self.last = Stop(EXITED, pid)
-        # No exit code: SIGKILL, or a child's exit gdb lost (tcp_loopback): never a failure.
-        self.driver.on_exit(pid, status=getattr(event, "exit_code", None))
+        # No exit code: a signal gdb did not stop on (SIGKILL: $_exitsignal, cleared after
+        # each exit), your `kill`, or an exit gdb lost (never called failures).
+        sig = gdb.convenience_variable("_exitsignal")
+        gdb.set_convenience_variable("_exitsignal", None)
+        self.driver.on_exit(pid, status=getattr(event, "exit_code", None),
+                            signame=signal_name(int(sig)) if sig is not None else None)
 
     def set_environment(self, variables):
         for name, value in variables.items():
@@ -282,14 +285,14 @@ class GdbPort(Port):
             if command == "continue" and live and not gdb.selected_inferior().threads():
                 live[0].threads()[0].switch()   # continuing from an exited inferior fails
             try:
-                gdb.execute(command)
+                with self.hang_watch.resuming():
+                    gdb.execute(command)
                 break
             except KeyboardInterrupt as e:  # a quit: how an internal error ends a command
                 raise DebuggerTrouble(f"gdb failed while it ran the program ({e})") from None
             except gdb.error as e:
-                # gdb 13 loses the exit of a child whose parent reaps it ("No unwaited-for
-                # children left.", or "Couldn't get registers: No such process." when it
-                # resumes one that is gone): forget what vanished, resume the rest.
+                # gdb 13 loses the exit of a child its parent reaps ("No unwaited-for children
+                # left.", "Couldn't get registers: No such process."): forget it, go on.
                 if attempt == 2 or not ("unwaited-for" in str(e) or self._forget_vanished()):
                     raise
                 if not self._live():
@@ -301,10 +304,8 @@ class GdbPort(Port):
         """Inferiors whose process is gone (or a zombie) without gdb seeing it exit."""
         gone = [(inf.num, inf.pid) for inf in self._live() if vanished(inf.pid)]
         for num, pid in gone:
-            try:
+            with contextlib.suppress(gdb.error):
                 _quiet(f"kill inferiors {num}")
-            except gdb.error:
-                pass
             self.driver.on_exit(pid)    # how it ended is unknown: never called a failure
         return bool(gone)
 
@@ -313,8 +314,7 @@ class GdbPort(Port):
         if gdb.selected_inferior().num != 1:
             _quiet("inferior 1")
         dead = [str(inf.num) for inf in gdb.inferiors() if inf.num != 1 and not inf.pid]
-        if dead:
-            _quiet("remove-inferiors " + " ".join(dead))
+        dead and _quiet("remove-inferiors " + " ".join(dead))
 
     def attach(self, pid):
         try:

@@ -267,6 +267,8 @@ class LldbPort(Port):
         if same and _alive(process):
             return None
         state = process.GetState() if same else None
+        if state == lldb.eStateExited and process.GetExitDescription() == "killed":
+            return ("gone", None)       # your `process kill` (lldb has no detach hook either)
         return {lldb.eStateExited: ("exited", process.GetExitStatus()),
                 lldb.eStateDetached: ("detached", None)}.get(state, ("gone", None))
 

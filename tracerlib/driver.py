@@ -8,7 +8,7 @@ else. Nothing here imports gdb or lldb.
 """
 import os
 
-from . import _core, access, agent, frontend, pct, settings, yields
+from . import _core, access, agent, frontend, pct, result_file, settings, yields
 from .commands import CATALOGUE, Commands
 from .glibc_threads import ThreadPointers
 from .port import EXEC, FATAL, INTERRUPT, OTHER, OURS, TIMEOUT, USER, DebuggerTrouble, cmdline
@@ -345,6 +345,10 @@ class Driver(Commands, YieldBreakpoints):
         if [p for p in self.port.live_pids() if p != pid]:
             return
         stop, self.pending = self.pending, None
+        main = run.exits.get(run.pid, {}).get("status")
+        if stop is None and status is None and not signame and main is not None:
+            # the last to go is a child whose end gdb lost: the program's is its main's
+            stop = frontend.stop("exit", run.pid, status=main)
         if stop is None and status is not None:
             stop = frontend.stop("exit", pid, status=status)
         elif stop is None:
@@ -414,6 +418,21 @@ class Driver(Commands, YieldBreakpoints):
             self._finish(frontend.stop("detach", pid), processes=processes)
         if self.armed and len(live) <= 1:
             self.disarm()
+
+    def on_hang(self, why):
+        """The debugger hung under the run (tracerlib/hang.py) and cannot be brought back:
+        what was recorded is written now, as the tool's failure, never the program's (no
+        thread can be walked while the debugger waits: processes[] holds what the events
+        name). Returns the report path."""
+        run = self.run
+        if run is None or run.finished:
+            return None
+        run.disturbed = why
+        path = self._finish(frontend.stop("disturbed", run.pid), live=False)
+        text = "tracer: " + run.outcome().removeprefix("tracer: ")
+        self.port.write(text, error=True)
+        result_file.record("run", ("disturbed", path), None, text)
+        return path
 
     def on_quit(self):
         self.flush_pending()

@@ -13,6 +13,7 @@ Run control is synchronous: `launch` and `resume` return when the program stops,
 `Stop`. While a debugger resumes, it reports what happened to single processes through the
 driver's `on_*` methods (new threads, exits, exec, stops seen outside `tracer run`).
 """
+import os
 import shlex
 from dataclasses import dataclass
 from typing import Optional
@@ -47,12 +48,20 @@ def cmdline(pid):
 
 
 def vanished(pid):
-    """The process is gone, or a zombie."""
+    """The process is gone, or every thread of it is a zombie (a zombie leader alone is a
+    process whose main thread exited while others run)."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except (OSError, IndexError):
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
         return True
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+                    return False
+        except (OSError, IndexError):
+            pass                        # this thread is gone
+    return True
 
 
 @dataclass

@@ -263,6 +263,14 @@ class Run:
                                   "exit_signal": exit_["signal"],
                                   "threads": self._crashed_thread(pid), "mailboxes": [],
                                   "mode": cov.mode(pid)})
+        # A process whose events are here but whose end the debugger never saw (it lost the
+        # exit, or never followed the fork): listed too, its end unknown.
+        from .port import vanished
+        for pid in sorted(({ev["pid"] for ev in self.session.events()} | self.pids)
+                          - seen - set(self.exits)):
+            processes.append({"pid": pid, "alive": not vanished(pid), "exit_status": None,
+                              "exit_signal": 0, "threads": [], "mailboxes": [],
+                              "mode": cov.mode(pid)})
         stop = dict(self.stop)
         stop["signal"] = signal_number(stop.get("signal")) if stop.get("signal") else 0
         return {"key": self.key, "program": self.program, "argv": self.argv, "pid": self.pid,
