@@ -20,7 +20,7 @@ except ImportError as _e:
 from tracerlib import frontend
 from tracerlib.interrupts import Watch
 from tracerlib.port import (EXEC, EXITED, INTERRUPT, TIMEOUT, USER, Context, Port, Stop,
-                            most_important, signal_stop)
+                            most_important, signal_stop, vanished, wait_for)
 from tracerlib.run import TracerError
 
 BP_NAME = "tracer"    # on every tracer breakpoint: `breakpoint list/delete/disable` pass it by
@@ -264,6 +264,8 @@ class LldbPort(Port):
     def fate(self, pid):
         process = self._process()
         same = process.IsValid() and process.GetProcessID() == pid
+        if same and _alive(process) and vanished(pid):     # your `process kill`, not shown yet
+            wait_for(lambda: not _alive(process), 2.0)
         if same and _alive(process):
             return None
         state = process.GetState() if same else None

@@ -5,14 +5,13 @@ A mixin of the Driver (tracerlib/driver.py): each command reads and changes the 
 state and calls its run machinery (run_once, arm, disarm, _finish...); the state machine
 itself stays there. Every command returns text or raises TracerError (one line).
 """
-import time
-
 from . import (_core, access, agent, attach_agent, coverage, export, frontend, hunt_mix, pct,
                replay, result_file, settings, yields)
+from .port import wait_for
 from .run import TracerError
 
 CATALOGUE = _core.catalogue()
-_DETACH_POLLS = 300             # x 10 ms: the longest a detach may take to show
+_DETACH_SECONDS = 3.0           # the longest a detach may take to show (lldb)
 
 
 class Commands:
@@ -117,10 +116,7 @@ class Commands:
         restored = self.leave_agent()
         self.on_detach(pid)             # the report, disarmed
         self.port.detach()
-        for _ in range(_DETACH_POLLS):  # lldb shows the new state a moment later
-            if pid not in self.port.live_pids():
-                break
-            time.sleep(0.01)
+        wait_for(lambda: pid not in self.port.live_pids(), _DETACH_SECONDS)
         return f"tracer: detached from {pid}; it runs on untraced" + (
             f" (agent unbound: {restored} GOT entries restored)" if restored is not None else "")
 

@@ -15,6 +15,7 @@ driver's `on_*` methods (new threads, exits, exec, stops seen outside `tracer ru
 """
 import os
 import shlex
+import time
 from dataclasses import dataclass
 from typing import Optional
 
@@ -45,6 +46,14 @@ def cmdline(pid):
             return [w.decode(errors="replace") for w in f.read().split(b"\0")[:-1]]
     except OSError:
         return []
+
+
+def wait_for(done, seconds, step=0.01):
+    """Polls done() until it holds or `seconds` pass: lldb shows a state change (your
+    `process kill`, a detach) a moment after the command that made it."""
+    deadline = time.monotonic() + seconds
+    while not done() and time.monotonic() < deadline:
+        time.sleep(step)
 
 
 def vanished(pid):
