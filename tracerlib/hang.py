@@ -5,11 +5,12 @@ while the debugger waits in a resume, every thread of every process it traces is
 tracing stop ('t') or gone, the debugger's main thread sits in poll(), and no tracer
 breakpoint ran, for longer than `bound` seconds -> `on_hang()`, called from the watch
 thread (once per resume)."""
-import contextlib
 import os
 import signal
 import threading
 import time
+
+from .interrupts import WhileResuming
 
 HANG_BOUND = 3.0            # seconds of "everything stopped, nobody working" that make a hang
 _POLL = 0.25
@@ -62,14 +63,13 @@ def waiting_in_poll(tid):
         return False
 
 
-class HangWatch:
+class HangWatch(WhileResuming):
     """Started once per debugger session; `resuming()` around each blocking resume."""
 
     def __init__(self, on_hang, bound=HANG_BOUND):
         self.on_hang, self.bound = on_hang, bound
         self.ticks = 0                  # tracer breakpoints run (progress), see progress()
         self.hangs = 0                  # hangs seen in this session
-        self._resuming = False
         self._main = threading.get_native_id()
         self._done = threading.Event()
         # Blocked signals are inherited: the thread must never take gdb's SIGCHLD (gdb
@@ -84,14 +84,6 @@ class HangWatch:
 
     def progress(self):
         self.ticks += 1
-
-    @contextlib.contextmanager
-    def resuming(self):
-        self._resuming = True
-        try:
-            yield
-        finally:
-            self._resuming = False
 
     def _quiet_since(self, since, ticks):
         """Still hung-looking: resuming, nobody ran, all traced threads stopped, gdb idle."""

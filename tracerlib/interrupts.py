@@ -46,7 +46,21 @@ class _InterruptCatcher:
         self.pipe = None
 
 
-class Watch:
+class WhileResuming:
+    """`with watch.resuming():` around the debugger's blocking continue, for a watch thread
+    that acts only meanwhile (it reads `_resuming`)."""
+    _resuming = False
+
+    @contextlib.contextmanager
+    def resuming(self):
+        self._resuming = True
+        try:
+            yield
+        finally:
+            self._resuming = False
+
+
+class Watch(WhileResuming):
     """A thread that, while a run blocks, notices the deadline or Ctrl-C (or asked(): the
     debugger's own interrupt flag) and then calls interrupt() every half second while inside
     resuming(), until the program stops (an interrupt can be swallowed by an auto-continue)."""
@@ -56,21 +70,12 @@ class Watch:
         self.timed_out = self.interrupted = False
         self._done = threading.Event()
         self._catcher = _InterruptCatcher()
-        self._asked, self._interrupt, self._resuming = asked, interrupt, False
+        self._asked, self._interrupt = asked, interrupt
         self._thread = threading.Thread(target=self._watch, name="tracer-watch", daemon=True)
         self._thread.start()
 
     def start_clock(self, seconds):
         self.deadline = time.monotonic() + seconds
-
-    @contextlib.contextmanager
-    def resuming(self):
-        """Around the debugger's blocking continue."""
-        self._resuming = True
-        try:
-            yield
-        finally:
-            self._resuming = False
 
     def _watch(self):
         sent = 0.0

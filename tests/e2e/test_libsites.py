@@ -23,14 +23,13 @@ from checks import validate
 from harness import REPO, bug, compile_c
 from test_yield import (CATALOGUE, assert_calls_in_binary, assert_hunt_failed,
                         assert_one_line_error, assert_same_failure, gdb, replay_command,
-                        run_replay, source_calls)
+                        run_replay, sites_rows, source_calls)
 
 LIBSYNC = REPO / "build" / "fixtures" / "libsync"
 LEDGER = LIBSYNC / "ledger"
 LIBRARY = LIBSYNC / "libappsync.so"
 LIB_SRC = REPO / "tests" / "fixtures" / "libsync" / "appsync.c"
 DEFAULT = {c for c in CATALOGUE}        # every class of the default selection is in it
-_ROW = re.compile(r"^(\S+)\s+(\S+)\s+(\S+):(\d+)\s+(0x[0-9a-f]+)(?:\s+(\S+))?$")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -44,20 +43,7 @@ def ledger():
 def rows_of(output):
     """The calls table of `tracer sites`: [(caller, callee, file, line, address, library)]
     (library None for the program's own code), checked against its closing count."""
-    lines = output.splitlines()
-    head = [i for i, l in enumerate(lines)
-            if re.match(r"^caller\s+callee\s+file:line\s+address(\s+library)?$", l)]
-    assert len(head) == 1, f"no (or several) sites tables in:\n{output}"
-    rows = []
-    for l in lines[head[0] + 1:]:
-        m = re.match(r"^(\d+) call sites$", l)
-        if m:
-            assert int(m.group(1)) == len(rows), f"count line {l!r} after {len(rows)} rows"
-            return rows
-        r = _ROW.match(l)
-        assert r, f"unreadable sites row {l!r} in:\n{output}"
-        rows.append((r[1], r[2], r[3], int(r[4]), int(r[5], 16), r[6]))
-    raise AssertionError(f"no 'N call sites' line after the table:\n{output}")
+    return sites_rows(output, library=True)
 
 
 def library_calls():

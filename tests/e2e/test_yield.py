@@ -160,14 +160,16 @@ def _calls_in_text(path, names):
     return calls, functions
 
 
-_ROW = re.compile(r"^(\S+)\s+(\S+)\s+(\S+):(\d+)\s+(0x[0-9a-f]+)$")
+_ROW = re.compile(r"^(\S+)\s+(\S+)\s+(\S+):(\d+)\s+(0x[0-9a-f]+)(?:\s+(\S+))?$")
 
 
-def sites_rows(output):
-    """The `tracer sites` table as [(caller, callee, file, line, address)]."""
+def sites_rows(output, library=False):
+    """The `tracer sites` table as [(caller, callee, file, line, address)], checked against
+    its closing count; with library=True each row ends with its library (None for the
+    program's own code)."""
     lines = output.splitlines()
-    head = [i for i, l in enumerate(lines) if re.match(r"^caller\s+callee\s+file:line\s+address",
-                                                       l)]
+    head = [i for i, l in enumerate(lines)
+            if re.match(r"^caller\s+callee\s+file:line\s+address(\s+library)?$", l)]
     assert len(head) == 1, f"no (or several) sites tables in:\n{output}"
     rows = []
     for l in lines[head[0] + 1:]:
@@ -177,7 +179,8 @@ def sites_rows(output):
             return rows
         r = _ROW.match(l)
         assert r, f"unreadable sites row {l!r} in:\n{output}"
-        rows.append((r[1], r[2], r[3], int(r[4]), int(r[5], 16)))
+        row = (r[1], r[2], r[3], int(r[4]), int(r[5], 16))
+        rows.append(row + (r[6],) if library else row)
     raise AssertionError(f"no 'N call sites' line after the table:\n{output}")
 
 

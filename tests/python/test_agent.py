@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 
 import pytest
 
@@ -23,13 +22,6 @@ SCHEMA = os.path.join(ROOT, "docs", "report.schema.json")
 pytestmark = pytest.mark.skipif(not (os.path.exists(AGENT) and os.path.exists(FIXTURE)),
                                 reason="make agent fixtures first")
 
-
-@pytest.fixture
-def ring_path():
-    path = f"/dev/shm/tracer-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    yield path
-    if os.path.exists(path):
-        os.unlink(path)
 
 
 def run(args, ring=None, preload=True, **extra):

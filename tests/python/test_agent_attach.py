@@ -7,7 +7,6 @@ Needs `make agent` (skipped otherwise)."""
 import os
 import subprocess
 import sys
-import uuid
 
 import pytest
 
@@ -57,13 +56,6 @@ int main(int argc, char **argv)
 }
 """
 
-
-@pytest.fixture
-def ring_path():
-    path = f"/dev/shm/tracer-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    yield path
-    if os.path.exists(path):
-        os.unlink(path)
 
 
 def _run(tmp_path, ring_path, config, link=()):
