@@ -11,6 +11,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 from tracerlib.hang import HangWatch, all_stopped, traced_pids  # noqa: E402
+from tracerlib.port import wait_for  # noqa: E402
 
 PTRACE_CONT, PTRACE_ATTACH, PTRACE_DETACH = 7, 16, 17
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -66,6 +67,8 @@ def test_a_running_process_is_no_hang():
     fired = []
     watch = HangWatch(lambda: fired.append(1), bound=0.5)
     try:
+        # PTRACE_CONT returns before the kernel moves the child out of its tracing stop
+        wait_for(lambda: not all_stopped([child.pid]), 2.0)
         assert not all_stopped([child.pid])
         _wait_in_poll(watch, 1.5)
         assert not fired
