@@ -11,7 +11,6 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 from tracerlib.hang import HangWatch, all_stopped, traced_pids  # noqa: E402
-from tracerlib.port import wait_for  # noqa: E402
 
 PTRACE_CONT, PTRACE_ATTACH, PTRACE_DETACH = 7, 16, 17
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -23,6 +22,16 @@ def _traced_sleeper():
     assert _libc.ptrace(PTRACE_ATTACH, child.pid, None, None) == 0, ctypes.get_errno()
     os.waitpid(child.pid, 0)            # its attach stop: now in a tracing stop ('t')
     return child
+
+
+def _resume(child):
+    """PTRACE_CONT until it runs: an attach that lands while the child still execs gets a
+    second stop (the exec's SIGTRAP), which must be waited for and continued too."""
+    for _ in range(20):
+        assert _libc.ptrace(PTRACE_CONT, child.pid, None, None) == 0
+        time.sleep(0.05)
+        if os.waitpid(child.pid, os.WNOHANG)[0] == 0:
+            return
 
 
 def _wait_in_poll(watch, seconds):
@@ -63,12 +72,10 @@ def test_a_stopped_tree_is_a_hang():
 
 def test_a_running_process_is_no_hang():
     child = _traced_sleeper()
-    assert _libc.ptrace(PTRACE_CONT, child.pid, None, None) == 0    # running (sleeping)
+    _resume(child)                      # running (sleeping)
     fired = []
     watch = HangWatch(lambda: fired.append(1), bound=0.5)
     try:
-        # PTRACE_CONT returns before the kernel moves the child out of its tracing stop
-        wait_for(lambda: not all_stopped([child.pid]), 2.0)
         assert not all_stopped([child.pid])
         _wait_in_poll(watch, 1.5)
         assert not fired
