@@ -12,7 +12,7 @@ import pytest
 
 from checks import assert_report, signal_name, validate
 from controller import run
-from harness import fixture_path
+from harness import REPO, fixture_path
 
 BIG = {"cap": 100000, "budget": 1000000}
 
@@ -138,3 +138,29 @@ def test_your_own_kill_is_not_a_failure(debugger, tmp_path):
     assert "program failed" not in r.output and "SIGKILL" not in r.output, r.describe()
     rep = report_of(r)
     assert rep["stop"]["reason"] == "kill", rep["stop"]
+
+
+def test_attach_to_a_process_traced_by_someone_else(debugger):
+    """Attaching to a process another tracer holds (here: this test, by PTRACE_ATTACH) is one
+    line naming that tracer, in both debuggers (lldb blamed ptrace_scope)."""
+    import ctypes
+    import subprocess
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        assert libc.ptrace(16, sleeper.pid, None, None) == 0     # PTRACE_ATTACH
+        os.waitpid(sleeper.pid, 0)
+        script = str(REPO / ("gdb" if debugger.name == "gdb" else "lldb") / "tracer.py")
+        argv = (["gdb", "-q", "-batch", "-nx", "-x", script] if debugger.name == "gdb" else
+                ["lldb-16", "-b", "--no-lldbinit", "-o", f"command script import {script}"])
+        attach = f"tracer attach {sleeper.pid}"
+        argv += ["-ex", attach] if debugger.name == "gdb" else ["-o", attach]
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=120,
+                           stdin=subprocess.DEVNULL)
+        said = f"process {sleeper.pid} is already traced by process {os.getpid()} ("
+        assert said in p.stderr and "detach it there first" in p.stderr, p.stderr
+        assert "ptrace_scope" not in p.stdout + p.stderr and "Traceback" not in p.stderr
+    finally:
+        sleeper.kill()
+        sleeper.wait()
