@@ -117,6 +117,9 @@ def test_main_sigkilled_from_outside_is_a_failure(debugger, mode, tmp_path):
             during=_kill_main_when_writing(killed), timeout=120)
     assert "pid" in killed, r.describe()
     rep = report_of(r)
+    if debugger.name == "lldb" and "program failed: exit status -1" in r.output:
+        pytest.xfail("lldb-16 at times gives a process killed under it exit status -1 and no "
+                     "signal: still a failure, but SIGKILL is not named (seen 1 in ~10)")
     assert f"program failed: SIGKILL in process {killed['pid']}" in r.output, r.describe()
     assert r.returncode != 0, r.describe()
     main = [p for p in rep["processes"] if p["pid"] == killed["pid"]]
