@@ -8,6 +8,8 @@ an agent-mode run is named as not covered even where the debugger follows it (gd
 """
 import os
 
+from .procfs import vanished
+
 UNCOVERED_MAX = 64          # entries in a report's `uncovered` list
 NOTES_MAX = 1024            # TR_RING_NOTES (csrc/shared_ring.h)
 
@@ -104,14 +106,6 @@ def status_line(run, live_pids):
     ring = run.agent.ring if run.agent is not None else None
     cov = Coverage(run.mode, ring.notes() if ring is not None else [],
                    set(live_pids) | run.pids)
-    alive = [pid for pid in cov.modes if pid in live_pids or _running(pid)]
+    alive = [pid for pid in cov.modes if pid in live_pids or not vanished(pid)]
     return f"live processes: {cov.summary(alive) or 'none'}"
 
-
-def _running(pid):
-    """pid exists and is not a zombie (an ended child its parent has not reaped yet)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False

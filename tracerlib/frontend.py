@@ -9,7 +9,7 @@ import os
 import shlex
 import textwrap
 
-from . import _core, access, settings, show
+from . import _core, access, procfs, settings, show
 from .yields import AccessBudget
 from .run import TracerError
 
@@ -145,31 +145,11 @@ def attach_pid(arg, debugger):
     except PermissionError:
         raise TracerError(f"not allowed to trace process {pid}: run {debugger} as its user "
                           "or as root") from None
-    tracer = _tracer_of(pid)
+    tracer = procfs.tracer_of(pid)
     if tracer:
         raise TracerError(f"process {pid} is already traced by process {tracer} "
-                          f"({_command_name(tracer)}): detach it there first")
+                          f"({procfs.command_name(tracer)}): detach it there first")
     return pid
-
-
-def _tracer_of(pid):
-    """The pid ptrace-attached to `pid` (TracerPid in /proc), 0 when none."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("TracerPid:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
-def _command_name(pid):
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return "gone"
 
 
 # ---------------------------------------------------------------------------- stops

@@ -11,6 +11,7 @@ import threading
 import time
 
 from .interrupts import WhileResuming
+from .procfs import thread_states, tracer_of
 
 HANG_BOUND = 3.0            # seconds of "everything stopped, nobody working" that make a hang
 _POLL = 0.25
@@ -19,39 +20,14 @@ _WAITING_SYSCALLS = {"7", "271", "232", "281"}     # poll, ppoll, epoll_wait, ep
 
 def traced_pids(tracer=None):
     """Processes whose tracer is `tracer` (this process by default)."""
-    tracer = str(tracer or os.getpid())
-    pids = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/status") as f:
-                for line in f:
-                    if line.startswith("TracerPid:"):
-                        if line.split()[1] == tracer:
-                            pids.append(int(name))
-                        break
-        except OSError:
-            pass                        # gone meanwhile
-    return pids
+    tracer = tracer or os.getpid()
+    return [int(name) for name in os.listdir("/proc")
+            if name.isdigit() and tracer_of(int(name)) == tracer]
 
 
 def all_stopped(pids):
     """Every thread of pids is in a tracing stop, a zombie, or gone."""
-    for pid in pids:
-        try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for tid in tids:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                    state = f.read().rsplit(")", 1)[1].split()[0]
-            except (OSError, IndexError):
-                continue
-            if state not in ("t", "Z", "X"):
-                return False
-    return True
+    return all(state in ("t", "Z", "X") for pid in pids for state in thread_states(pid))
 
 
 def waiting_in_poll(tid):

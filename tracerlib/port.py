@@ -13,13 +13,13 @@ Run control is synchronous: `launch` and `resume` return when the program stops,
 `Stop`. While a debugger resumes, it reports what happened to single processes through the
 driver's `on_*` methods (new threads, exits, exec, stops seen outside `tracer run`).
 """
-import os
 import shlex
 import time
 from dataclasses import dataclass
 from typing import Optional
 
 from .interrupts import Watchdog
+from .procfs import vanished  # noqa: F401 (the ports take it from here)
 from .run import is_fatal
 
 # Stop kinds, in the order the driver cares about them.
@@ -54,23 +54,6 @@ def wait_for(done, seconds, step=0.01):
     deadline = time.monotonic() + seconds
     while not done() and time.monotonic() < deadline:
         time.sleep(step)
-
-
-def vanished(pid):
-    """The process is gone, or every thread of it is a zombie (a zombie leader alone is a
-    process whose main thread exited while others run)."""
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return True
-    for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
-                    return False
-        except (OSError, IndexError):
-            pass                        # this thread is gone
-    return True
 
 
 @dataclass

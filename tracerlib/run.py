@@ -11,6 +11,7 @@ import signal as _signal
 
 from . import _core
 from .coverage import NOTES_MAX, Coverage
+from .procfs import vanished
 
 SYSV_CALLS = frozenset(c["name"] for c in _core.catalogue() if c["handle"] == "msqid")
 
@@ -265,7 +266,6 @@ class Run:
                                   "mode": cov.mode(pid)})
         # A process whose events are here but whose end the debugger never saw (it lost the
         # exit, or never followed the fork): listed too, its end unknown.
-        from .port import vanished
         for pid in sorted(({ev["pid"] for ev in self.session.events()} | self.pids)
                           - seen - set(self.exits)):
             processes.append({"pid": pid, "alive": not vanished(pid), "exit_status": None,
