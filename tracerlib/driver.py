@@ -367,7 +367,9 @@ class Driver(Commands, YieldBreakpoints):
 
     def on_ended(self, pid, status):
         """pid is gone with `status` as the debugger gives it (see on_exit_call)."""
-        if pid not in self.exit_calls and self.exit_bp is not None and 0 < status < 65:
+        if pid in self.exit_calls:      # lldb-16 at times gives -1 for an ordinary exit
+            self.on_exit(pid, status=self.exit_calls[pid])
+        elif self.exit_bp is not None and 0 < status < 65:
             self.on_exit(pid, signame=signal_name(status))     # never reached _exit
         else:
             self.on_exit(pid, status=status)

@@ -120,6 +120,13 @@ def test_main_sigkilled_from_outside_is_a_failure(debugger, mode, tmp_path):
     if debugger.name == "lldb" and "program failed: exit status -1" in r.output:
         pytest.xfail("lldb-16 at times gives a process killed under it exit status -1 and no "
                      "signal: still a failure, but SIGKILL is not named (seen 1 in ~10)")
+    if debugger.name == "gdb" and re.search(r"program failed: SIGPIPE in process (?!%d\b)"
+                                            % killed["pid"], r.output):
+        pytest.xfail("gdb holds the reader's SIGKILL queued and shows the writer's SIGPIPE it "
+                     "caused first (it picks among queued events at random; seen 1 in ~15)")
+    if debugger.name == "gdb" and "gdb lost a process's event" in r.output:
+        pytest.xfail("gdb lost the SIGKILL's event; the hang watch ended the run as disturbed "
+                     "(seen 1 in ~30)")
     assert f"program failed: SIGKILL in process {killed['pid']}" in r.output, r.describe()
     assert r.returncode != 0, r.describe()
     main = [p for p in rep["processes"] if p["pid"] == killed["pid"]]
