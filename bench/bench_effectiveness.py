@@ -6,11 +6,14 @@
 For every bug fixture (tests/fixtures/bugs/*.c, built into build/bugs/), with seeds 0..R-1
 (default R = 100):
   plain     the program alone, no debugger: failures in R runs (the fixtures' contract: 0)
-  default   `tracer hunt` with no yield options: whatever the default hunt does
+  default   `tracer hunt` with no yield options: the default mix (tracerlib/hunt_mix.py);
+            the run that found the bug names its profile
   call      yields before calls: --class send,recv,sync,proc --strategy sleep:1000
   access    yields before shared accesses too: --class access,send,recv,sync,proc
             --strategy sleep:20000 (the guide's advice: under a debugger a 1 ms sleep is
             shorter than a thread's start, and the outcome a matter of timing)
+  delay     delays chosen per site for the run, at calls and shared accesses:
+            --class access,send,recv,sync,proc --strategy delay:50000
   pct       PCT at calls: --strategy pct:3 (agent mode only)
 For each strategy: failures in the R seeds (hunts started again after each failing seed, so
 one debugger start per failure), the runs the hunt from seed 0 needed to find the first
@@ -42,10 +45,12 @@ STRATEGIES = {
     "default": [],
     "call": ["--class", "send,recv,sync,proc", "--strategy", "sleep:1000"],
     "access": ["--class", "access,send,recv,sync,proc", "--strategy", "sleep:20000"],
+    "delay": ["--class", "access,send,recv,sync,proc", "--strategy", "delay:50000"],
     "pct": ["--strategy", "pct:3"],
 }
 TIMEOUT = 30            # seconds a run may take (`--timeout`); the fixtures' watchdogs are shorter
-_RUN = re.compile(r"^hunt: run (\d+) of \d+, seed (\d+): (passed|FAILED|not counted)", re.M)
+_RUN = re.compile(r"^hunt: run (\d+) of \d+, seed (\d+)(?: \((\w+)\))?: "
+                  r"(passed|FAILED|not counted)", re.M)
 _REPORT = re.compile(r"report: (\S+\.json)")
 _REPLAYED = re.compile(r"replay: (\d+) of (\d+) runs reproduced")
 
@@ -80,6 +85,7 @@ class Hunt:
         self.opts, self.prog, self.options, self.store = opts, prog, options, store
         self.failures, self.runs, self.seconds = 0, 0, 0.0
         self.first, self.report, self.error = None, None, None
+        self.profile = None         # the default mix's profile that found it
 
     def hunt(self, seed, runs):
         """One `bin/tracer hunt`: (seeds it tried, the failing seed or None)."""
@@ -93,9 +99,10 @@ class Hunt:
         out = p.stdout + p.stderr
         steps = _RUN.findall(out)
         self.runs += len(steps)
-        if p.returncode == 1 and steps and steps[-1][2] == "FAILED":
+        if p.returncode == 1 and steps and steps[-1][3] == "FAILED":
             failed = int(steps[-1][1])
             if self.report is None:
+                self.profile = steps[-1][2] or None
                 found = _REPORT.search(out)
                 self.report = found.group(1) if found else None
             return len(steps), failed
@@ -192,6 +199,8 @@ def print_tables(opts, rows, strategies):
         cells = [name, f"{row['plain'][0]}"]
         for h in (row[s] for s in strategies):
             found = str(h.first) if h.first else ("err" if h.error else f">{reach}")
+            if h.first and h.profile:
+                found += f" ({h.profile})"
             replays = "-" if h.replayed is None else f"{h.replayed}/{k}"
             cells.append(f"{'err' if h.error and not h.runs else h.failures} / {found} / "
                          f"{replays}")

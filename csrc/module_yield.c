@@ -37,7 +37,7 @@ static int Yield_init(YieldObject *self, PyObject *args, PyObject *kwds)
 	cfg.probability = probability;
 	if (tr_yield_strategy_parse_config(strategy, &cfg) < 0) {
 		PyErr_Format(PyExc_ValueError,
-			     "strategy is 'yield', 'sleep:MAX_US' or 'delay:MAX_US' (1..%u) or "
+			     "strategy is 'yield', 'sleep:MAX_US', 'delay:MAX_US' or 'taper:MAX_US' (1..%u) or "
 			     "'pct:DEPTH' (1..%u), not '%s'", TR_YIELD_MAX_US_LIMIT,
 			     TR_PCT_DEPTH_LIMIT, strategy);
 		return -1;

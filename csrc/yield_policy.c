@@ -31,6 +31,7 @@ struct tr_yield_proc {
 #define KEY_PRIO 0x7063742d7072696full   /* "pct-prio" */
 #define KEY_CHANGE 0x7063742d63686e67ull /* "pct-chng" */
 #define KEY_DELAY 0x64656c61792d7374ull  /* "delay-st" */
+#define KEY_SPREAD 0x64656c61792d7370ull /* "delay-sp" */
 
 uint64_t tr_mix64(uint64_t z)
 {
@@ -71,7 +72,8 @@ int tr_yield_config_validate(const struct tr_yield_config *cfg)
 	if (!(cfg->probability >= 0.0 && cfg->probability <= 1.0))
 		return -EINVAL;
 	if (cfg->strategy != TR_YIELD_SCHED && cfg->strategy != TR_YIELD_SLEEP &&
-	    cfg->strategy != TR_YIELD_PCT && cfg->strategy != TR_YIELD_DELAY)
+	    cfg->strategy != TR_YIELD_PCT && cfg->strategy != TR_YIELD_DELAY &&
+	    cfg->strategy != TR_YIELD_TAPER)
 		return -EINVAL;
 	if (cfg->depth > TR_PCT_DEPTH_LIMIT || cfg->steps > TR_PCT_STEPS_LIMIT)
 		return -EINVAL;
@@ -328,28 +330,37 @@ static uint32_t below(uint64_t h, uint32_t n)
 	return (uint32_t)(((tr_mix64(h) >> 32) * n) >> 32);
 }
 
-/* A thread's points 0..7, then 8, 16, 32, ...: a delayed site in a hot loop costs a number of
- * sleeps that grows with the log of its hits, not with them. */
-static bool delay_point_taken(uint64_t point)
+/* A thread's points 0..7, then 8, 16, 32, ... (delay, taper): a site in a hot loop costs a
+ * number of sleeps that grows with the log of its hits, not with them. */
+static bool point_taken_tapered(uint64_t point)
 {
 	return point < 8 || (point & (point - 1)) == 0;
 }
 
 /* delay: one decision per site for the whole run, the same in every thread and process, so
  * a window between two steps of N threads opens in all of them at once (N setters delayed
- * before their second store); its duration, also the site's, lies in [max_us/2, max_us]:
- * well above the jitter of thread start-up, so the delayed threads come after the others
- * in a replay as they did in the run. */
-static void decide_delay(const struct tr_yield_config *cfg, uint64_t point, uint64_t site,
+ * before their second store). The site's length lies in [3/4, 1] of max_us; half the chosen
+ * sites hold every thread that long, the other half hold each thread (by process and thread)
+ * either that long or a quarter of it: one thread held across several steps of another that
+ * runs the same code (a pop held while another thread pops twice and pushes). Two threads'
+ * holds are alike or a factor of 3 or more apart, never a hair, and each at least 3/16 of
+ * max_us, above the jitter of thread creation under a debugger: a replay orders the threads
+ * as the run did. */
+static void decide_delay(const struct tr_yield_config *cfg, uint32_t proc_ord,
+			 uint32_t thread_ord, uint64_t point, uint64_t site,
 			 struct tr_yield_decision *out)
 {
 	uint32_t max_us = cfg->max_us ? cfg->max_us : TR_YIELD_MAX_US_DEFAULT;
 	uint64_t h = combine(tr_mix64(cfg->seed ^ KEY_DELAY), site);
+	bool spread = below(h ^ KEY_SPREAD, 2);
+	bool quarter = spread && below(combine(combine(h, proc_ord), thread_ord), 2);
 
-	if (!(unit_interval(h) < cfg->probability) || !delay_point_taken(point))
+	if (!(unit_interval(h) < cfg->probability) || !point_taken_tapered(point))
 		return;
 	out->yield = true;
-	out->us = max_us - below(h ^ KEY_US, max_us / 2 + 1);
+	out->us = max_us - below(h ^ KEY_US, max_us / 4 + 1);
+	if (quarter)
+		out->us = out->us / 4 ? out->us / 4 : 1;
 }
 
 int tr_yield_decide_keyed(const struct tr_yield_config *cfg, uint32_t proc_ord,
@@ -363,7 +374,7 @@ int tr_yield_decide_keyed(const struct tr_yield_config *cfg, uint32_t proc_ord,
 	out->thread_ord = thread_ord;
 	out->point = point;
 	if (cfg->strategy == TR_YIELD_DELAY) {
-		decide_delay(cfg, point, site, out);
+		decide_delay(cfg, proc_ord, thread_ord, point, site, out);
 		return 0;
 	}
 	h = combine(tr_mix64(cfg->seed ^ KEY_SEED), proc_ord);
@@ -372,8 +383,10 @@ int tr_yield_decide_keyed(const struct tr_yield_config *cfg, uint32_t proc_ord,
 	h = combine(h, site);
 	if (!(unit_interval(h) < cfg->probability))
 		return 0;
+	if (cfg->strategy == TR_YIELD_TAPER && !point_taken_tapered(point))
+		return 0;           /* long sleeps in a chatty thread: a few, not one per call */
 	out->yield = true;
-	if (cfg->strategy == TR_YIELD_SLEEP)
+	if (cfg->strategy == TR_YIELD_SLEEP || cfg->strategy == TR_YIELD_TAPER)
 		out->us = 1 + below(h ^ KEY_US, cfg->max_us ? cfg->max_us : TR_YIELD_MAX_US_DEFAULT);
 	return 0;
 }
@@ -533,6 +546,9 @@ int tr_yield_strategy_parse(const char *text, enum tr_yield_strategy *strategy, 
 	} else if (strncmp(text, "delay", 5) == 0) {
 		kind = TR_YIELD_DELAY;
 		s = text + 5;
+	} else if (strncmp(text, "taper", 5) == 0) {
+		kind = TR_YIELD_TAPER;
+		s = text + 5;
 	} else {
 		return -EINVAL;
 	}
@@ -570,7 +586,8 @@ int tr_yield_strategy_format(enum tr_yield_strategy strategy, uint32_t max_us, c
 		return -EINVAL;
 	if (strategy == TR_YIELD_SCHED) {
 		memcpy(tmp, "yield", 6);
-	} else if (strategy == TR_YIELD_SLEEP || strategy == TR_YIELD_DELAY) {
+	} else if (strategy == TR_YIELD_SLEEP || strategy == TR_YIELD_DELAY ||
+		   strategy == TR_YIELD_TAPER) {
 		char digits[12];
 		size_t k = 0;
 		uint32_t v = max_us ? max_us : TR_YIELD_MAX_US_DEFAULT;
@@ -581,7 +598,8 @@ int tr_yield_strategy_format(enum tr_yield_strategy strategy, uint32_t max_us, c
 			digits[k++] = (char)('0' + v % 10);
 			v /= 10;
 		} while (v);
-		memcpy(tmp, strategy == TR_YIELD_SLEEP ? "sleep:" : "delay:", 6);
+		memcpy(tmp, tr_yield_strategy_name(strategy), 5);  /* each name: 5 letters */
+		tmp[5] = ':';
 		for (size_t i = 0; i < k; i++)
 			tmp[6 + i] = digits[k - 1 - i];
 		tmp[6 + k] = '\0';
@@ -611,6 +629,8 @@ const char *tr_yield_strategy_name(enum tr_yield_strategy strategy)
 		return "pct";
 	case TR_YIELD_DELAY:
 		return "delay";
+	case TR_YIELD_TAPER:
+		return "taper";
 	}
 	return NULL;
 }

@@ -44,7 +44,8 @@ enum tr_yield_strategy {
 	TR_YIELD_SCHED = 0,   /* sched_yield() before the call */
 	TR_YIELD_SLEEP = 1,   /* usleep(1..max_us) before the call, uniform */
 	TR_YIELD_PCT = 2,     /* PCT (agent mode): threads serialised, run by priority */
-	TR_YIELD_DELAY = 3,   /* usleep(max_us/2..max_us) at the sites chosen for the run */
+	TR_YIELD_DELAY = 3,   /* usleep(3/16..1 of max_us) at the sites chosen for the run */
+	TR_YIELD_TAPER = 4,   /* as SLEEP at a thread's points 0..7, then 8, 16, 32, ... */
 };
 
 #define TR_YIELD_MAX_US_DEFAULT 1000u
@@ -66,7 +67,7 @@ struct tr_yield_config {
 	uint64_t seed;
 	double probability;              /* of a yield at each point, 0..1 */
 	enum tr_yield_strategy strategy;
-	uint32_t max_us;                 /* SLEEP, DELAY: 1..TR_YIELD_MAX_US_LIMIT; 0 = default */
+	uint32_t max_us;                 /* SLEEP, DELAY, TAPER: 1..TR_YIELD_MAX_US_LIMIT; 0 = default */
 	uint32_t max_threads;            /* live threads tracked; 0 = TR_YIELD_THREADS_DEFAULT */
 	uint32_t max_procs;              /* live processes tracked; 0 = TR_YIELD_PROCS_DEFAULT */
 	uint32_t depth;                  /* TR_YIELD_PCT: 1..TR_PCT_DEPTH_LIMIT; 0 = default */
@@ -158,10 +159,11 @@ void tr_yield_policy_stats(const struct tr_yield_policy *p, struct tr_yield_stat
 
 /* "yield" -> TR_YIELD_SCHED (max_us 0); "sleep" -> TR_YIELD_SLEEP with the default;
  * "sleep:N" -> TR_YIELD_SLEEP with max_us N (decimal digits only, 1..TR_YIELD_MAX_US_LIMIT);
- * "delay" and "delay:N" -> TR_YIELD_DELAY likewise.
+ * "delay", "delay:N", "taper", "taper:N" -> TR_YIELD_DELAY, TR_YIELD_TAPER likewise.
  * 0 or -EINVAL, outputs untouched on error. */
 int tr_yield_strategy_parse(const char *text, enum tr_yield_strategy *strategy, uint32_t *max_us);
-/* Writes the text parse() reads back: "yield", "sleep:N" or "delay:N" (max_us 0: default).
+/* Writes the text parse() reads back: "yield", "sleep:N", "delay:N" or "taper:N" (max_us 0:
+ * default).
  * Returns the length written (without NUL), -EINVAL (unknown strategy, max_us over the
  * limit, buf NULL with size > 0) or -ENOSPC (truncated; buf still NUL-terminated). */
 int tr_yield_strategy_format(enum tr_yield_strategy strategy, uint32_t max_us, char *buf,
@@ -185,7 +187,7 @@ uint64_t tr_pct_priority(const struct tr_yield_config *cfg, uint32_t proc_ord,
  * out of range. */
 uint64_t tr_pct_change_point(const struct tr_yield_config *cfg, uint32_t proc_ord, uint32_t i);
 
-/* "yield" / "sleep" / "pct" / "delay" / NULL: the strategy's name in reports. */
+/* "yield" / "sleep" / "pct" / "delay" / "taper" / NULL: the strategy's name in reports. */
 const char *tr_yield_strategy_name(enum tr_yield_strategy strategy);
 
 /* splitmix64's finaliser: the mix described above. */

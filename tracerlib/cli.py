@@ -157,8 +157,9 @@ def build_parser():
     y.add_argument("--function", dest="functions", nargs="+", metavar="NAME",
                    help="only calls to these functions")
     y.add_argument("--probability", help="chance of a yield at a site (default 0.5)")
-    y.add_argument("--strategy", help="yield | sleep:MAX_US | delay:MAX_US | pct:DEPTH "
-                   "(agent mode); without yield options: the default mix (docs/guide.md)")
+    y.add_argument("--strategy", help="yield | sleep:MAX_US | taper:MAX_US | delay:MAX_US | "
+                   "pct:DEPTH (agent mode); without yield options: the default mix "
+                   "(docs/guide.md)")
     add_settings(hunt)
     add_program(hunt)
 
@@ -331,11 +332,13 @@ def cmd_run(opts):
 
 
 def yield_words(opts):
+    """The `tracer yield on` words of the hunt's options; none when only --seed is given
+    (the hunt's first seed: `tracer hunt --seed` takes it, and the default mix stays)."""
     words = []
     if opts.module:
         words += ["--module", opts.module]
     for flag, value in (("--class", opts.classes), ("--probability", opts.probability),
-                        ("--strategy", opts.strategy), ("--seed", opts.seed)):
+                        ("--strategy", opts.strategy)):
         if value is not None:
             words += [flag, value]
     if opts.functions:

@@ -346,8 +346,10 @@ class Driver(Commands, YieldBreakpoints):
             return
         stop, self.pending = self.pending, None
         main = run.exits.get(run.pid, {}).get("status")
-        if stop is None and status is None and not signame and main is not None:
-            # the last to go is a child whose end gdb lost: the program's is its main's
+        if stop is None and (pid != run.pid or status is None) and not signame and \
+                main is not None:
+            # the last to go is a child (or one whose end gdb lost): the program's end, and
+            # its verdict, are its main process's exit
             stop = frontend.stop("exit", run.pid, status=main)
         if stop is None and status is not None:
             stop = frontend.stop("exit", pid, status=status)

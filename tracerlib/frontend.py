@@ -287,12 +287,13 @@ def snapshot(run, stop_record, processes, path=None):
 COMMANDS += (
     ("yield on", "tracer yield on [--module CU|LIBRARY | --app] "
      "[--class sync,proc,send,recv,access] [--function NAME...] [--probability P] [--seed S] "
-     "[--strategy yield | sleep:MAX_US | delay:MAX_US | pct:DEPTH]",
+     "[--strategy yield | sleep:MAX_US | taper:MAX_US | delay:MAX_US | pct:DEPTH]",
      "Insert sched_yield()/usleep() before interesting calls.",
      "At each instrumented call site a seeded generator, keyed on thread and call order,\n"
      "decides whether the thread first calls sched_yield() or usleep(1..MAX_US): the same\n"
-     "seed replays the same decisions. delay:MAX_US chooses sites for the whole run: every\n"
-     "thread reaching one sleeps there (MAX_US/2..MAX_US, the site's own duration).\n"
+     "seed replays the same decisions. taper:MAX_US sleeps the same way at a thread's first\n"
+     "8 sites, then at its 16th, 32nd, ... delay:MAX_US chooses sites for the whole run:\n"
+     "every thread reaching one sleeps there (the site's length, or a quarter of it).\n"
      "--class access adds the shared-access sites (loads\n"
      "and stores of shared globals); a hot one is perturbed less and less, then disabled\n"
      "for the run. pct[:DEPTH] (agent mode): the threads of a process run one at a time by\n"

@@ -112,7 +112,8 @@ def parse_yield_on_args(arg):
     parser.add_argument("--seed", type=_seed, default=0)
     parser.add_argument("--strategy", default="sleep:1000",
                         help="yield (sched_yield), sleep:MAX_US (usleep of 1..MAX_US), "
-                        "delay:MAX_US (sites chosen per run, MAX_US/2..MAX_US) or "
+                        "taper:MAX_US (sleep at a thread's first 8 points, then its 16th, "
+                        "32nd...), delay:MAX_US (sites chosen per run, 3/16..1 of MAX_US) or "
                         "pct[:DEPTH] (agent mode: threads run by seeded priority)")
     return parser.parse_args(shlex.split(arg))
 

@@ -319,7 +319,7 @@ void tr_agent_yield(enum tr_agent_fn fn, const void *ret_addr)
 	atomic_fetch_add_explicit(&h->injected, 1, memory_order_relaxed);
 	if (site && site->obj)
 		atomic_fetch_add_explicit(&h->injected_lib, 1, memory_order_relaxed);
-	if (d.us) {                     /* sleep: or delay: */
+	if (d.us) {                     /* sleep:, delay: or taper: */
 		struct timespec ts = { d.us / 1000000u, (long)(d.us % 1000000u) * 1000 };
 		nanosleep_fn ns = (nanosleep_fn)tr_agent_real(FN_NANOSLEEP);
 

@@ -29,7 +29,7 @@ def _hunt_and_replay(debugger, program, tmp_path, runs=30):
     return lines, report, int(m.group(1))
 
 
-_STRATEGIES = {"delay": "delay:50000", "pct": "pct:3", "sleep": "sleep:1000"}
+_STRATEGIES = {"delay": "delay:50000", "pct": "pct:3", "taper": "taper:20000"}
 
 
 @pytest.mark.parametrize("name,profile", [
@@ -63,4 +63,4 @@ def test_breakpoint_mode_mix_has_no_pct(tmp_path):
     p = cli("hunt", "--debugger", "gdb", "--runs", 3, "--mode", "breakpoint", "--",
             fixture_path("pipe_pingpong"), cwd=tmp_path, timeout=300)
     assert p.returncode == 0, p.describe
-    assert [l[2] for l in _RUN.findall(p.stdout)] == ["delay", "sleep", "delay"], p.describe
+    assert [l[2] for l in _RUN.findall(p.stdout)] == ["delay", "taper", "delay"], p.describe

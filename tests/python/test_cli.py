@@ -49,9 +49,10 @@ def test_yield_options_pass_as_tracer_yield_on_takes_them():
                       "--probability", "0.25", "--strategy", "yield", "--seed", "9",
                       "--", "prog"])
     assert cli.yield_words(opts) == ["--class", "sync", "--probability", "0.25",
-                                     "--strategy", "yield", "--seed", "9", "--function",
-                                     "a", "b"]
+                                     "--strategy", "yield", "--function", "a", "b"]
     assert cli.yield_words(cli.parse(["hunt", "--runs", "1", "prog"])) == []
+    # --seed alone is the hunt's first seed: the default mix stays (the bench's `default`)
+    assert cli.yield_words(cli.parse(["hunt", "--runs", "1", "--seed", "7", "prog"])) == []
 
 
 def result(command, status, report=None, message=""):

@@ -577,6 +577,7 @@ Test(yield_policy, strategy_parse_errors)
 		"sleep:abc", "sleep:-5", "sleep:+5", "sleep: 5", "sleep:5 ", "sleep:0x10",
 		"sleep:1000001", "sleep:99999999999999999999999", "sleep=5", "sleep:5:6", "sleep5",
 		"delay:", "delay:0", "delay5", "delay:1000001", "Delay:5", "delays",
+		"taper:", "taper:0", "taper5", "taper:1000001", "tapers",
 	};
 	enum tr_yield_strategy s = (enum tr_yield_strategy)42;
 	uint32_t us = 4242;
@@ -593,7 +594,8 @@ Test(yield_policy, strategy_parse_errors)
 Test(yield_policy, strategy_format_round_trip)
 {
 	static const char *const texts[] = { "yield", "sleep:1", "sleep:500", "sleep:1000",
-					     "sleep:1000000", "delay:1", "delay:20000" };
+					     "sleep:1000000", "delay:1", "delay:20000",
+					     "taper:20000" };
 	char buf[TR_YIELD_STRATEGY_TEXT_MAX];
 
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
@@ -614,15 +616,17 @@ Test(yield_policy, strategy_format_round_trip)
 	cr_assert_str_eq(tr_yield_strategy_name(TR_YIELD_SCHED), "yield");
 	cr_assert_str_eq(tr_yield_strategy_name(TR_YIELD_SLEEP), "sleep");
 	cr_assert_str_eq(tr_yield_strategy_name(TR_YIELD_DELAY), "delay");
+	cr_assert_str_eq(tr_yield_strategy_name(TR_YIELD_TAPER), "taper");
 	cr_assert_null(tr_yield_strategy_name((enum tr_yield_strategy)9));
 }
 
-/* delay: a site's decision and duration are the run's, the same in every thread and process;
- * durations lie in [max/2, max]; a thread's points beyond 8 are taken at powers of two. */
+/* delay: a site's decision is the run's, the same in every thread and process; a thread's
+ * hold there is the site's length (in [3/4 max, max]) or, at about half the sites, a quarter
+ * of it for about half the threads; a thread's points beyond 8 are taken at powers of two. */
 Test(yield_policy, delay_decides_per_site_for_the_whole_run)
 {
 	struct tr_yield_config cfg;
-	size_t chosen = 0, sites = 400;
+	size_t chosen = 0, sites = 400, spread = 0, held[2] = { 0 };
 
 	tr_yield_config_default(&cfg);
 	cfg.strategy = TR_YIELD_DELAY;
@@ -630,21 +634,38 @@ Test(yield_policy, delay_decides_per_site_for_the_whole_run)
 	cfg.seed = 11;
 	for (uint64_t site = 0; site < sites; site++) {
 		struct tr_yield_decision first, d;
+		uint32_t longest = 0;
+		size_t quarters = 0;
 
 		tr_yield_decide_keyed(&cfg, 0, 0, 0, site * 16, &first);
 		chosen += first.yield;
-		if (first.yield)
-			cr_assert(first.us >= 10000 && first.us <= 20000, "us %u", first.us);
-		else
+		if (!first.yield)
 			cr_assert_eq(first.us, 0);
 		for (uint32_t proc = 0; proc < 3; proc++)
 			for (uint32_t thread = 0; thread < 5; thread++) {
 				tr_yield_decide_keyed(&cfg, proc, thread, 3, site * 16, &d);
 				cr_assert_eq(d.yield, first.yield, "site %lu", (unsigned long)site);
-				cr_assert_eq(d.us, first.us);
+				if (d.us > longest)
+					longest = d.us;
 			}
+		if (!first.yield)
+			continue;
+		cr_assert(longest >= 15000 && longest <= 20000, "us %u", longest);
+		for (uint32_t proc = 0; proc < 3; proc++)
+			for (uint32_t thread = 0; thread < 5; thread++) {
+				tr_yield_decide_keyed(&cfg, proc, thread, 3, site * 16, &d);
+				cr_assert(d.us == longest || d.us == longest / 4, "hold %u of %u", d.us,
+					  longest);
+				quarters += d.us != longest;
+				held[d.us != longest]++;
+			}
+		spread += quarters > 0;
 	}
 	cr_assert(chosen > sites * 4 / 10 && chosen < sites * 6 / 10, "%zu of %zu", chosen, sites);
+	cr_assert(spread > chosen * 3 / 10 && spread < chosen * 7 / 10, "%zu of %zu spread", spread,
+		  chosen);
+	cr_assert(held[1] > spread * 15 * 3 / 10 && held[1] < spread * 15 * 7 / 10, "%zu of %zu",
+		  held[1], spread * 15);
 	for (uint64_t site = 0;; site += 16) {      /* a chosen site's later points decay */
 		struct tr_yield_decision d;
 		size_t taken = 0;
@@ -835,4 +856,34 @@ Test(pct, change_points_in_range_and_uniform)
 		same += tr_pct_change_point(&c, 0, 1) == tr_pct_change_point(&c, 1, 1);
 	}
 	cr_assert_lt(same, 5);
+}
+
+/* taper: sleep's decision and duration at a thread's points 0..7 and at powers of two; no
+ * sleep at its other points (a chatty thread's cost grows with the log of its calls). */
+Test(yield_policy, taper_is_sleep_at_tapered_points)
+{
+	struct tr_yield_config sleep_cfg, taper_cfg;
+	size_t taken = 0;
+
+	tr_yield_config_default(&sleep_cfg);
+	sleep_cfg.max_us = 20000;
+	sleep_cfg.seed = 3;
+	taper_cfg = sleep_cfg;
+	taper_cfg.strategy = TR_YIELD_TAPER;
+	cr_assert_eq(tr_yield_config_validate(&taper_cfg), 0);
+	for (uint64_t point = 0; point < 4096; point++) {
+		struct tr_yield_decision slept, tapered;
+		bool tapered_point = point < 8 || (point & (point - 1)) == 0;
+
+		tr_yield_decide_keyed(&sleep_cfg, 1, 2, point, 0x1234, &slept);
+		tr_yield_decide_keyed(&taper_cfg, 1, 2, point, 0x1234, &tapered);
+		if (tapered_point) {
+			cr_assert_eq(tapered.yield, slept.yield, "point %lu", (unsigned long)point);
+			cr_assert_eq(tapered.us, slept.us);
+		} else {
+			cr_assert(!tapered.yield && tapered.us == 0, "point %lu", (unsigned long)point);
+		}
+		taken += tapered.yield;
+	}
+	cr_assert(taken >= 2 && taken <= 8 + 4, "%zu sleeps in 4096 points", taken);
 }
