@@ -5,7 +5,7 @@ A mixin of the Driver (tracerlib/driver.py): each command reads and changes the 
 state and calls its run machinery (run_once, arm, disarm, _finish...); the state machine
 itself stays there. Every command returns text or raises TracerError (one line).
 """
-from . import (_core, access, agent, attach_agent, coverage, export, frontend, hunt_mix, pct,
+from . import (_core, agent, attach_agent, coverage, export, frontend, hunt_mix, pct,
                replay, result_file, settings, yields)
 from .port import wait_for
 from .run import TracerError
@@ -41,7 +41,7 @@ class Commands:
         return "tracer: armed; `run` (or `tracer run`) starts the program"
 
     def cmd_stop(self, arg):
-        if not self.armed and self.policy is None:
+        if not self.armed and self.yielder.policy is None:
             raise TracerError("not tracing; `tracer start` arms it")
         self.yield_off(quiet=True)
         self.leave_agent()
@@ -77,9 +77,9 @@ class Commands:
         after one line saying why not, with breakpoints armed instead."""
         ring = agent.AgentRun(self.values)
         try:
-            env = ring.environment(None if pct.is_pct(self.policy) else self.policy,
-                                   self.yield_opts, [s for s in self.yield_sites
-                                                     if not access.is_access(s)])
+            yielder = self.yielder
+            env = ring.environment(None if pct.is_pct(yielder.policy) else yielder.policy,
+                                   yielder.opts, yielder.call_sites())
             ring.bound = attach_agent.enter(self.port, env)
             ring.attached = True
             return ring
@@ -121,13 +121,13 @@ class Commands:
             f" (agent unbound: {restored} GOT entries restored)" if restored is not None else "")
 
     def cmd_status(self, arg):
-        notes = [self.yield_status("").removeprefix("tracer: ")] if self.policy else []
+        notes = [self.yield_status("").removeprefix("tracer: ")] if self.yielder.policy else []
         if self.run is not None:
             notes.append(f"mode: {self.run.mode}" + (" (calls recorded inside the program)"
                                                      if self.run.mode == "agent" else ""))
             notes.append(coverage.status_line(self.run, self.port.live_pids()))
-        if self.yields_abandoned:
-            notes.append(f"{self.yields_abandoned} yields abandoned (thread or image gone)")
+        if self.yielder.abandoned:
+            notes.append(f"{self.yielder.abandoned} yields abandoned (thread or image gone)")
         if self.port.children_note and (self.run is None or self.run.mode == "breakpoint"):
             notes.append(f"{self.port.name.split()[0]} limitation: {self.port.children_note}")
         placed = [CATALOGUE[c]["name"] for c, bp in self.entry_bps.items()
@@ -177,44 +177,34 @@ class Commands:
         opts, policy, sites = yields.plan(self._program(), arg)
         pct.check(policy, opts, self.values.mode)
         if not keep_pct_steps:
-            self.pct_steps.forget()
-        self.yield_off(quiet=True)
-        self.policy, self.yield_opts, self.yield_sites = policy, opts, sites
-        live_agent = bool(self.port.live_pids()) and self.run is not None and \
-            self.run.mode == "agent"
-        self._yield_breakpoints(True, agent=live_agent)
-        self.threads_seen.clear()
-        for pid in self.port.live_pids():
-            self._announce(pid, pid)
+            self.yielder.pct_steps.forget()
+        live = self.port.live_pids()
+        self.yielder.turn_on(policy, opts, sites, bool(live) and self.run is not None and
+                             self.run.mode == "agent", live)
         return (f"tracer: yields on at {frontend.sites_phrase(sites)}, probability "
                 f"{opts.probability}, strategy {policy.info['strategy']}, seed {opts.seed}")
 
     def yield_off(self, arg="", quiet=False):
-        if self.policy is None and not quiet:
+        if self.yielder.policy is None and not quiet:
             raise TracerError("yields are not on")
-        self._yield_breakpoints(False)
-        self.yield_sites = []
-        self.policy = None
-        self.yield_plans.clear()
-        self.yield_saved.clear()
+        self.yielder.turn_off()
         return None if quiet else "tracer: yields off, no site left instrumented"
 
     def yield_status(self, arg):
-        return frontend.yield_status_text(self.policy, self.yield_sites,
-                                          len(self.access_budget.disabled))
+        return self.yielder.status()
 
     def cmd_hunt(self, arg):
         opts = yields.parse_hunt_args(arg)
-        mix = None if self.policy is not None else self._default_mix()
+        mix = None if self.yielder.policy is not None else self._default_mix()
         if mix is not None:
             self.port.write(f"tracer: hunt: no yields on, so the seeds take turns: "
                             f"{mix.describe()} (`tracer yield on` first picks one)")
         first = opts.seed if opts.seed is not None else (
-            self.yield_opts.seed if mix is None else 0)
+            self.yielder.opts.seed if mix is None else 0)
 
         def run_once(seed):
             if mix is None:
-                self.yield_opts.seed = seed
+                self.yielder.opts.seed = seed
             else:
                 self.yield_on(mix.arguments(seed), keep_pct_steps=True)
             run = self.run_once("")
@@ -254,11 +244,12 @@ class Commands:
     def _replay_command(self, seed):
         """A shell command that reruns `seed` with the same sites, policy and limits."""
         commands = [("set", limit) for limit in frontend.changed_limits(self.values)]
-        strategy = self.policy.info["strategy"]
-        if pct.is_pct(self.policy) and "pct_steps" in self.run.yield_info:
-            strategy = pct.strategy_text(self.policy, self.run.yield_info["pct_steps"])
+        policy = self.yielder.policy
+        strategy = policy.info["strategy"]
+        if pct.is_pct(policy) and "pct_steps" in self.run.yield_info:
+            strategy = pct.strategy_text(policy, self.run.yield_info["pct_steps"])
         commands += [("do", "tracer yield on " + frontend.yield_on_args(
-            self.yield_opts, strategy, seed)), ("do", "tracer run")]
+            self.yielder.opts, strategy, seed)), ("do", "tracer run")]
         argv = self.run.argv if self.run is not None else self.argv(0)
         return self.port.batch_command(commands, self._program(), argv[1:])
 

@@ -8,7 +8,7 @@ else. Nothing here imports gdb or lldb.
 """
 import os
 
-from . import _core, access, agent, frontend, pct, result_file, settings, yields
+from . import _core, agent, frontend, pct, result_file, settings
 from .commands import CATALOGUE, Commands
 from .glibc_threads import ThreadPointers
 from .port import EXEC, FATAL, INTERRUPT, OTHER, OURS, TIMEOUT, USER, DebuggerTrouble, cmdline
@@ -19,7 +19,7 @@ CALL_INDEX = {c["name"]: i for i, c in enumerate(CATALOGUE)}
 _UNEXPLAINED_STOPS = 1000     # stops with no reason in one run before giving up
 
 
-class Driver(Commands, YieldBreakpoints):
+class Driver(Commands):
     """Tracer's state in one debugger session; its commands are in commands.py."""
 
     def __init__(self, port):
@@ -37,19 +37,7 @@ class Driver(Commands, YieldBreakpoints):
         self.return_bps = {}          # ctx.return_key(pc) -> breakpoint
         self.return_pcs = set()       # (pid, pc) whose return breakpoint is known
         self.symbols = {}             # (pid, name) -> runtime address, for this process image
-        self.policy = None            # _core.YieldPolicy while yields are on
-        self.yield_opts = None
-        self.yield_sites = []         # where yields go (breakpoints, or the agent's list)
-        self.yield_bps = {}           # site key -> breakpoint
-        self.yield_pending = []       # sites waiting for their library (yield_breakpoints.py)
-        self.library_injected = 0     # this run's yields at library sites (breakpoint mode)
-        self.yield_bps_agent = False  # placed for agent mode: access sites only
-        self.access_budget = yields.AccessBudget()
-        self.pct_steps = pct.Steps()      # PCT: the estimate of a run's scheduling points
-        self.yield_plans = {}         # tid -> microseconds to insert (0: sched_yield)
-        self.yield_saved = {}         # tid -> (pid, registers saved before the inserted call)
-        self.yields_abandoned = 0     # inserted calls whose thread or image went away
-        self.threads_seen = set()     # (pid, tid) announced to the policy
+        self.yielder = YieldBreakpoints(port, self._symbol, self.on_yield_site)
         self.armed_mode = None        # "breakpoint" or "agent": what arm() set up
         self.armed_trace = None       # the trace filter arm() placed breakpoints for
         self.exit_bp = None           # at _exit, for ports whose exit status hides a signal
@@ -105,92 +93,13 @@ class Driver(Commands, YieldBreakpoints):
         return regs[:9] + (fs_base,)
 
     def on_yield_site(self, site, ctx):
-        """A thread is before an instrumented call. The policy decides; the call is inserted
-        here when the port allows it, else at Driver.service (True: stop for it)."""
+        """A thread is before an instrumented call (yield_breakpoints.py; True: stop for
+        it)."""
         try:
-            if self.policy is None:
-                return False
-            in_callback = self.port.yields_in_callback
-            if not (in_callback or self.in_run_command):
-                return False
-            tid = ctx.tid
-            if tid in self.yield_saved:     # back from the inserted call
-                return self._undo_yield(ctx) if in_callback else True
-            if tid in self.yield_plans:     # a re-reported stop
-                return True
-            key = yields.site_key(site)
-            if access.is_access(site) and not self._within_budget(key):
-                return False
-            self._announce(ctx.pid, tid)
-            us = self.policy.decide(ctx.pid, tid, key)
-            if us is None:
-                return False
-            self.library_injected += bool(site.get("object"))
-            if in_callback:
-                self._insert_yield(ctx, us)
-                return False
-            self.yield_plans[tid] = us
-            return True
+            return self.yielder.at_site(site, ctx, self.in_run_command)
         except Exception as e:          # noqa: BLE001
             self._hot_path_failed(e)
             return False
-
-    def _within_budget(self, key):
-        """A hot access site is perturbed less and less, then its breakpoint is disabled -
-        but only while no thread is inside an inserted call (it comes back through a
-        breakpoint at its site to get its registers back)."""
-        verdict = self.access_budget.hit(key)
-        if verdict == yields.AccessBudget.DISABLE:
-            if not (self.yield_saved or self.yield_plans) and key in self.yield_bps:
-                self.port.disable(self.yield_bps[key])
-                self.access_budget.disabled.add(key)
-            return False
-        return verdict == yields.AccessBudget.DECIDE
-
-    def service(self):
-        """Stop OURS: insert, or undo, the yield of the selected thread. A thread that died
-        or a process that exec'd meanwhile abandons its yield: never a resume at a stale pc."""
-        ctx = self.port.context()
-        try:
-            if ctx.tid in self.yield_saved:
-                self._undo_yield(ctx)
-                return
-            us = self.yield_plans.pop(ctx.tid, None)
-            if us is not None:
-                self._insert_yield(ctx, us)
-        except Exception:               # noqa: BLE001 - the thread is gone: nothing to undo
-            self.yield_saved.pop(ctx.tid, None)
-            self.yield_plans.pop(ctx.tid, None)
-            self.yields_abandoned += 1
-
-    def _insert_yield(self, ctx, us):
-        target = self._symbol(ctx, "usleep" if us else "sched_yield")
-        if target is None:
-            return
-        regs = ctx.read_registers(yields.SAVED_REGISTERS)
-        writes, (address, data) = yields.insertion(regs, regs["rip"], target, us)
-        ctx.write_memory(address, data)
-        ctx.write_registers(writes)
-        self.yield_saved[ctx.tid] = (ctx.pid, regs)
-
-    def _undo_yield(self, ctx):
-        _, regs = self.yield_saved.pop(ctx.tid)
-        ctx.write_registers(regs)
-        return False
-
-    def _announce(self, pid, tid):
-        """The policy keys decisions on thread ordinals: announce a process's threads in
-        creation order (ascending tids), the same way under every debugger."""
-        if (pid, tid) in self.threads_seen or self.policy is None:
-            return
-        try:
-            tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
-        except OSError:
-            tids = [tid]
-        for t in tids if tid in tids else tids + [tid]:
-            if (pid, t) not in self.threads_seen:
-                self.threads_seen.add((pid, t))
-                self.policy.thread_seen(pid, t)
 
     def _symbol(self, ctx, name):
         """Runtime addresses are per process image: never reused across runs or exec."""
@@ -286,11 +195,16 @@ class Driver(Commands, YieldBreakpoints):
             self.armed = True           # still "armed" for status; the budget ended it
 
     # ================================================================ what the port saw
+    def on_new_objects(self):
+        """The debugger loaded objects (libraries): the breakpoints waiting for them."""
+        self.place_entry_breakpoints()
+        self.yielder.place_pending()
+
     def on_new_thread(self, pid, tid, first):
         """A thread appeared; first: its process's first. The first thread of the only live
         process is a new program's (not a fork's)."""
         fresh = first and not [p for p in self.port.live_pids() if p != pid]
-        self._announce(pid, tid)
+        self.yielder.announce(pid, tid)
         if not self.armed:
             return
         run = self.run
@@ -398,14 +312,12 @@ class Driver(Commands, YieldBreakpoints):
         image_key(key) says which return breakpoints belonged to the old image."""
         for key in [k for k in self.return_bps if image_key and image_key(k)]:
             self.port.delete(self.return_bps.pop(key))
-        self._forget_library_sites()
+        self.yielder.forget_library_sites()
         for pid in pids:
             self.thread_pointers.pop(pid, None)
             self.return_pcs = {k for k in self.return_pcs if k[0] != pid}
             self.symbols = {k: v for k, v in self.symbols.items() if k[0] != pid}
-            for tid in [t for t, (p, _) in self.yield_saved.items() if p == pid]:
-                del self.yield_saved[tid]
-                self.yields_abandoned += 1
+            self.yielder.forget_process(pid)
             if self.run is not None:
                 self.run.session.forget(pid)
 
@@ -495,15 +407,13 @@ class Driver(Commands, YieldBreakpoints):
         """Before a run's report: its yield record, and in agent mode the program's events
         with their call sites named (the agent records return addresses only) while the
         debugger still knows the program's load addresses."""
-        run.yield_info = frontend.yield_info(self.policy, self.yield_sites,
-                                             self.yield_opts if self.policy else None,
-                                             len(self.access_budget.disabled),
-                                             self.library_injected)
+        run.yield_info = self.yielder.info()
         if run.mode != "agent":
             return
         run.take_agent_events()
-        if pct.is_pct(self.policy) and run.pct_steps and run.agent_pct:
-            self.pct_steps.learn(pct.record(run.yield_info, self.policy, run.pct_steps,
+        policy = self.yielder.policy
+        if pct.is_pct(policy) and run.pct_steps and run.agent_pct:
+            self.yielder.pct_steps.learn(pct.record(run.yield_info, policy, run.pct_steps,
                                             run.agent_pct))
         for pc in {ev["site"] for ev in run.session.events()} - set(run.sites):
             try:
@@ -527,14 +437,7 @@ class Driver(Commands, YieldBreakpoints):
     def _before_launch(self):
         """A fresh process is coming: the yield decisions start again from the seed."""
         self.port.before_run()
-        self.yield_plans.clear()
-        self.yield_saved.clear()
-        self.threads_seen.clear()
-        self.library_injected = 0
-        if self.access_budget.new_run():
-            self._yield_breakpoints(False)   # placed again, enabled, at the launch
-        if self.policy is not None:
-            self.policy.reseed(self.yield_opts.seed)
+        self.yielder.new_launch()
 
     def _resume(self):
         self._reap()
@@ -607,19 +510,18 @@ class Driver(Commands, YieldBreakpoints):
         for bp in self.return_bps.values():     # at the last run's (randomised) addresses
             self.port.delete(bp)
         self.return_bps.clear()
-        self._forget_library_sites()
-        self._yield_breakpoints(True, agent=run.mode == "agent")
-        pct.check(self.policy, self.yield_opts, run.mode)
+        yielder = self.yielder
+        yielder.forget_library_sites()
+        yielder.place(True, agent=run.mode == "agent")
+        pct.check(yielder.policy, yielder.opts, run.mode)
         if run.mode != "agent":
             return self.port.launch()
         run.agent = agent.AgentRun(self.values)
         strategy = None
-        if pct.is_pct(self.policy):
-            run.pct_steps = self.pct_steps.for_next_run(self.policy)
-            strategy = pct.strategy_text(self.policy, run.pct_steps)
-        env = run.agent.environment(self.policy, self.yield_opts,
-                                    [s for s in self.yield_sites if not access.is_access(s)],
-                                    strategy)
+        if pct.is_pct(yielder.policy):
+            run.pct_steps = yielder.pct_steps.for_next_run(yielder.policy)
+            strategy = pct.strategy_text(yielder.policy, run.pct_steps)
+        env = run.agent.environment(yielder.policy, yielder.opts, yielder.call_sites(), strategy)
         self.port.set_environment(env)
         try:
             return self.port.launch()
@@ -639,7 +541,7 @@ class Driver(Commands, YieldBreakpoints):
             if stop.kind == FATAL and self.port.keep_fatal_stopped:
                 break                   # left stopped there, to be looked at
             if stop.kind == OURS:
-                self.service()
+                self.yielder.service()
             elif stop.kind in (USER, INTERRUPT):
                 return None
             elif stop.kind == OTHER:      # (EXITED with processes left: just go on)
