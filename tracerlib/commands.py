@@ -5,7 +5,7 @@ A mixin of the Driver (tracerlib/driver.py): each command reads and changes the 
 state and calls its run machinery (run_once, arm, disarm, _finish...); the state machine
 itself stays there. Every command returns text or raises TracerError (one line).
 """
-from . import (_core, agent, attach_agent, coverage, export, frontend, hunt_mix, pct,
+from . import (_core, agent, agent_mode, coverage, export, frontend, hunt_mix, pct,
                replay, result_file, settings, yields)
 from .port import wait_for
 from .run import TracerError
@@ -44,7 +44,7 @@ class Commands:
         if not self.armed and self.yielder.policy is None:
             raise TracerError("not tracing; `tracer start` arms it")
         self.yield_off(quiet=True)
-        self.leave_agent()
+        agent_mode.leave(self.port, self.run)
         if self.armed:
             self.disarm()
         return "tracer: disarmed"
@@ -54,7 +54,8 @@ class Commands:
         if pid in self.port.live_pids():
             raise TracerError(f"process {pid} is already traced")
         armed_here = not self.armed
-        mode = self._launch_mode(f"/proc/{pid}/exe") if armed_here else self.armed_mode
+        mode = (agent_mode.launch_mode(self.values, self.port, f"/proc/{pid}/exe")
+                if armed_here else self.armed_mode)
         if armed_here:                  # before attaching: some settings are fixed after;
             self.arm(mode, port_mode="breakpoint")     # breakpoints' (agent may fall back)
         try:
@@ -63,7 +64,12 @@ class Commands:
             if armed_here:
                 self.disarm()
             raise
-        ring = self._enter_agent(pid) if mode == "agent" else None
+        ring = None
+        if mode == "agent":
+            ring = agent_mode.enter(self.port, pid, self.values, self.yielder)
+            if ring is None:            # it said why: breakpoints cover the process
+                self.armed_mode = "breakpoint"
+                self.missing = _core.filter_check("trace", self.values.trace)
         if not self.entry_bps or self.missing:
             self.place_entry_breakpoints()
         self._new_run(pid, mode=self.armed_mode)
@@ -72,48 +78,12 @@ class Commands:
         return (f"tracer: attached to {pid} and tracing{how}; `continue` or `tracer run` "
                 "to let it go")
 
-    def _enter_agent(self, pid):
-        """The agent into an attached process (attach_agent.py): its AgentRun, or None
-        after one line saying why not, with breakpoints armed instead."""
-        ring = agent.AgentRun(self.values)
-        try:
-            yielder = self.yielder
-            env = ring.environment(None if pct.is_pct(yielder.policy) else yielder.policy,
-                                   yielder.opts, yielder.call_sites())
-            ring.bound = attach_agent.enter(self.port, env)
-            ring.attached = True
-            return ring
-        except (attach_agent.CallFailed, OSError, RuntimeError) as e:
-            ring.close()
-            self.port.write(f"tracer: the agent cannot enter process {pid}: {e}; "
-                            "breakpoint mode covers it", error=True)
-        self.armed_mode = "breakpoint"
-        self.missing = _core.filter_check("trace", self.values.trace)
-        return None
-
-    def leave_agent(self):
-        """Before the debugger lets an attached process go (detach, `tracer stop`): the
-        agent's wrappers out of the program, recording stopped. Never raises. Returns the
-        GOT entries restored, or None."""
-        run = self.run
-        ring = run.agent if run is not None else None
-        if ring is None or not ring.attached or run.pid not in self.port.live_pids():
-            return None
-        ring.attached = False
-        try:
-            return attach_agent.leave(self.port, run.pid)
-        except Exception as e:          # noqa: BLE001 - the program must go on
-            ring.ring.freeze()
-            self.port.write(f"tracer: could not unbind the agent from process {run.pid} "
-                            f"({e}); it stays loaded and records nothing more", error=True)
-        return None
-
     def cmd_detach(self, arg):
         live = self.port.live_pids()
         if not live:
             raise TracerError("no process to detach from")
         pid = self.run.pid if self.run is not None and self.run.pid in live else live[0]
-        restored = self.leave_agent()
+        restored = agent_mode.leave(self.port, self.run)
         self.on_detach(pid)             # the report, disarmed
         self.port.detach()
         wait_for(lambda: pid not in self.port.live_pids(), _DETACH_SECONDS)

@@ -8,7 +8,7 @@ else. Nothing here imports gdb or lldb.
 """
 import os
 
-from . import _core, agent, frontend, pct, result_file, settings
+from . import _core, agent_mode, frontend, pct, result_file, settings
 from .commands import CATALOGUE, Commands
 from .glibc_threads import ThreadPointers
 from .port import EXEC, FATAL, INTERRUPT, OTHER, OURS, TIMEOUT, USER, DebuggerTrouble, cmdline
@@ -326,7 +326,7 @@ class Driver(Commands):
         run = self.run
         live = self.port.live_pids()
         if run is not None and not run.finished and len(live) <= 1:
-            self.leave_agent()
+            agent_mode.leave(self.port, run)
             self.flush_pending()
             pid = pid or (live[0] if live else run.pid)
             self._finish(frontend.stop("detach", pid), processes=processes)
@@ -405,29 +405,10 @@ class Driver(Commands):
 
     def _settle(self, run):
         """Before a run's report: its yield record, and in agent mode the program's events
-        with their call sites named (the agent records return addresses only) while the
-        debugger still knows the program's load addresses."""
+        (agent_mode.settle)."""
         run.yield_info = self.yielder.info()
-        if run.mode != "agent":
-            return
-        run.take_agent_events()
-        policy = self.yielder.policy
-        if pct.is_pct(policy) and run.pct_steps and run.agent_pct:
-            self.yielder.pct_steps.learn(pct.record(run.yield_info, policy, run.pct_steps,
-                                            run.agent_pct))
-        for pc in {ev["site"] for ev in run.session.events()} - set(run.sites):
-            try:
-                run.sites[pc] = self._describe(pc)
-            except Exception:           # noqa: BLE001 - an unknown site stays unnamed
-                run.sites[pc] = {"function": None, "file": None, "line": None}
-        for pid, (_, pcs) in run.crash_pcs.items():
-            if not run.same_image(pid):     # another program's addresses: left unnamed
-                continue
-            for i, pc in enumerate(pcs):    # frame 0 is the faulting pc, not a return
-                try:
-                    run.crash_sites.setdefault(pc, self._describe(pc + (i == 0)))
-                except Exception:       # noqa: BLE001
-                    pass
+        if run.mode == "agent":
+            agent_mode.settle(run, self.yielder, self._describe)
 
     def _start_clock(self, pid):
         if self.values.timeout and self.in_run_command and not self.clock_on:
@@ -450,7 +431,7 @@ class Driver(Commands):
         live = self.port.live_pids()
         if not live and not self.port.program():
             raise TracerError("no program loaded: " + self.port.load_hint)
-        mode = self.armed_mode if live else self._launch_mode()
+        mode = self.armed_mode if live else agent_mode.launch_mode(self.values, self.port)
         if self.armed and ((self.disarming and not live) or mode != self.armed_mode
                            or (self.values.trace != self.armed_trace and not live)):
             self.disarm()               # a fresh run: the last spent its budget, a new trace
@@ -490,22 +471,8 @@ class Driver(Commands):
             pass
         return run
 
-    def _launch_mode(self, program=None):
-        """agent or breakpoint for the next launch (or attach to `program`); auto falls back
-        to breakpoints (and says so) where the agent cannot enter the program."""
-        wanted = self.values.mode
-        if wanted == "breakpoint":
-            return "breakpoint"
-        why = agent.cannot_enter(program or self.port.program())
-        if why is None:
-            return "agent"
-        self.port.write(f"tracer: {why}: breakpoint mode covers it"
-                        + ("" if wanted == "auto" else " (tracer mode is agent)"), error=True)
-        return "breakpoint"
-
     def _launch(self):
-        """Starts the program; in agent mode with the agent, its ring and the yield policy
-        in its environment (for this launch only)."""
+        """Starts the program; in agent mode with the agent (agent_mode.launch)."""
         run = self.run
         for bp in self.return_bps.values():     # at the last run's (randomised) addresses
             self.port.delete(bp)
@@ -516,17 +483,7 @@ class Driver(Commands):
         pct.check(yielder.policy, yielder.opts, run.mode)
         if run.mode != "agent":
             return self.port.launch()
-        run.agent = agent.AgentRun(self.values)
-        strategy = None
-        if pct.is_pct(yielder.policy):
-            run.pct_steps = yielder.pct_steps.for_next_run(yielder.policy)
-            strategy = pct.strategy_text(yielder.policy, run.pct_steps)
-        env = run.agent.environment(yielder.policy, yielder.opts, yielder.call_sites(), strategy)
-        self.port.set_environment(env)
-        try:
-            return self.port.launch()
-        finally:
-            self.port.set_environment({name: os.environ.get(name) for name in env})
+        return agent_mode.launch(self.port, run, self.values, yielder)
 
     def _drive(self, stop):
         unexplained = 0
