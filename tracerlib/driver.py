@@ -1,18 +1,23 @@
-"""The one driver: the run state machine, arming, yields on the hot path and what the port
-saw, written once against a debugger port (tracerlib/port.py); its `tracer` commands are in
-tracerlib/commands.py.
+"""The one driver: the run state machine, arming, the recording hot path and what the port
+saw, written once against a debugger port (tracerlib/port.py).
 
 A port reports what its debugger sees (threads, exits, exec, stops) through the `on_*`
 methods and calls the breakpoint handlers the driver gave it; the driver decides everything
-else. Nothing here imports gdb or lldb.
+else. Nothing here imports gdb or lldb. Its parts elsewhere, each owning its own state:
+- tracerlib/commands.py: the `tracer` commands (a mixin of the Driver, over its state);
+- tracerlib/yield_breakpoints.py: the yields (policy, sites, their breakpoints, the calls
+  inserted at them), `driver.yielder`;
+- tracerlib/exits.py: a process's end and the stop that ends the run (on_exit, on_ended,
+  poll hand over to it; the _exit breakpoint), `driver.exits`;
+- tracerlib/agent_mode.py: agent mode's part of a run (launch, attach, leave, its events).
 """
-import os
 
 from . import _core, agent_mode, frontend, pct, result_file, settings
 from .commands import CATALOGUE, Commands
+from .exits import Exits
 from .glibc_threads import ThreadPointers
 from .port import EXEC, FATAL, INTERRUPT, OTHER, OURS, TIMEOUT, USER, DebuggerTrouble, cmdline
-from .run import Run, TracerError, signal_name
+from .run import Run, TracerError
 from .yield_breakpoints import YieldBreakpoints
 
 CALL_INDEX = {c["name"]: i for i, c in enumerate(CATALOGUE)}
@@ -40,8 +45,7 @@ class Driver(Commands):
         self.yielder = YieldBreakpoints(port, self._symbol, self.on_yield_site)
         self.armed_mode = None        # "breakpoint" or "agent": what arm() set up
         self.armed_trace = None       # the trace filter arm() placed breakpoints for
-        self.exit_bp = None           # at _exit, for ports whose exit status hides a signal
-        self.exit_calls = {}          # pid -> status passed to _exit (see on_exit_call)
+        self.exits = Exits(self)      # a process's end, and the _exit breakpoint
         self.thread_pointers = {}     # pid -> ThreadPointers, for ports without fs_base
         self.verdict = None           # ("passed"|"failed", report path) of run, hunt, replay
 
@@ -133,8 +137,7 @@ class Driver(Commands):
         """In agent mode the program records itself: no breakpoint per call. port_mode: the
         debugger settings of that mode instead."""
         self.port.arm(port_mode or mode)
-        if self.port.exit_hides_signal:
-            self.exit_bp = self.port.break_function("_exit", self.on_exit_call)
+        self.exits.arm()
         self.armed = True
         self.armed_mode = mode
         self.disarming = False
@@ -173,9 +176,7 @@ class Driver(Commands):
         self.armed = False
         if restore:
             self.disarming = False
-            if self.exit_bp is not None:
-                self.port.delete(self.exit_bp)
-                self.exit_bp = None
+            self.exits.disarm()
             self.port.disarm()
 
     def _disarm_soon(self):
@@ -244,68 +245,20 @@ class Driver(Commands):
         if stop is not None:
             self._finish(stop)
 
+    # ---- a process's end: exits.py
     def on_exit(self, pid, status=None, signame=None):
         """A traced process ended: status, or signame when a signal killed it (None when
         the port cannot tell)."""
-        self._reap()
-        run = self.run
-        if run is None or not pid:
-            return
-        if run.fatal and run.fatal[0] == pid:
-            signame = run.fatal[2]
-        elif status is None and signame and not run.finished:
-            run.record_fatal(pid, pid, signame)
-        run.record_exit(pid, status=status, signame=signame)
-        if [p for p in self.port.live_pids() if p != pid]:
-            return
-        stop, self.pending = self.pending, None
-        main = run.exits.get(run.pid, {}).get("status")
-        if stop is None and status is None and not signame and main is not None:
-            # the last to go is a child whose end gdb lost: the program's is its main's
-            stop = frontend.stop("exit", run.pid, status=main)
-        if stop is None and status is not None:
-            stop = frontend.stop("exit", pid, status=status)
-        elif stop is None:
-            stop = frontend.stop("signal" if signame else "kill", pid, signal=signame)
-        self._finish(stop, live=False)
-
-    def on_exit_call(self, ctx):
-        """_exit(status): a port with exit_hides_signal reports a process killed by signal N
-        exactly like one that exited with status N; this stop tells them apart."""
-        status = ctx.read_registers(("rdi",))["rdi"] & 0xFF
-        self.exit_calls[ctx.pid] = status
-        run = self.run
-        if not self.in_run_command and run is not None and run.pid == ctx.pid:
-            self.on_exit(ctx.pid, status=status)    # you drive: this is its end
-        return False
+        self.exits.on_exit(pid, status=status, signame=signame)
 
     def on_ended(self, pid, status):
-        """pid is gone with `status` as the debugger gives it (see on_exit_call)."""
-        if pid in self.exit_calls:      # lldb-16 at times gives -1 for an ordinary exit
-            self.on_exit(pid, status=self.exit_calls[pid])
-        elif self.exit_bp is not None and 0 < status < 65:
-            self.on_exit(pid, signame=signal_name(status))     # never reached _exit
-        else:
-            self.on_exit(pid, status=status)
+        """pid is gone with `status` as the debugger gives it (exits.py tells an exit from
+        a death by signal)."""
+        self.exits.on_ended(pid, status)
 
     def poll(self):
-        """Before a command: a run whose process ended unseen (killed, detached, or exited
-        while you drove it) gets its report now."""
-        run = self.run
-        if run is None or run.finished or not run.pid:
-            return
-        fate = self.port.fate(run.pid)
-        if fate is None:
-            return
-        how, status = fate
-        if how == "exited":
-            self.on_ended(run.pid, status)
-        elif how == "detached":
-            # No detach hook saw it go: what can still be read from outside (mailboxes).
-            self.on_detach(run.pid, processes=[{"pid": run.pid, "threads": []}]
-                           if os.path.exists(f"/proc/{run.pid}") else [])
-        else:
-            self.on_exit(run.pid)
+        """Before a command: a run whose process ended unseen gets its report now."""
+        self.exits.poll()
 
     def on_exec(self, pids, image_key=None):
         """pids replaced their image: its return sites, symbols and yields mean nothing now.
@@ -362,7 +315,7 @@ class Driver(Commands):
                        argv if argv is not None else self.argv(pid), name)
         self.run.mode = mode
         self.hot_path_error = None
-        for cache in (self.return_pcs, self.symbols, self.exit_calls, self.thread_pointers):
+        for cache in (self.return_pcs, self.symbols, self.exits.calls, self.thread_pointers):
             cache.clear()               # they describe the last run's process images
         if pid:
             self.run.saw_process(pid)
