@@ -81,7 +81,7 @@ class GdbContext(Context):
 
 
 class TracerBreakpoint(gdb.Breakpoint):
-    """Tracer's (internal); only yield sites stop (Driver.service); space: pinning.py."""
+    """Tracer's (internal); only yield sites stop (yield_breakpoints.py); space: pinning.py."""
 
     def __init__(self, location, handler, yield_site=False, space=None):
         super().__init__(location, internal=True)

@@ -5,7 +5,7 @@ A mixin of the Driver (tracerlib/driver.py): each command reads and changes the 
 state and calls its run machinery (run_once, arm, disarm, _finish...); the state machine
 itself stays there. Every command returns text or raises TracerError (one line).
 """
-from . import (_core, access, agent, attach_agent, coverage, export, frontend, hunt_mix, pct,
+from . import (_core, agent, agent_mode, coverage, export, frontend, hunt_mix, pct,
                replay, result_file, settings, yields)
 from .port import wait_for
 from .run import TracerError
@@ -41,10 +41,10 @@ class Commands:
         return "tracer: armed; `run` (or `tracer run`) starts the program"
 
     def cmd_stop(self, arg):
-        if not self.armed and self.policy is None:
+        if not self.armed and self.yielder.policy is None:
             raise TracerError("not tracing; `tracer start` arms it")
         self.yield_off(quiet=True)
-        self.leave_agent()
+        agent_mode.leave(self.port, self.run)
         if self.armed:
             self.disarm()
         return "tracer: disarmed"
@@ -54,7 +54,8 @@ class Commands:
         if pid in self.port.live_pids():
             raise TracerError(f"process {pid} is already traced")
         armed_here = not self.armed
-        mode = self._launch_mode(f"/proc/{pid}/exe") if armed_here else self.armed_mode
+        mode = (agent_mode.launch_mode(self.values, self.port, f"/proc/{pid}/exe")
+                if armed_here else self.armed_mode)
         if armed_here:                  # before attaching: some settings are fixed after;
             self.arm(mode, port_mode="breakpoint")     # breakpoints' (agent may fall back)
         try:
@@ -63,7 +64,12 @@ class Commands:
             if armed_here:
                 self.disarm()
             raise
-        ring = self._enter_agent(pid) if mode == "agent" else None
+        ring = None
+        if mode == "agent":
+            ring = agent_mode.enter(self.port, pid, self.values, self.yielder)
+            if ring is None:            # it said why: breakpoints cover the process
+                self.armed_mode = "breakpoint"
+                self.missing = _core.filter_check("trace", self.values.trace)
         if not self.entry_bps or self.missing:
             self.place_entry_breakpoints()
         self._new_run(pid, mode=self.armed_mode)
@@ -72,48 +78,12 @@ class Commands:
         return (f"tracer: attached to {pid} and tracing{how}; `continue` or `tracer run` "
                 "to let it go")
 
-    def _enter_agent(self, pid):
-        """The agent into an attached process (attach_agent.py): its AgentRun, or None
-        after one line saying why not, with breakpoints armed instead."""
-        ring = agent.AgentRun(self.values)
-        try:
-            env = ring.environment(None if pct.is_pct(self.policy) else self.policy,
-                                   self.yield_opts, [s for s in self.yield_sites
-                                                     if not access.is_access(s)])
-            ring.bound = attach_agent.enter(self.port, env)
-            ring.attached = True
-            return ring
-        except (attach_agent.CallFailed, OSError, RuntimeError) as e:
-            ring.close()
-            self.port.write(f"tracer: the agent cannot enter process {pid}: {e}; "
-                            "breakpoint mode covers it", error=True)
-        self.armed_mode = "breakpoint"
-        self.missing = _core.filter_check("trace", self.values.trace)
-        return None
-
-    def leave_agent(self):
-        """Before the debugger lets an attached process go (detach, `tracer stop`): the
-        agent's wrappers out of the program, recording stopped. Never raises. Returns the
-        GOT entries restored, or None."""
-        run = self.run
-        ring = run.agent if run is not None else None
-        if ring is None or not ring.attached or run.pid not in self.port.live_pids():
-            return None
-        ring.attached = False
-        try:
-            return attach_agent.leave(self.port, run.pid)
-        except Exception as e:          # noqa: BLE001 - the program must go on
-            ring.ring.freeze()
-            self.port.write(f"tracer: could not unbind the agent from process {run.pid} "
-                            f"({e}); it stays loaded and records nothing more", error=True)
-        return None
-
     def cmd_detach(self, arg):
         live = self.port.live_pids()
         if not live:
             raise TracerError("no process to detach from")
         pid = self.run.pid if self.run is not None and self.run.pid in live else live[0]
-        restored = self.leave_agent()
+        restored = agent_mode.leave(self.port, self.run)
         self.on_detach(pid)             # the report, disarmed
         self.port.detach()
         wait_for(lambda: pid not in self.port.live_pids(), _DETACH_SECONDS)
@@ -121,13 +91,13 @@ class Commands:
             f" (agent unbound: {restored} GOT entries restored)" if restored is not None else "")
 
     def cmd_status(self, arg):
-        notes = [self.yield_status("").removeprefix("tracer: ")] if self.policy else []
+        notes = [self.yield_status("").removeprefix("tracer: ")] if self.yielder.policy else []
         if self.run is not None:
             notes.append(f"mode: {self.run.mode}" + (" (calls recorded inside the program)"
                                                      if self.run.mode == "agent" else ""))
             notes.append(coverage.status_line(self.run, self.port.live_pids()))
-        if self.yields_abandoned:
-            notes.append(f"{self.yields_abandoned} yields abandoned (thread or image gone)")
+        if self.yielder.abandoned:
+            notes.append(f"{self.yielder.abandoned} yields abandoned (thread or image gone)")
         if self.port.children_note and (self.run is None or self.run.mode == "breakpoint"):
             notes.append(f"{self.port.name.split()[0]} limitation: {self.port.children_note}")
         placed = [CATALOGUE[c]["name"] for c, bp in self.entry_bps.items()
@@ -177,44 +147,34 @@ class Commands:
         opts, policy, sites = yields.plan(self._program(), arg)
         pct.check(policy, opts, self.values.mode)
         if not keep_pct_steps:
-            self.pct_steps.forget()
-        self.yield_off(quiet=True)
-        self.policy, self.yield_opts, self.yield_sites = policy, opts, sites
-        live_agent = bool(self.port.live_pids()) and self.run is not None and \
-            self.run.mode == "agent"
-        self._yield_breakpoints(True, agent=live_agent)
-        self.threads_seen.clear()
-        for pid in self.port.live_pids():
-            self._announce(pid, pid)
+            self.yielder.pct_steps.forget()
+        live = self.port.live_pids()
+        self.yielder.turn_on(policy, opts, sites, bool(live) and self.run is not None and
+                             self.run.mode == "agent", live)
         return (f"tracer: yields on at {frontend.sites_phrase(sites)}, probability "
                 f"{opts.probability}, strategy {policy.info['strategy']}, seed {opts.seed}")
 
     def yield_off(self, arg="", quiet=False):
-        if self.policy is None and not quiet:
+        if self.yielder.policy is None and not quiet:
             raise TracerError("yields are not on")
-        self._yield_breakpoints(False)
-        self.yield_sites = []
-        self.policy = None
-        self.yield_plans.clear()
-        self.yield_saved.clear()
+        self.yielder.turn_off()
         return None if quiet else "tracer: yields off, no site left instrumented"
 
     def yield_status(self, arg):
-        return frontend.yield_status_text(self.policy, self.yield_sites,
-                                          len(self.access_budget.disabled))
+        return self.yielder.status()
 
     def cmd_hunt(self, arg):
         opts = yields.parse_hunt_args(arg)
-        mix = None if self.policy is not None else self._default_mix()
+        mix = None if self.yielder.policy is not None else self._default_mix()
         if mix is not None:
             self.port.write(f"tracer: hunt: no yields on, so the seeds take turns: "
                             f"{mix.describe()} (`tracer yield on` first picks one)")
         first = opts.seed if opts.seed is not None else (
-            self.yield_opts.seed if mix is None else 0)
+            self.yielder.opts.seed if mix is None else 0)
 
         def run_once(seed):
             if mix is None:
-                self.yield_opts.seed = seed
+                self.yielder.opts.seed = seed
             else:
                 self.yield_on(mix.arguments(seed), keep_pct_steps=True)
             run = self.run_once("")
@@ -254,11 +214,12 @@ class Commands:
     def _replay_command(self, seed):
         """A shell command that reruns `seed` with the same sites, policy and limits."""
         commands = [("set", limit) for limit in frontend.changed_limits(self.values)]
-        strategy = self.policy.info["strategy"]
-        if pct.is_pct(self.policy) and "pct_steps" in self.run.yield_info:
-            strategy = pct.strategy_text(self.policy, self.run.yield_info["pct_steps"])
+        policy = self.yielder.policy
+        strategy = policy.info["strategy"]
+        if pct.is_pct(policy) and "pct_steps" in self.run.yield_info:
+            strategy = pct.strategy_text(policy, self.run.yield_info["pct_steps"])
         commands += [("do", "tracer yield on " + frontend.yield_on_args(
-            self.yield_opts, strategy, seed)), ("do", "tracer run")]
+            self.yielder.opts, strategy, seed)), ("do", "tracer run")]
         argv = self.run.argv if self.run is not None else self.argv(0)
         return self.port.batch_command(commands, self._program(), argv[1:])
 

@@ -1,25 +1,30 @@
-"""The one driver: the run state machine, arming, yields on the hot path and what the port
-saw, written once against a debugger port (tracerlib/port.py); its `tracer` commands are in
-tracerlib/commands.py.
+"""The one driver: the run state machine, arming, the recording hot path and what the port
+saw, written once against a debugger port (tracerlib/port.py).
 
 A port reports what its debugger sees (threads, exits, exec, stops) through the `on_*`
 methods and calls the breakpoint handlers the driver gave it; the driver decides everything
-else. Nothing here imports gdb or lldb.
+else. Nothing here imports gdb or lldb. Its parts elsewhere, each owning its own state:
+- tracerlib/commands.py: the `tracer` commands (a mixin of the Driver, over its state);
+- tracerlib/yield_breakpoints.py: the yields (policy, sites, their breakpoints, the calls
+  inserted at them), `driver.yielder`;
+- tracerlib/exits.py: a process's end and the stop that ends the run (on_exit, on_ended,
+  poll hand over to it; the _exit breakpoint), `driver.exits`;
+- tracerlib/agent_mode.py: agent mode's part of a run (launch, attach, leave, its events).
 """
-import os
 
-from . import _core, access, agent, frontend, pct, result_file, settings, yields
+from . import _core, agent_mode, frontend, pct, result_file, settings
 from .commands import CATALOGUE, Commands
+from .exits import Exits
 from .glibc_threads import ThreadPointers
 from .port import EXEC, FATAL, INTERRUPT, OTHER, OURS, TIMEOUT, USER, DebuggerTrouble, cmdline
-from .run import Run, TracerError, signal_name
+from .run import Run, TracerError
 from .yield_breakpoints import YieldBreakpoints
 
 CALL_INDEX = {c["name"]: i for i, c in enumerate(CATALOGUE)}
 _UNEXPLAINED_STOPS = 1000     # stops with no reason in one run before giving up
 
 
-class Driver(Commands, YieldBreakpoints):
+class Driver(Commands):
     """Tracer's state in one debugger session; its commands are in commands.py."""
 
     def __init__(self, port):
@@ -37,23 +42,10 @@ class Driver(Commands, YieldBreakpoints):
         self.return_bps = {}          # ctx.return_key(pc) -> breakpoint
         self.return_pcs = set()       # (pid, pc) whose return breakpoint is known
         self.symbols = {}             # (pid, name) -> runtime address, for this process image
-        self.policy = None            # _core.YieldPolicy while yields are on
-        self.yield_opts = None
-        self.yield_sites = []         # where yields go (breakpoints, or the agent's list)
-        self.yield_bps = {}           # site key -> breakpoint
-        self.yield_pending = []       # sites waiting for their library (yield_breakpoints.py)
-        self.library_injected = 0     # this run's yields at library sites (breakpoint mode)
-        self.yield_bps_agent = False  # placed for agent mode: access sites only
-        self.access_budget = yields.AccessBudget()
-        self.pct_steps = pct.Steps()      # PCT: the estimate of a run's scheduling points
-        self.yield_plans = {}         # tid -> microseconds to insert (0: sched_yield)
-        self.yield_saved = {}         # tid -> (pid, registers saved before the inserted call)
-        self.yields_abandoned = 0     # inserted calls whose thread or image went away
-        self.threads_seen = set()     # (pid, tid) announced to the policy
+        self.yielder = YieldBreakpoints(port, self._symbol, self.on_yield_site)
         self.armed_mode = None        # "breakpoint" or "agent": what arm() set up
         self.armed_trace = None       # the trace filter arm() placed breakpoints for
-        self.exit_bp = None           # at _exit, for ports whose exit status hides a signal
-        self.exit_calls = {}          # pid -> status passed to _exit (see on_exit_call)
+        self.exits = Exits(self)      # a process's end, and the _exit breakpoint
         self.thread_pointers = {}     # pid -> ThreadPointers, for ports without fs_base
         self.verdict = None           # ("passed"|"failed", report path) of run, hunt, replay
 
@@ -105,92 +97,13 @@ class Driver(Commands, YieldBreakpoints):
         return regs[:9] + (fs_base,)
 
     def on_yield_site(self, site, ctx):
-        """A thread is before an instrumented call. The policy decides; the call is inserted
-        here when the port allows it, else at Driver.service (True: stop for it)."""
+        """A thread is before an instrumented call (yield_breakpoints.py; True: stop for
+        it)."""
         try:
-            if self.policy is None:
-                return False
-            in_callback = self.port.yields_in_callback
-            if not (in_callback or self.in_run_command):
-                return False
-            tid = ctx.tid
-            if tid in self.yield_saved:     # back from the inserted call
-                return self._undo_yield(ctx) if in_callback else True
-            if tid in self.yield_plans:     # a re-reported stop
-                return True
-            key = yields.site_key(site)
-            if access.is_access(site) and not self._within_budget(key):
-                return False
-            self._announce(ctx.pid, tid)
-            us = self.policy.decide(ctx.pid, tid, key)
-            if us is None:
-                return False
-            self.library_injected += bool(site.get("object"))
-            if in_callback:
-                self._insert_yield(ctx, us)
-                return False
-            self.yield_plans[tid] = us
-            return True
+            return self.yielder.at_site(site, ctx, self.in_run_command)
         except Exception as e:          # noqa: BLE001
             self._hot_path_failed(e)
             return False
-
-    def _within_budget(self, key):
-        """A hot access site is perturbed less and less, then its breakpoint is disabled -
-        but only while no thread is inside an inserted call (it comes back through a
-        breakpoint at its site to get its registers back)."""
-        verdict = self.access_budget.hit(key)
-        if verdict == yields.AccessBudget.DISABLE:
-            if not (self.yield_saved or self.yield_plans) and key in self.yield_bps:
-                self.port.disable(self.yield_bps[key])
-                self.access_budget.disabled.add(key)
-            return False
-        return verdict == yields.AccessBudget.DECIDE
-
-    def service(self):
-        """Stop OURS: insert, or undo, the yield of the selected thread. A thread that died
-        or a process that exec'd meanwhile abandons its yield: never a resume at a stale pc."""
-        ctx = self.port.context()
-        try:
-            if ctx.tid in self.yield_saved:
-                self._undo_yield(ctx)
-                return
-            us = self.yield_plans.pop(ctx.tid, None)
-            if us is not None:
-                self._insert_yield(ctx, us)
-        except Exception:               # noqa: BLE001 - the thread is gone: nothing to undo
-            self.yield_saved.pop(ctx.tid, None)
-            self.yield_plans.pop(ctx.tid, None)
-            self.yields_abandoned += 1
-
-    def _insert_yield(self, ctx, us):
-        target = self._symbol(ctx, "usleep" if us else "sched_yield")
-        if target is None:
-            return
-        regs = ctx.read_registers(yields.SAVED_REGISTERS)
-        writes, (address, data) = yields.insertion(regs, regs["rip"], target, us)
-        ctx.write_memory(address, data)
-        ctx.write_registers(writes)
-        self.yield_saved[ctx.tid] = (ctx.pid, regs)
-
-    def _undo_yield(self, ctx):
-        _, regs = self.yield_saved.pop(ctx.tid)
-        ctx.write_registers(regs)
-        return False
-
-    def _announce(self, pid, tid):
-        """The policy keys decisions on thread ordinals: announce a process's threads in
-        creation order (ascending tids), the same way under every debugger."""
-        if (pid, tid) in self.threads_seen or self.policy is None:
-            return
-        try:
-            tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
-        except OSError:
-            tids = [tid]
-        for t in tids if tid in tids else tids + [tid]:
-            if (pid, t) not in self.threads_seen:
-                self.threads_seen.add((pid, t))
-                self.policy.thread_seen(pid, t)
 
     def _symbol(self, ctx, name):
         """Runtime addresses are per process image: never reused across runs or exec."""
@@ -224,8 +137,7 @@ class Driver(Commands, YieldBreakpoints):
         """In agent mode the program records itself: no breakpoint per call. port_mode: the
         debugger settings of that mode instead."""
         self.port.arm(port_mode or mode)
-        if self.port.exit_hides_signal:
-            self.exit_bp = self.port.break_function("_exit", self.on_exit_call)
+        self.exits.arm()
         self.armed = True
         self.armed_mode = mode
         self.disarming = False
@@ -264,9 +176,7 @@ class Driver(Commands, YieldBreakpoints):
         self.armed = False
         if restore:
             self.disarming = False
-            if self.exit_bp is not None:
-                self.port.delete(self.exit_bp)
-                self.exit_bp = None
+            self.exits.disarm()
             self.port.disarm()
 
     def _disarm_soon(self):
@@ -286,11 +196,16 @@ class Driver(Commands, YieldBreakpoints):
             self.armed = True           # still "armed" for status; the budget ended it
 
     # ================================================================ what the port saw
+    def on_new_objects(self):
+        """The debugger loaded objects (libraries): the breakpoints waiting for them."""
+        self.place_entry_breakpoints()
+        self.yielder.place_pending()
+
     def on_new_thread(self, pid, tid, first):
         """A thread appeared; first: its process's first. The first thread of the only live
         process is a new program's (not a fork's)."""
         fresh = first and not [p for p in self.port.live_pids() if p != pid]
-        self._announce(pid, tid)
+        self.yielder.announce(pid, tid)
         if not self.armed:
             return
         run = self.run
@@ -330,84 +245,32 @@ class Driver(Commands, YieldBreakpoints):
         if stop is not None:
             self._finish(stop)
 
+    # ---- a process's end: exits.py
     def on_exit(self, pid, status=None, signame=None):
         """A traced process ended: status, or signame when a signal killed it (None when
         the port cannot tell)."""
-        self._reap()
-        run = self.run
-        if run is None or not pid:
-            return
-        if run.fatal and run.fatal[0] == pid:
-            signame = run.fatal[2]
-        elif status is None and signame and not run.finished:
-            run.record_fatal(pid, pid, signame)
-        run.record_exit(pid, status=status, signame=signame)
-        if [p for p in self.port.live_pids() if p != pid]:
-            return
-        stop, self.pending = self.pending, None
-        main = run.exits.get(run.pid, {}).get("status")
-        if stop is None and (pid != run.pid or status is None) and not signame and \
-                main is not None:
-            # the last to go is a child (or one whose end gdb lost): the program's end, and
-            # its verdict, are its main process's exit
-            stop = frontend.stop("exit", run.pid, status=main)
-        if stop is None and status is not None:
-            stop = frontend.stop("exit", pid, status=status)
-        elif stop is None:
-            stop = frontend.stop("signal" if signame else "kill", pid, signal=signame)
-        self._finish(stop, live=False)
-
-    def on_exit_call(self, ctx):
-        """_exit(status): a port with exit_hides_signal reports a process killed by signal N
-        exactly like one that exited with status N; this stop tells them apart."""
-        status = ctx.read_registers(("rdi",))["rdi"] & 0xFF
-        self.exit_calls[ctx.pid] = status
-        run = self.run
-        if not self.in_run_command and run is not None and run.pid == ctx.pid:
-            self.on_exit(ctx.pid, status=status)    # you drive: this is its end
-        return False
+        self.exits.on_exit(pid, status=status, signame=signame)
 
     def on_ended(self, pid, status):
-        """pid is gone with `status` as the debugger gives it (see on_exit_call)."""
-        if pid in self.exit_calls:      # lldb-16 at times gives -1 for an ordinary exit
-            self.on_exit(pid, status=self.exit_calls[pid])
-        elif self.exit_bp is not None and 0 < status < 65:
-            self.on_exit(pid, signame=signal_name(status))     # never reached _exit
-        else:
-            self.on_exit(pid, status=status)
+        """pid is gone with `status` as the debugger gives it (exits.py tells an exit from
+        a death by signal)."""
+        self.exits.on_ended(pid, status)
 
     def poll(self):
-        """Before a command: a run whose process ended unseen (killed, detached, or exited
-        while you drove it) gets its report now."""
-        run = self.run
-        if run is None or run.finished or not run.pid:
-            return
-        fate = self.port.fate(run.pid)
-        if fate is None:
-            return
-        how, status = fate
-        if how == "exited":
-            self.on_ended(run.pid, status)
-        elif how == "detached":
-            # No detach hook saw it go: what can still be read from outside (mailboxes).
-            self.on_detach(run.pid, processes=[{"pid": run.pid, "threads": []}]
-                           if os.path.exists(f"/proc/{run.pid}") else [])
-        else:
-            self.on_exit(run.pid)
+        """Before a command: a run whose process ended unseen gets its report now."""
+        self.exits.poll()
 
     def on_exec(self, pids, image_key=None):
         """pids replaced their image: its return sites, symbols and yields mean nothing now.
         image_key(key) says which return breakpoints belonged to the old image."""
         for key in [k for k in self.return_bps if image_key and image_key(k)]:
             self.port.delete(self.return_bps.pop(key))
-        self._forget_library_sites()
+        self.yielder.forget_library_sites()
         for pid in pids:
             self.thread_pointers.pop(pid, None)
             self.return_pcs = {k for k in self.return_pcs if k[0] != pid}
             self.symbols = {k: v for k, v in self.symbols.items() if k[0] != pid}
-            for tid in [t for t, (p, _) in self.yield_saved.items() if p == pid]:
-                del self.yield_saved[tid]
-                self.yields_abandoned += 1
+            self.yielder.forget_process(pid)
             if self.run is not None:
                 self.run.session.forget(pid)
 
@@ -416,7 +279,7 @@ class Driver(Commands, YieldBreakpoints):
         run = self.run
         live = self.port.live_pids()
         if run is not None and not run.finished and len(live) <= 1:
-            self.leave_agent()
+            agent_mode.leave(self.port, run)
             self.flush_pending()
             pid = pid or (live[0] if live else run.pid)
             self._finish(frontend.stop("detach", pid), processes=processes)
@@ -452,7 +315,7 @@ class Driver(Commands, YieldBreakpoints):
                        argv if argv is not None else self.argv(pid), name)
         self.run.mode = mode
         self.hot_path_error = None
-        for cache in (self.return_pcs, self.symbols, self.exit_calls, self.thread_pointers):
+        for cache in (self.return_pcs, self.symbols, self.exits.calls, self.thread_pointers):
             cache.clear()               # they describe the last run's process images
         if pid:
             self.run.saw_process(pid)
@@ -495,31 +358,10 @@ class Driver(Commands, YieldBreakpoints):
 
     def _settle(self, run):
         """Before a run's report: its yield record, and in agent mode the program's events
-        with their call sites named (the agent records return addresses only) while the
-        debugger still knows the program's load addresses."""
-        run.yield_info = frontend.yield_info(self.policy, self.yield_sites,
-                                             self.yield_opts if self.policy else None,
-                                             len(self.access_budget.disabled),
-                                             self.library_injected)
-        if run.mode != "agent":
-            return
-        run.take_agent_events()
-        if pct.is_pct(self.policy) and run.pct_steps and run.agent_pct:
-            self.pct_steps.learn(pct.record(run.yield_info, self.policy, run.pct_steps,
-                                            run.agent_pct))
-        for pc in {ev["site"] for ev in run.session.events()} - set(run.sites):
-            try:
-                run.sites[pc] = self._describe(pc)
-            except Exception:           # noqa: BLE001 - an unknown site stays unnamed
-                run.sites[pc] = {"function": None, "file": None, "line": None}
-        for pid, (_, pcs) in run.crash_pcs.items():
-            if not run.same_image(pid):     # another program's addresses: left unnamed
-                continue
-            for i, pc in enumerate(pcs):    # frame 0 is the faulting pc, not a return
-                try:
-                    run.crash_sites.setdefault(pc, self._describe(pc + (i == 0)))
-                except Exception:       # noqa: BLE001
-                    pass
+        (agent_mode.settle)."""
+        run.yield_info = self.yielder.info()
+        if run.mode == "agent":
+            agent_mode.settle(run, self.yielder, self._describe)
 
     def _start_clock(self, pid):
         if self.values.timeout and self.in_run_command and not self.clock_on:
@@ -529,14 +371,7 @@ class Driver(Commands, YieldBreakpoints):
     def _before_launch(self):
         """A fresh process is coming: the yield decisions start again from the seed."""
         self.port.before_run()
-        self.yield_plans.clear()
-        self.yield_saved.clear()
-        self.threads_seen.clear()
-        self.library_injected = 0
-        if self.access_budget.new_run():
-            self._yield_breakpoints(False)   # placed again, enabled, at the launch
-        if self.policy is not None:
-            self.policy.reseed(self.yield_opts.seed)
+        self.yielder.new_launch()
 
     def _resume(self):
         self._reap()
@@ -549,7 +384,7 @@ class Driver(Commands, YieldBreakpoints):
         live = self.port.live_pids()
         if not live and not self.port.program():
             raise TracerError("no program loaded: " + self.port.load_hint)
-        mode = self.armed_mode if live else self._launch_mode()
+        mode = self.armed_mode if live else agent_mode.launch_mode(self.values, self.port)
         if self.armed and ((self.disarming and not live) or mode != self.armed_mode
                            or (self.values.trace != self.armed_trace and not live)):
             self.disarm()               # a fresh run: the last spent its budget, a new trace
@@ -589,44 +424,19 @@ class Driver(Commands, YieldBreakpoints):
             pass
         return run
 
-    def _launch_mode(self, program=None):
-        """agent or breakpoint for the next launch (or attach to `program`); auto falls back
-        to breakpoints (and says so) where the agent cannot enter the program."""
-        wanted = self.values.mode
-        if wanted == "breakpoint":
-            return "breakpoint"
-        why = agent.cannot_enter(program or self.port.program())
-        if why is None:
-            return "agent"
-        self.port.write(f"tracer: {why}: breakpoint mode covers it"
-                        + ("" if wanted == "auto" else " (tracer mode is agent)"), error=True)
-        return "breakpoint"
-
     def _launch(self):
-        """Starts the program; in agent mode with the agent, its ring and the yield policy
-        in its environment (for this launch only)."""
+        """Starts the program; in agent mode with the agent (agent_mode.launch)."""
         run = self.run
         for bp in self.return_bps.values():     # at the last run's (randomised) addresses
             self.port.delete(bp)
         self.return_bps.clear()
-        self._forget_library_sites()
-        self._yield_breakpoints(True, agent=run.mode == "agent")
-        pct.check(self.policy, self.yield_opts, run.mode)
+        yielder = self.yielder
+        yielder.forget_library_sites()
+        yielder.place(True, agent=run.mode == "agent")
+        pct.check(yielder.policy, yielder.opts, run.mode)
         if run.mode != "agent":
             return self.port.launch()
-        run.agent = agent.AgentRun(self.values)
-        strategy = None
-        if pct.is_pct(self.policy):
-            run.pct_steps = self.pct_steps.for_next_run(self.policy)
-            strategy = pct.strategy_text(self.policy, run.pct_steps)
-        env = run.agent.environment(self.policy, self.yield_opts,
-                                    [s for s in self.yield_sites if not access.is_access(s)],
-                                    strategy)
-        self.port.set_environment(env)
-        try:
-            return self.port.launch()
-        finally:
-            self.port.set_environment({name: os.environ.get(name) for name in env})
+        return agent_mode.launch(self.port, run, self.values, yielder)
 
     def _drive(self, stop):
         unexplained = 0
@@ -641,7 +451,7 @@ class Driver(Commands, YieldBreakpoints):
             if stop.kind == FATAL and self.port.keep_fatal_stopped:
                 break                   # left stopped there, to be looked at
             if stop.kind == OURS:
-                self.service()
+                self.yielder.service()
             elif stop.kind in (USER, INTERRUPT):
                 return None
             elif stop.kind == OTHER:      # (EXITED with processes left: just go on)

@@ -6,8 +6,8 @@ plugs in by implementing `Port` and `Context`, then calling `Driver(port)` and r
 `driver.commands()` as its commands.
 
 Breakpoint handlers run on the debugger's hot path: `handler(ctx) -> bool` (True: the
-program must stop here for the driver, see Driver.service). The port calls them with a
-`Context` of the stopped thread.
+program must stop here for the driver, see YieldBreakpoints.service). The port calls them
+with a `Context` of the stopped thread.
 
 Run control is synchronous: `launch` and `resume` return when the program stops, as a
 `Stop`. While a debugger resumes, it reports what happened to single processes through the
@@ -113,7 +113,7 @@ class Port:
     """A debugger as the driver sees it. Errors the user can fix raise TracerError."""
     name = "?"                      # "gdb 13.1": the report's `debugger`
     follows_forks = True            # forked children are traced as processes of the run
-    yields_in_callback = False      # insert a yield inside the handler (else at Driver.service)
+    yields_in_callback = False      # insert a yield inside the handler (else at a stop)
     keep_fatal_stopped = False      # after a fatal signal, hand control back at once
     children_note = ""              # what the debugger cannot see, for help and status
     load_hint = "load one first"    # how to load a program, for "no program loaded: ..."
@@ -141,7 +141,7 @@ class Port:
         raise NotImplementedError
 
     def context(self):
-        """The Context of the selected thread (for Driver.service)."""
+        """The Context of the selected thread (for YieldBreakpoints.service)."""
         raise NotImplementedError
 
     def describe_pc(self, pc):

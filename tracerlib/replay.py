@@ -135,9 +135,10 @@ def replay(driver, arg):
     values = driver.values
     changed = [name for name, _ in settings_of(report)] + ["report"]
     saved = {name: getattr(values, name) for name in changed}
-    yields_before = (frontend.yield_on_args(driver.yield_opts, driver.policy.info["strategy"],
-                                            driver.yield_opts.seed)
-                     if driver.policy is not None else None)
+    yielder = driver.yielder
+    yields_before = (frontend.yield_on_args(yielder.opts, yielder.policy.info["strategy"],
+                                            yielder.opts.seed)
+                     if yielder.policy is not None else None)
     args = " ".join(shlex.quote(a) for a in report["program"]["argv"][1:])
     reproduced, kept = 0, None
     try:
