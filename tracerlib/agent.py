@@ -5,14 +5,40 @@ says how the two halves meet.
 """
 import itertools
 import os
+import re
 import struct
 
 from . import _core, yields
+from .procfs import vanished
 
 LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libtracer_agent.so")
 _RING_DIR = "/dev/shm"
 _PT_INTERP = 3
 _serial = itertools.count()
+_STALE = re.compile(r"tracer-(\d+)-\d+(\.sites)?")
+_swept = False
+
+
+def sweep_stale_rings():
+    """Removes rings a debugger left in /dev/shm when it died without closing them (killed,
+    or ended by the hang watch): each holds up to ~40 MB, and a later debugger given the same
+    pid (pid_max is 32768 here) could not create its own. Once per debugger: at that point a
+    ring named after this pid is a dead process's."""
+    global _swept
+    if _swept:
+        return
+    _swept = True
+    try:
+        names = os.listdir(_RING_DIR)
+    except OSError:
+        return
+    for name in names:
+        m = _STALE.fullmatch(name)
+        if m and (int(m.group(1)) == os.getpid() or vanished(int(m.group(1)))):
+            try:
+                os.unlink(os.path.join(_RING_DIR, name))
+            except OSError:
+                pass
 
 
 def cannot_enter(program):
@@ -50,6 +76,7 @@ class AgentRun:
     """The ring of one run and the environment that makes the program record into it."""
 
     def __init__(self, values):
+        sweep_stale_rings()
         self.path = os.path.join(_RING_DIR, f"tracer-{os.getpid()}-{next(_serial)}")
         self.ring = _core.SharedRing.create(self.path, cap=values.cap, budget=values.budget,
                                             payload=values.payload)

@@ -194,3 +194,30 @@ def test_bad_settings_and_misuse_raise(ring_path):
             _core.SharedRing.open(ring_path + ".junk")
     finally:
         os.unlink(ring_path + ".junk")
+
+
+def test_stale_rings_are_swept_once(monkeypatch):
+    """A ring left in /dev/shm by a dead debugger (or one that had this pid) is removed before
+    the first run creates its own; a live process's ring is kept."""
+    from tracerlib import agent
+    dead = next(p for p in range(32767, 2, -1) if not os.path.exists(f"/proc/{p}"))
+    names = {f"tracer-{dead}-0": False, f"tracer-{dead}-3.sites": False,
+             f"tracer-{os.getpid()}-0": False, "tracer-1-0": True, "tracer-x-0": True}
+    for name in names:
+        with open(os.path.join("/dev/shm", name), "w"):
+            pass
+    try:
+        monkeypatch.setattr(agent, "_swept", False)
+        agent.sweep_stale_rings()
+        kept = {n: os.path.exists(os.path.join("/dev/shm", n)) for n in names}
+        assert kept == names, kept
+        with open(os.path.join("/dev/shm", f"tracer-{dead}-0"), "w"):
+            pass
+        agent.sweep_stale_rings()          # once per debugger
+        assert os.path.exists(os.path.join("/dev/shm", f"tracer-{dead}-0"))
+    finally:
+        for name in names:
+            try:
+                os.unlink(os.path.join("/dev/shm", name))
+            except OSError:
+                pass
