@@ -37,7 +37,9 @@ CASES = [
     ("pipe_wakeup", CALLS, 10, "pipe_wakeup: wake-up lost (watchdog)", False),
     ("ws_deque", DELAY, 30, "taken by the owner and a thief", False),
     ("aba_stack", DELAY, 40, "popped and still on the stack", False),
-    ("setters_checker_20", DELAY, 40, "the checker saw a half-set pair", False),
+    # a seed whose site holds some setters a quarter of its length is found too, and those
+    # are the first to finish when gdb's thread-creation stops add up (seed 5 in CI: 3/10)
+    ("setters_checker_20", DELAY, 40, "the checker saw a half-set pair", True),
 ]
 
 
