@@ -15,10 +15,10 @@ For every bug fixture (tests/fixtures/bugs/*.c, built into build/bugs/), with se
   delay     delays chosen per site for the run, at calls and shared accesses:
             --class access,send,recv,sync,proc --strategy delay:50000
   pct       PCT at calls: --strategy pct:3 (agent mode only)
-For each strategy: failures in the R seeds (hunts started again after each failing seed, so
-one debugger start per failure), the runs the hunt from seed 0 needed to find the first
-failure (beyond R, up to H when --hunt-runs H > R), and how many of K (default 10) runs of
-`tracer replay REPORT --runs K` reproduced that first failure. The second table is the cost:
+For each strategy: failures in the R seeds (hunts with `--confirm 0` started again after each
+failing seed, so one debugger start per failure), the runs a `tracer hunt --runs H` from seed 0
+(H = max(R, --hunt-runs); its default confirmation) needed for the failure it ends with, and
+how many of K (default 10) runs of `tracer replay REPORT --runs K` reproduced that find. The second table is the cost:
 milliseconds per run of each column (the debugger's start-up shared out over a hunt's runs)
 and the slowdown against plain.
 
@@ -51,6 +51,8 @@ STRATEGIES = {
 TIMEOUT = 30            # seconds a run may take (`--timeout`); the fixtures' watchdogs are shorter
 _RUN = re.compile(r"^hunt: run (\d+) of \d+, seed (\d+)(?: \((\w+)\))?: "
                   r"(passed|FAILED|not counted)", re.M)
+_CONFIRMING = re.compile(r"^hunt: confirming seed \d+, run", re.M)
+_FOUND = re.compile(r"hunt found a failure with seed (\d+)")
 _REPORT = re.compile(r"report: (\S+\.json)")
 _REPLAYED = re.compile(r"replay: (\d+) of (\d+) runs reproduced")
 
@@ -87,47 +89,44 @@ class Hunt:
         self.first, self.report, self.error = None, None, None
         self.profile = None         # the default mix's profile that found it
 
-    def hunt(self, seed, runs):
-        """One `bin/tracer hunt`: (seeds it tried, the failing seed or None)."""
+    def hunt(self, seed, runs, *confirm):
+        """One `bin/tracer hunt`: (its run lines, the seed it ended with or None, its output)."""
         cmd = [TRACER, "hunt", "--debugger", self.opts.debugger, "--mode", self.opts.mode,
                "--store", self.store, "--timeout", str(TIMEOUT), "--runs", str(runs),
-               "--seed", str(seed), *self.options, "--", self.prog]
+               "--seed", str(seed), *confirm, *self.options, "--", self.prog]
         t0 = time.monotonic()
         p = subprocess.run(cmd, capture_output=True, text=True, errors="replace",
-                           stdin=subprocess.DEVNULL, timeout=runs * (TIMEOUT + 20) + 120)
+                           stdin=subprocess.DEVNULL, timeout=3 * runs * (TIMEOUT + 20) + 120)
         self.seconds += time.monotonic() - t0
         out = p.stdout + p.stderr
         steps = _RUN.findall(out)
-        self.runs += len(steps)
-        if p.returncode == 1 and steps and steps[-1][3] == "FAILED":
-            failed = int(steps[-1][1])
-            if self.report is None:
-                self.profile = steps[-1][2] or None
-                found = _REPORT.search(out)
-                self.report = found.group(1) if found else None
-            return len(steps), failed
+        self.runs += len(steps) + len(_CONFIRMING.findall(out))
+        found = _FOUND.search(out)
+        if p.returncode == 1 and found:
+            return steps, int(found.group(1)), out
         if p.returncode != 0 or len(steps) < runs:
             tail = [l for l in out.splitlines() if l.strip()][-1:] or ["(no output)"]
             self.error = f"hunt from seed {seed}: exit {p.returncode}: {tail[0][:160]}"
-            return None, None
-        return len(steps), None
+            return None, None, out
+        return steps, None, out
 
     def measure(self, runs, hunt_runs):
         seed = 0
-        while seed < runs:
-            tried, failed = self.hunt(seed, runs - seed)
-            if tried is None:
+        while seed < runs:              # every failing seed among 0..runs-1
+            steps, failed, _ = self.hunt(seed, runs - seed, "--confirm", "0")
+            if steps is None:
                 return
             if failed is None:
                 break
             self.failures += 1
-            if self.first is None:
-                self.first = failed + 1
             seed = failed + 1
-        if self.first is None and hunt_runs > runs:     # look further for the first one
-            tried, failed = self.hunt(runs, hunt_runs - runs)
+        if self.failures or hunt_runs > runs:     # the find a user's hunt ends with
+            steps, failed, out = self.hunt(0, hunt_runs)
             if failed is not None:
                 self.first = failed + 1
+                self.profile = next((p for _, s, p, _ in steps if int(s) == failed), None)
+                report = _REPORT.search(out[out.index("hunt found a failure"):])
+                self.report = report.group(1) if report else None
 
     def replay(self, k):
         """How many of k replays of the first failure reproduced it, or None."""
@@ -190,9 +189,10 @@ def main():
 def print_tables(opts, rows, strategies):
     r, k = opts.runs, opts.replays
     reach = max(opts.hunt_runs, r)
-    print(f"\neach cell: failures in {r} runs (seeds 0..{r - 1}) / runs the hunt from seed 0 "
-          f"needed to find one (>{reach}: none) / how many of {k} runs of `tracer replay "
-          f"REPORT --runs {k}` reproduced the first find ({opts.debugger}, {opts.mode} mode)\n")
+    print(f"\neach cell: failures in {r} runs (seeds 0..{r - 1}) / the run of a hunt from seed "
+          f"0 that found the failure it ended with, confirmed (>{reach}: none) / how many of "
+          f"{k} runs of `tracer replay REPORT --runs {k}` reproduced that find "
+          f"({opts.debugger}, {opts.mode} mode)\n")
     print("| " + " | ".join(["bug", "plain", *strategies]) + " |")
     print("|" + "---|" * (len(strategies) + 2))
     for name, row in rows.items():

@@ -352,14 +352,13 @@ static void decide_delay(const struct tr_yield_config *cfg, uint32_t proc_ord,
 {
 	uint32_t max_us = cfg->max_us ? cfg->max_us : TR_YIELD_MAX_US_DEFAULT;
 	uint64_t h = combine(tr_mix64(cfg->seed ^ KEY_DELAY), site);
-	bool spread = below(h ^ KEY_SPREAD, 2);
-	bool quarter = spread && below(combine(combine(h, proc_ord), thread_ord), 2);
 
 	if (!(unit_interval(h) < cfg->probability) || !point_taken_tapered(point))
 		return;
 	out->yield = true;
 	out->us = max_us - below(h ^ KEY_US, max_us / 4 + 1);
-	if (quarter)
+	/* At half the sites (spread) each thread is held either that long or a quarter. */
+	if (below(h ^ KEY_SPREAD, 2) && below(combine(combine(h, proc_ord), thread_ord), 2))
 		out->us = out->us / 4 ? out->us / 4 : 1;
 }
 
@@ -527,10 +526,21 @@ uint64_t tr_pct_change_point(const struct tr_yield_config *cfg, uint32_t proc_or
 	return 1 + (((h >> 32) * steps) >> 32);
 }
 
+/* The strategies written NAME[:MAX_US]; each name is 5 letters. */
+static const enum tr_yield_strategy TIMED[] = { TR_YIELD_SLEEP, TR_YIELD_DELAY, TR_YIELD_TAPER };
+
+static bool is_timed(enum tr_yield_strategy strategy)
+{
+	for (size_t i = 0; i < sizeof(TIMED) / sizeof(TIMED[0]); i++)
+		if (TIMED[i] == strategy)
+			return true;
+	return false;
+}
+
 int tr_yield_strategy_parse(const char *text, enum tr_yield_strategy *strategy, uint32_t *max_us)
 {
-	enum tr_yield_strategy kind;
-	const char *s;
+	enum tr_yield_strategy kind = TR_YIELD_SCHED;
+	const char *s = NULL;
 	uint64_t v = 0;
 
 	if (!text || !strategy || !max_us)
@@ -540,18 +550,14 @@ int tr_yield_strategy_parse(const char *text, enum tr_yield_strategy *strategy, 
 		*max_us = 0;
 		return 0;
 	}
-	if (strncmp(text, "sleep", 5) == 0) {
-		kind = TR_YIELD_SLEEP;
-		s = text + 5;
-	} else if (strncmp(text, "delay", 5) == 0) {
-		kind = TR_YIELD_DELAY;
-		s = text + 5;
-	} else if (strncmp(text, "taper", 5) == 0) {
-		kind = TR_YIELD_TAPER;
-		s = text + 5;
-	} else {
-		return -EINVAL;
+	for (size_t i = 0; i < sizeof(TIMED) / sizeof(TIMED[0]) && !s; i++) {
+		if (strncmp(text, tr_yield_strategy_name(TIMED[i]), 5) == 0) {
+			kind = TIMED[i];
+			s = text + 5;
+		}
 	}
+	if (!s)
+		return -EINVAL;
 	if (*s == '\0') {
 		*strategy = kind;
 		*max_us = TR_YIELD_MAX_US_DEFAULT;
@@ -586,8 +592,7 @@ int tr_yield_strategy_format(enum tr_yield_strategy strategy, uint32_t max_us, c
 		return -EINVAL;
 	if (strategy == TR_YIELD_SCHED) {
 		memcpy(tmp, "yield", 6);
-	} else if (strategy == TR_YIELD_SLEEP || strategy == TR_YIELD_DELAY ||
-		   strategy == TR_YIELD_TAPER) {
+	} else if (is_timed(strategy)) {
 		char digits[12];
 		size_t k = 0;
 		uint32_t v = max_us ? max_us : TR_YIELD_MAX_US_DEFAULT;

@@ -1,7 +1,7 @@
 """bin/tracer: Tracer from a shell or a CI job, driving gdb or lldb in batch mode.
 
     tracer run    [--debugger gdb|lldb] [SETTINGS] -- PROG ARGS
-    tracer hunt   --runs N [--seed S] [YIELD OPTIONS] [--junit FILE] [SETTINGS] -- PROG ARGS
+    tracer hunt   --runs N [--seed S] [--confirm K] [YIELD OPTIONS] [--junit FILE] [SETTINGS] -- PROG ARGS
     tracer replay REPORT [--runs K] [--debugger gdb|lldb] [--store DIR]
     tracer show   REPORT
     tracer export REPORT --format html|chrome -o FILE
@@ -145,6 +145,9 @@ def build_parser():
                           usage="tracer hunt --runs N [options] -- PROG ARGS")
     hunt.add_argument("--runs", type=int, required=True, help="at most N runs")
     hunt.add_argument("--seed", help="the first seed (default 0)")
+    hunt.add_argument("--confirm", type=int, metavar="K",
+                      help="runs of a failing seed that must fail again before the hunt "
+                           "ends with it (default 2; 0: the first failure ends it)")
     hunt.add_argument("--junit", metavar="FILE", help="write a JUnit XML result to FILE")
     add_debugger(hunt)
     y = hunt.add_argument_group("yield options (as `tracer yield on` takes them)")
@@ -363,6 +366,8 @@ def cmd_hunt(opts):
     for restart in range(RESTARTS_MAX + 1):
         hunt = f"tracer hunt --runs {left}" + (f" --seed {_quote(seed)}"
                                                if seed is not None else "")
+        if opts.confirm is not None:
+            hunt += f" --confirm {opts.confirm}"
         rc, result, output = drive(debugger, commands + [("do", hunt)], program, opts.args,
                                    on_line=view.line)
         # The debugger failed under a run (a gdb internal error): that run is not counted,

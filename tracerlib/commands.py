@@ -5,7 +5,7 @@ A mixin of the Driver (tracerlib/driver.py): each command reads and changes the 
 state and calls its run machinery (run_once, arm, disarm, _finish...); the state machine
 itself stays there. Every command returns text or raises TracerError (one line).
 """
-from . import (_core, agent, agent_mode, coverage, export, frontend, hunt_mix, pct,
+from . import (_core, agent, agent_mode, coverage, export, frontend, hunt, hunt_mix, pct,
                replay, result_file, settings, yields)
 from .port import wait_for
 from .run import TracerError
@@ -164,7 +164,7 @@ class Commands:
         return self.yielder.status()
 
     def cmd_hunt(self, arg):
-        opts = yields.parse_hunt_args(arg)
+        opts = hunt.parse_args(arg)
         mix = None if self.yielder.policy is not None else self._default_mix()
         if mix is not None:
             self.port.write(f"tracer: hunt: no yields on, so the seeds take turns: "
@@ -172,21 +172,31 @@ class Commands:
         first = opts.seed if opts.seed is not None else (
             self.yielder.opts.seed if mix is None else 0)
 
-        def run_once(seed):
+        def run_once(seed, confirming):
             if mix is None:
                 self.yielder.opts.seed = seed
             else:
                 self.yield_on(mix.arguments(seed), keep_pct_steps=True)
-            run = self.run_once("")
-            if run is not None:     # a hunt ends at its first failure: the last one counts
+            report = self.values.report
+            if confirming:                  # the find's own report is the one kept
+                self.values.set("report", "never")
+            try:
+                run = self.run_once("")
+            finally:
+                self.values.set("report", report)
+            if run is not None and not confirming:
                 self.verdict = ("disturbed" if run.disturbed else "failed" if run.failed
                                 else "passed", run.report_path)
             return run
 
+        search = hunt.Hunt(opts, first, run_once, self._replay_command, self.port.write,
+                           mix and (lambda s: mix.profile(s).name))
         try:
-            return frontend.hunt(opts, first, self.values, run_once, self._replay_command,
-                                 self.port.write, mix and (lambda s: mix.profile(s).name))
+            return search.go(self.values)
         finally:
+            if search.found is not None:    # what `tracer show`, `replay` and the verdict see
+                self.run = search.found.run
+                self.verdict = ("failed", self.run.report_path)
             if mix is not None:     # yields are as they were: off
                 self.yield_off(quiet=True)
 

@@ -310,11 +310,14 @@ COMMANDS += (
      "timeout. The first reproducing run keeps a report. Without REPORT: the last run's.\n"
      "Your settings and yields are as they were afterwards.\n"
      "In batch mode the debugger exits 1 when the failure came back, 0 when it did not."),
-    ("hunt", "tracer hunt --runs N [--seed S] [--timeout SEC]",
+    ("hunt", "tracer hunt --runs N [--seed S] [--confirm K] [--timeout SEC]",
      "Run the program again and again with seeds S, S+1, ... until it fails.",
      "With yields on, every run uses them. Without, the seeds take turns at three\n"
-     "profiles: sleeps before calls, PCT (agent mode) and sleeps before calls and\n"
-     "shared accesses (when the program has such sites); each run's line names its profile.\n"
+     "profiles: delays before calls and shared accesses (delay:), PCT (agent mode) and\n"
+     "tapering sleeps before calls (taper:); each run's line names its profile.\n"
+     "A failure is confirmed: its seed runs K more times (default 2, 0: none); one that\n"
+     "does not fail the same way each time is set aside (its report kept) and the hunt\n"
+     "goes on for one that does, ending with the best find when the N runs are used up.\n"
      "Keeps the failing run's report and prints the command that replays its seed. In\n"
      "batch mode the debugger exits 1 when a failure was found, 0 when none was."),
 )
@@ -346,48 +349,3 @@ def yield_status_text(policy, sites, hot_disabled=0):
     return (f"tracer: yields on at {sites_phrase(sites)}; strategy {info['strategy']}, "
             f"probability {info['probability']}, seed {info['seed']}; "
             f"{info['injected']} injected of {info['points']} decisions{hot}")
-
-
-def hunt(opts, first, values, run_once, replay_command, write, profile=None):
-    """`tracer hunt`: runs with seeds first, first+1, ... until one fails.
-
-    run_once(seed) -> the finished Run, or None when your breakpoint or an interrupt stopped
-    it; replay_command(seed) -> the command line that replays a seed; write(text) prints a
-    line; profile(seed) -> the name of the yield profile a seed runs (the default mix), or
-    None. Raises TracerError naming the failing seed (the command fails: batch exit 1);
-    returns the closing line when no run failed."""
-    old_timeout, old_report = values.timeout, values.report
-    if opts.timeout is not None:
-        values.set("timeout", str(opts.timeout))
-    if old_report == "always":          # a hunt keeps the failing run's report only
-        values.set("report", "failure")
-    failures = 0
-    try:
-        for i in range(opts.runs):
-            seed = first + i
-            which = f"seed {seed}" + (f" ({profile(seed)})" if profile else "")
-            run = run_once(seed)
-            if run is None:
-                raise TracerError("hunt interrupted by a breakpoint or Ctrl-C")
-            outcome = run.outcome().removeprefix("tracer: ")
-            if run.disturbed:       # the debugger is not to be trusted after that
-                write(f"hunt: run {i + 1} of {opts.runs}, {which}: not counted - {outcome}")
-                raise TracerError(
-                    f"hunt stopped: the debugger failed under run {i + 1} (seed {seed}), "
-                    f"which is not counted; no failure of the program in the {i} runs "
-                    f"before. Go on in a new debugger: tracer hunt --seed {seed + 1} "
-                    f"--runs {opts.runs - i - 1} (bin/tracer hunt does that by itself)")
-            if run.failed:
-                write(f"hunt: run {i + 1} of {opts.runs}, {which}: FAILED - {outcome}")
-                write("hunt: replay it with\n  " + replay_command(seed))
-                if run.report_path:
-                    write(f"hunt: or count how often it fails again: tracer replay "
-                          f"{shlex.quote(run.report_path)} --runs 10")
-                raise TracerError(f"hunt found a failure with seed {seed}")
-            write(f"hunt: run {i + 1} of {opts.runs}, {which}: passed "
-                  f"({failures} failures so far)")
-    finally:
-        values.set("timeout", str(old_timeout))
-        values.set("report", old_report)
-    return (f"tracer: hunt: no failure in {opts.runs} runs "
-            f"(seeds {first}..{first + opts.runs - 1})")

@@ -13,6 +13,7 @@ RUN_LINE = re.compile(r"^hunt: run \d+ of \d+, (?P<seed>seed (?P<n>\d+)(?: \(\w+
                       r"(?P<verdict>passed|FAILED)(?: - (?P<outcome>.*))?")
 # A run the debugger itself failed under: not counted; bin/tracer goes on in a new debugger.
 SPOILT_LINE = re.compile(r"^hunt: run \d+ of \d+, seed (\d+)(?: \(\w+\))?: not counted - ")
+_REPORT = re.compile(r"report: (\S+)$")
 BAR_WIDTH = 24
 
 
@@ -106,8 +107,10 @@ def write_junit(path, program, view, status, closing, report):
             failure = ElementTree.SubElement(case, "failure",
                                              message=f"{outcome} (seed {seed})",
                                              type="program failure")
-            failure.text = (f"seed: {seed}\nreport: {report}\n"
-                            f"replay: bin/tracer replay {report} --runs 10\n")
+            own = _REPORT.search(outcome)   # (a find set aside kept its own report)
+            kept = own.group(1) if own else report
+            failure.text = (f"seed: {seed}\nreport: {kept}\n"
+                            f"replay: bin/tracer replay {kept} --runs 10\n")
     if status == 2:
         case = ElementTree.SubElement(suite, "testcase", classname=f"tracer.hunt.{name}",
                                       name="tracer")

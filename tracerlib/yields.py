@@ -118,19 +118,6 @@ def parse_yield_on_args(arg):
     return parser.parse_args(shlex.split(arg))
 
 
-def parse_hunt_args(arg):
-    parser = _Parser(prog="tracer hunt", add_help=False)
-    parser.add_argument("--runs", type=int, default=100)
-    parser.add_argument("--seed", type=_seed, default=None)
-    parser.add_argument("--timeout", type=int, default=None)
-    opts = parser.parse_args(shlex.split(arg))
-    if opts.runs < 1:
-        raise TracerError("tracer hunt: --runs must be at least 1")
-    if opts.timeout is not None and opts.timeout < 0:
-        raise TracerError("tracer hunt: --timeout must be 0 (none) or more seconds")
-    return opts
-
-
 def function_names(classes, functions):
     """The callee names a selection means: catalogue functions of `classes`, or `functions`."""
     mask = _core.parse_classes(classes)      # raises ValueError on an unknown class

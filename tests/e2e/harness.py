@@ -12,6 +12,7 @@ reported with what the fixture wrote down is checks.py's.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -150,6 +151,22 @@ def bug(name):
 
 
 # --------------------------------------------------------------------------- processes
+
+_FOUND = re.compile(r"hunt found a failure with seed (\d+) \(it failed again in (\d+) of "
+                    r"(\d+) confirming runs\)")
+
+
+def hunt_found(text, report_paths):
+    """The find a hunt ended with, from its closing line in `text`: (seed, confirmed: it
+    failed again in every confirming run, its report's path among report_paths, or None).
+    None when the hunt found nothing."""
+    m = _FOUND.search(text)
+    if not m:
+        return None
+    seed = int(m.group(1))
+    paths = [p for p in report_paths if str(p).endswith(f"-s{seed}.json")]
+    return seed, m.group(2) == m.group(3), paths[0] if len(paths) == 1 else None
+
 
 def make_tmp(tmp=None):
     if tmp is None:

@@ -18,7 +18,7 @@ import subprocess
 import pytest
 
 import controller
-from harness import bug
+from harness import bug, hunt_found
 from test_yield import assert_hunt_failed
 
 REPLAYS = 10
@@ -73,7 +73,8 @@ def test_hunt_finds_and_replays(name, yields, runs, says, short, tmp_path, trace
 
     replay = controller.run("gdb", prog, mode="agent", tmp=tmp_path / "replay", report=None,
                             timeout=900,
-                            run_command=f"tracer replay {run.report_paths[0]} --runs {REPLAYS}")
+                            run_command=f"tracer replay {hunt_found(run.stderr, run.report_paths)[2]} "
+                                        f"--runs {REPLAYS}")
     replay.debugger.assert_sane(replay)
     lines = re.findall(r"^replay: run \d+ of 10: (reproduced|not reproduced)", replay.stdout,
                        re.M)

@@ -20,7 +20,8 @@ from checks import (assert_events_match, assert_exited,
                     assert_recorder_consistent, assert_report, frame_functions, process,
                     signal_name, validate)
 from controller import run_lldb
-from harness import DELAYS_C, build_c, bug, fixture_path, pid_alive, wait_for_lines
+from harness import (DELAYS_C, build_c, bug, fixture_path, hunt_found, pid_alive,
+                     wait_for_lines)
 
 OPTS = pytest.mark.parametrize("opt", ["O0", "O2"])
 BIG = {"cap": 10000}
@@ -604,10 +605,10 @@ def test_hunt_finds_real_bug_and_replays(tmp_path, lldb_tracer):
                    report=None, tmp=tmp_path / "hunt", timeout=300)
     run.debugger.assert_sane(run)
     assert run.returncode == 1, run.describe()
-    m = re.search(r"error: tracer: hunt found a failure with seed (\d+)", run.stderr)
-    assert m, run.describe()
-    seed = int(m.group(1))
-    rep = run.report
+    found = hunt_found(run.stderr, run.report_paths)
+    assert found and found[2] and "error: tracer: hunt found" in run.stderr, run.describe()
+    seed = found[0]
+    rep = run.reports[run.report_paths.index(found[2])]
     validate(rep)
     assert rep["yield"]["seed"] == seed and rep["stop"]["status"] == 1, rep["stop"]
     lines = run.stdout.splitlines()

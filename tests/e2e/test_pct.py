@@ -16,7 +16,7 @@ import pytest
 
 import controller
 from checks import validate
-from harness import bug, fixture_path
+from harness import bug, fixture_path, hunt_found
 
 REPLAYS = 10
 REPLAY_GOAL = 8
@@ -47,15 +47,14 @@ def test_pct_hunt_finds_bug_and_replays(debugger, name, says, tmp_path):
     prog = bug(name)
     run = hunt(debugger, prog, tmp_path / "hunt", 40)
     debugger.assert_sane(run)
-    steps = re.findall(r"^hunt: run (\d+) of 40, seed (\d+)(?: \(\w+\))?: (passed|FAILED)", run.stdout, re.M)
-    assert steps and steps[-1][2] == "FAILED", run.describe()
-    assert int(steps[-1][0]) <= 40 and run.returncode == 1, run.describe()
+    found = hunt_found(run.output, run.report_paths)
+    assert found and found[2] and run.returncode == 1, run.describe()
+    seed, _, path = found
     assert says in run.output, run.describe()
-    assert len(run.reports) == 1, run.describe()
-    rep = run.reports[0]
+    rep = run.reports[run.report_paths.index(path)]
     validate(rep)
     y = rep["yield"]
-    assert y["strategy"] == "pct:3" and y["depth"] == 3 and y["seed"] == int(steps[-1][1]), y
+    assert y["strategy"] == "pct:3" and y["depth"] == 3 and y["seed"] == seed, y
     assert y["pct_steps"] >= 1 and len(y["change_points"]) == 2, y
     assert all(1 <= k <= y["pct_steps"] for k in y["change_points"]), y
     assert rep["stop"]["reason"] == "exit" and rep["stop"]["status"] == 1, rep["stop"]
@@ -65,7 +64,7 @@ def test_pct_hunt_finds_bug_and_replays(debugger, name, says, tmp_path):
 
     replay = controller.run(debugger, prog, mode="agent", tmp=tmp_path / "replay",
                             report=None, timeout=300,
-                            run_command=f"tracer replay {run.report_paths[0]} --runs {REPLAYS}")
+                            run_command=f"tracer replay {path} --runs {REPLAYS}")
     debugger.assert_sane(replay)
     lines = re.findall(r"^replay: run \d+ of 10: (reproduced|not reproduced)", replay.stdout,
                        re.M)
