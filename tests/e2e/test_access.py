@@ -105,8 +105,8 @@ def hunt_publish(debugger, mode, tmp):
                                            ("gdb", "agent")], indirect=["debugger"])
 def test_hunt_access_finds_publish_before_init(debugger, mode, tmp_path):
     """No call sits between the two stores: only access yields open the window. The hunt
-    fails within 40 runs; in agent mode its seed, run 3 times again, fails the same way at
-    least twice."""
+    fails within 40 runs; in agent mode its seed, run 8 times again (each in a new gdb),
+    fails the same way at least 4 times."""
     run = hunt_publish(debugger, mode, tmp_path / "hunt")
     seed, rep = assert_hunt_failed(run, 40, 0)
     assert rep["stop"]["reason"] == "exit" and rep["stop"]["status"] == 1, rep["stop"]
@@ -116,9 +116,11 @@ def test_hunt_access_finds_publish_before_init(debugger, mode, tmp_path):
     assert rep["mode"] == mode, rep["mode"]
     # Breakpoint mode's replays of this find are weak (2-5 of 10 in bench/README.md: each
     # access is a debugger stop, whose jitter is of the order of the delays): one replay,
-    # checked to be the same seed and sane; agent mode must fail again in 2 of 3.
+    # checked to be the same seed and sane. In agent mode the reader and main still race to
+    # their first access-site stops after gdb's thread-creation stop (the seeds found first
+    # fail again 6-8 times in 10 in a new gdb, measured): half of 8 must fail again.
     failed = []
-    replays = 3 if mode == "agent" else 1
+    replays = 8 if mode == "agent" else 1
     for k in range(replays):
         replay = controller.run(debugger, bug("publish_before_init"),
                                 commands=[f"{PUBLISH_YIELDS} --seed {seed}"],
@@ -130,7 +132,7 @@ def test_hunt_access_finds_publish_before_init(debugger, mode, tmp_path):
             assert (again["stop"]["reason"], again["stop"]["status"]) == ("exit", 1), again
             failed.append(k)
     if mode == "agent":
-        assert len(failed) >= 2, f"seed {seed} failed again in {len(failed)} of 3 replays"
+        assert len(failed) >= 4, f"seed {seed} failed again in {len(failed)} of 8 replays"
 
 
 HOT_C = r"""
