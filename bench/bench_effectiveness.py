@@ -15,6 +15,8 @@ For every bug fixture (tests/fixtures/bugs/*.c, built into build/bugs/), with se
   delay     delays chosen per site for the run, at calls and shared accesses:
             --class access,send,recv,sync,proc --strategy delay:50000
   pct       PCT at calls: --strategy pct:3 (agent mode only)
+  pct_access  PCT at calls and shared accesses: --class access,send,recv,sync,proc
+            --strategy pct:3 (agent mode only)
 For each strategy: failures in the R seeds (hunts with `--confirm 0` started again after each
 failing seed, so one debugger start per failure), the runs a `tracer hunt --runs H` from seed 0
 (H = max(R, --hunt-runs); its default confirmation) needed for the failure it ends with, and
@@ -47,6 +49,7 @@ STRATEGIES = {
     "access": ["--class", "access,send,recv,sync,proc", "--strategy", "sleep:20000"],
     "delay": ["--class", "access,send,recv,sync,proc", "--strategy", "delay:50000"],
     "pct": ["--strategy", "pct:3"],
+    "pct_access": ["--class", "access,send,recv,sync,proc", "--strategy", "pct:3"],
 }
 TIMEOUT = 30            # seconds a run may take (`--timeout`); the fixtures' watchdogs are shorter
 _RUN = re.compile(r"^hunt: run (\d+) of \d+, seed (\d+)(?: \((\w+)\))?: "
@@ -159,7 +162,7 @@ def main():
     bad += [s for s in strategies if s not in STRATEGIES]
     if bad or opts.runs < 1 or opts.replays < 0:
         ap.error(f"unknown fixture or strategy: {', '.join(bad)}" if bad else "bad numbers")
-    if "pct" in strategies and opts.mode == "breakpoint":
+    if {"pct", "pct_access"} & set(strategies) and opts.mode == "breakpoint":
         ap.error("pct needs agent mode")
 
     rows, t_start = {}, time.monotonic()

@@ -145,7 +145,7 @@ class Commands:
 
     def yield_on(self, arg, keep_pct_steps=False):
         opts, policy, sites = yields.plan(self._program(), arg)
-        pct.check(policy, opts, self.values.mode)
+        pct.check(policy, self.values.mode)
         if not keep_pct_steps:
             self.yielder.pct_steps.forget()
         live = self.port.live_pids()
@@ -172,11 +172,14 @@ class Commands:
         first = opts.seed if opts.seed is not None else (
             self.yielder.opts.seed if mix is None else 0)
 
-        def run_once(seed, confirming):
+        def run_once(seed, find):
             if mix is None:
                 self.yielder.opts.seed = seed
             else:
                 self.yield_on(mix.arguments(seed), keep_pct_steps=True)
+            confirming = find is not None
+            if confirming:
+                self.yielder.pct_steps.repeat(find.pct_steps)
             report = self.values.report
             if confirming:                  # the find's own report is the one kept
                 self.values.set("report", "never")

@@ -433,7 +433,7 @@ class Driver(Commands):
         yielder = self.yielder
         yielder.forget_library_sites()
         yielder.place(True, agent=run.mode == "agent")
-        pct.check(yielder.policy, yielder.opts, run.mode)
+        pct.check(yielder.policy, run.mode)
         if run.mode != "agent":
             return self.port.launch()
         return agent_mode.launch(self.port, run, self.values, yielder)

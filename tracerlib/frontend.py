@@ -297,7 +297,8 @@ COMMANDS += (
      "--class access adds the shared-access sites (loads\n"
      "and stores of shared globals); a hot one is perturbed less and less, then disabled\n"
      "for the run. pct[:DEPTH] (agent mode): the threads of a process run one at a time by\n"
-     "seeded priorities with DEPTH-1 change points (PCT), so one can be held behind another."),
+     "seeded priorities with DEPTH-1 change points (PCT), so one can be held behind another;\n"
+     "its scheduling points are the calls and, with --class access, the shared accesses."),
     ("yield off", "tracer yield off", "Remove every instrumented call site.", ""),
     ("yield status", "tracer yield status",
      "Whether yields are on, at how many sites, how many injected.", ""),

@@ -55,8 +55,9 @@ class Find:
 
 
 class Hunt:
-    """One `tracer hunt`. run_once(seed, confirming) -> the finished Run, or None when your
-    breakpoint or an interrupt stopped it (confirming: a run that keeps no report);
+    """One `tracer hunt`. run_once(seed, find) -> the finished Run, or None when your
+    breakpoint or an interrupt stopped it (find: the Run a confirming run repeats, which
+    keeps no report and draws PCT's change points as that run did; None for a new seed);
     replay_command(seed) -> the command line that replays a seed, while the seed's run is the
     driver's last; write(text) prints a line; profile(seed) -> the name of the yield profile
     a seed runs (the default mix), or None."""
@@ -95,7 +96,7 @@ class Hunt:
     def _one(self, i, seed):
         """Run i of the hunt: a Find when it failed, else None."""
         runs, which = self.opts.runs, self._which(seed)
-        run = self._run(seed, False)
+        run = self._run(seed, None)
         outcome = run.outcome().removeprefix("tracer: ")
         if run.disturbed:
             self.write(f"hunt: run {i + 1} of {runs}, {which}: not counted - {outcome}")
@@ -118,7 +119,7 @@ class Hunt:
     def _confirm(self, find):
         """Runs the find's seed again; True when it failed the same way every time."""
         for k in range(self.opts.confirm):
-            run = self._run(find.seed, True)
+            run = self._run(find.seed, find.run)
             if run.disturbed:
                 self.finds.append(find)
                 self._debugger_failed(f"the debugger failed under a confirming run of seed "
@@ -140,8 +141,8 @@ class Hunt:
                    f"that replays")
         return False
 
-    def _run(self, seed, confirming):
-        run = self.run_once(seed, confirming)
+    def _run(self, seed, find):
+        run = self.run_once(seed, find)
         if run is None:
             raise TracerError("hunt interrupted by a breakpoint or Ctrl-C")
         return run

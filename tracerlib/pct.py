@@ -17,17 +17,15 @@ def is_pct(policy):
     return policy is not None and policy.info["strategy"].startswith("pct")
 
 
-def check(policy, opts, mode):
+def check(policy, mode):
     """A one-line error where PCT cannot schedule: breakpoint mode (the debugger would stop
-    every thread at every point), and shared-access sites (debugger stops, not calls)."""
+    every thread at every point). Shared-access sites are scheduling points too: the
+    debugger stops there and has the thread call the agent's step."""
     if not is_pct(policy):
         return
     if mode == "breakpoint":
         raise TracerError("--strategy pct needs agent mode (tracer mode agent): the agent "
                           "inside the program schedules its threads")
-    if "access" in opts.classes.split(","):
-        raise TracerError("--strategy pct schedules at calls: --class access takes yield or "
-                          "sleep")
 
 
 class Steps:
@@ -42,6 +40,11 @@ class Steps:
     def for_next_run(self, policy):
         fixed = policy.info["steps"]
         return fixed or self.learned or STEPS_DEFAULT
+
+    def repeat(self, steps):
+        """The next run draws over `steps`, as the run it repeats did (None: as it would)."""
+        if steps:
+            self.learned = steps
 
     def learn(self, taken):
         if taken > 0:

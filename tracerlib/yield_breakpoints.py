@@ -10,7 +10,8 @@ then returns None and the site waits in `pending` until the debugger reports a n
 an exec) and placed again when the library is loaded next.
 
 The hot path: a thread at a site asks the policy; a yield is a call of sched_yield or usleep
-inserted there (yields.insertion), inside the breakpoint's handler where the port allows it,
+inserted there (yields.insertion) - or, under PCT (agent mode), at a shared-access site, a
+call of the agent's scheduling step (csrc/agent/access_step.c) at every hit -, inside the breakpoint's handler where the port allows it,
 else at the stop `tracer run` services (service). The thread comes back through the site's
 breakpoint and gets its registers back; one whose thread or image went away meanwhile is
 abandoned, never resumed at a stale pc.
@@ -18,6 +19,8 @@ abandoned, never resumed at a stale pc.
 import os
 
 from . import access, frontend, pct, yields
+
+ACCESS_STEP = "tracer_agent_access_step"     # PCT's step at an access site (the agent's)
 
 
 class YieldBreakpoints:
@@ -36,7 +39,7 @@ class YieldBreakpoints:
         self.library_injected = 0     # this run's yields at library sites (breakpoint mode)
         self.access_budget = yields.AccessBudget()
         self.pct_steps = pct.Steps()  # PCT: the estimate of a run's scheduling points
-        self.plans = {}               # tid -> microseconds to insert (0: sched_yield)
+        self.plans = {}               # tid -> (function, argument) to insert
         self.saved = {}               # tid -> (pid, registers saved before the inserted call)
         self.abandoned = 0            # inserted calls whose thread or image went away
         self.threads_seen = set()     # (pid, tid) announced to the policy
@@ -163,15 +166,25 @@ class YieldBreakpoints:
         if access.is_access(site) and not self._within_budget(key):
             return False
         self.announce(ctx.pid, tid)
-        us = self.policy.decide(ctx.pid, tid, key)
-        if us is None:
+        plan = self._plan(ctx.pid, tid, key)
+        if plan is None:
             return False
         self.library_injected += bool(site.get("object"))
         if in_callback:
-            self._insert(ctx, us)
+            self._insert(ctx, plan)
             return False
-        self.plans[tid] = us
+        self.plans[tid] = plan
         return True
+
+    def _plan(self, pid, tid, key):
+        """What the thread calls before the site, or None. Under PCT the agent decides, at
+        every hit: the debugger only reaches access sites (calls are the agent's own)."""
+        if pct.is_pct(self.policy):
+            return (ACCESS_STEP, 0)
+        us = self.policy.decide(pid, tid, key)
+        if us is None:
+            return None
+        return ("usleep", us) if us else ("sched_yield", 0)
 
     def _within_budget(self, key):
         """A hot access site is perturbed less and less, then its breakpoint is disabled -
@@ -193,20 +206,21 @@ class YieldBreakpoints:
             if ctx.tid in self.saved:
                 self._undo(ctx)
                 return
-            us = self.plans.pop(ctx.tid, None)
-            if us is not None:
-                self._insert(ctx, us)
+            plan = self.plans.pop(ctx.tid, None)
+            if plan is not None:
+                self._insert(ctx, plan)
         except Exception:               # noqa: BLE001 - the thread is gone: nothing to undo
             self.saved.pop(ctx.tid, None)
             self.plans.pop(ctx.tid, None)
             self.abandoned += 1
 
-    def _insert(self, ctx, us):
-        target = self._symbol(ctx, "usleep" if us else "sched_yield")
+    def _insert(self, ctx, plan):
+        function, argument = plan
+        target = self._symbol(ctx, function)
         if target is None:
             return
         regs = ctx.read_registers(yields.SAVED_REGISTERS)
-        writes, (address, data) = yields.insertion(regs, regs["rip"], target, us)
+        writes, (address, data) = yields.insertion(regs, regs["rip"], target, argument)
         ctx.write_memory(address, data)
         ctx.write_registers(writes)
         self.saved[ctx.tid] = (ctx.pid, regs)

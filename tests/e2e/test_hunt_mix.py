@@ -1,13 +1,15 @@
 """A plain `tracer hunt` (no `tracer yield on`): the seeds take turns at the default mix's
 profiles (tracerlib/hunt_mix.py), each run's line names its profile, and a failure it finds
 replays from its report in at least 8 of 10 runs. Through bin/tracer, as CI would run it.
-(Hunts of correct programs with the mix: test_stress.py's hunts run without yield options.)"""
+A correct program with shared-access sites finds nothing (test_stress.py's hunts of correct
+programs run the mix too)."""
 import json
 import re
+import subprocess
 
 import pytest
 
-from harness import bug, fixture_path, hunt_found
+from harness import REPO, bug, fixture_path, hunt_found
 from test_cli import assert_no_chatter, cli
 
 _RUN = re.compile(r"^hunt: run (\d+) of \d+, seed (\d+) \((\w+)\): (passed|FAILED)", re.M)
@@ -72,3 +74,26 @@ def test_breakpoint_mode_mix_has_no_pct(tmp_path):
             fixture_path("pipe_pingpong"), cwd=tmp_path, timeout=300)
     assert p.returncode == 0, p.describe
     assert [l[2] for l in _RUN.findall(p.stdout)] == ["delay", "taper", "delay"], p.describe
+
+
+def test_plain_hunt_of_correct_program_finds_nothing(tmp_path):
+    """correct_sync (a mutex and condition variables, release/acquire atomics, an atomic
+    counter, a spinlock of an atomic flag; shared globals at 28 access sites): 30 runs of
+    the default mix, delays at its access sites included, find no failure and keep no
+    report."""
+    program = fixture_path("correct_sync")
+    p = cli("hunt", "--debugger", "gdb", "--runs", 30, "--timeout", 60, "--", program,
+            cwd=tmp_path, timeout=900)
+    assert p.returncode == 0, p.describe
+    assert_no_chatter(p)
+    lines = _RUN.findall(p.stdout)
+    assert [(l[2], l[3]) for l in lines] == \
+        [(list(_STRATEGIES)[s % 3], "passed") for s in range(30)], p.describe
+    assert p.stdout.rstrip().endswith("tracer: hunt: no failure in 30 runs (seeds 0..29)"), \
+        p.describe
+    assert not list(tmp_path.glob("tracer-reports/*.json")), p.describe
+    sites = subprocess.run(["gdb", "-q", "-batch", "-nx", "-x", REPO / "gdb" / "tracer.py",
+                            "-ex", "tracer sites --class access", program], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120)
+    assert "28 shared-access sites" in sites.stdout, sites.stdout + sites.stderr
+

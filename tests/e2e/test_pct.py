@@ -8,6 +8,9 @@
 - 30-run PCT hunts of correct threaded programs (threads_pipe: four threads on a pipe under a
   mutex and a barrier; cxx_workers: C++ member-function locks, a condition variable, a forked
   child on pipes) find nothing and never hang;
+- with shared-access sites as scheduling points (`--class access`), PCT finds
+  publish_before_init (no call in its window) and its find replays at least 8 of 10; 30 such
+  runs of correct_sync (atomics, a spinlock, condition variables) find nothing;
 - `pct:0`, `pct:x`, and pct in breakpoint mode are one-line errors.
 """
 import re
@@ -34,9 +37,10 @@ def assert_yields_stay_off(run):
         assert "tracer: yields off" in run.stdout, run.describe()
 
 
-def hunt(debugger, prog, tmp, runs, seed=0, timeout=300):
+def hunt(debugger, prog, tmp, runs, seed=0, timeout=300, classes=None):
+    scope = f" --class {classes}" if classes else ""
     return controller.run(debugger, prog, mode="agent", tmp=tmp, report=None,
-                          commands=["tracer yield on --strategy pct"],
+                          commands=[f"tracer yield on --strategy pct{scope}"],
                           run_command=f"tracer hunt --runs {runs} --seed {seed} --timeout 60",
                           timeout=timeout)
 
@@ -72,6 +76,40 @@ def test_pct_hunt_finds_bug_and_replays(debugger, name, says, tmp_path):
     reproduced = lines.count("reproduced")
     assert reproduced >= REPLAY_GOAL, f"{reproduced}/{REPLAYS} replays\n" + replay.describe()
     assert f"{reproduced} of {REPLAYS} runs reproduced" in replay.output, replay.describe()
+
+
+def test_pct_at_access_sites_finds_publish_before_init(debugger, tmp_path):
+    """No call sits between the flag's store and the value's: with shared-access sites as
+    scheduling points (the debugger stops at each and the thread calls the agent's step) a
+    change point there holds the main thread while the reader runs. The find is the
+    schedule, not a timing: its report replays in at least 8 of 10 runs."""
+    prog = bug("publish_before_init")
+    run = hunt(debugger, prog, tmp_path / "hunt", 20, classes="access")
+    debugger.assert_sane(run)
+    found = hunt_found(run.output, run.report_paths)
+    assert found and found[2] and run.returncode == 1, run.describe()
+    assert "flag up, value 0" in run.output, run.describe()
+    rep = run.reports[run.report_paths.index(found[2])]
+    y = rep["yield"]
+    assert y["strategy"] == "pct:3" and y["classes"] == "access" and y["access_sites"] == 8, y
+    assert y["changes_taken"] >= 1, y
+    replay = controller.run(debugger, prog, mode="agent", tmp=tmp_path / "replay",
+                            report=None, timeout=300,
+                            run_command=f"tracer replay {found[2]} --runs {REPLAYS}")
+    debugger.assert_sane(replay)
+    reproduced = len(re.findall(r"^replay: run \d+ of 10: reproduced", replay.stdout, re.M))
+    assert reproduced >= REPLAY_GOAL, f"{reproduced}/{REPLAYS} replays\n" + replay.describe()
+
+
+def test_pct_at_access_sites_of_correct_program_finds_nothing(debugger, tmp_path):
+    """correct_sync (mutex, condition variables, release/acquire atomics, a spinlock of an
+    atomic flag): 30 PCT runs with its 28 access sites as scheduling points, no failure."""
+    run = hunt(debugger, fixture_path("correct_sync"), tmp_path, 30, timeout=900,
+               classes="access,sync,proc,send,recv")
+    debugger.assert_sane(run)
+    assert run.returncode == 0, run.describe()
+    assert "tracer: hunt: no failure in 30 runs (seeds 0..29)" in run.output, run.describe()
+    assert not run.reports, run.describe()
 
 
 @pytest.mark.parametrize("name", ["threads_pipe", "cxx_workers"])

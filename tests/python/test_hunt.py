@@ -41,7 +41,8 @@ def go(outcomes, runs=10, confirm=2):
     the Find it ended with)."""
     made, lines = [], []
 
-    def run_once(seed, confirming):
+    def run_once(seed, find):
+        confirming = find is not None
         script = outcomes.get(seed, [0])
         k = sum(1 for s, _ in made if s == seed)
         made.append((seed, confirming))
