@@ -85,8 +85,8 @@ class Hunt:
         finally:
             values.set("timeout", str(old_timeout))
             values.set("report", old_report)
-        if self.finds:                      # none confirmed: the one that came back most
-            self._end_with(max(self.finds, key=lambda f: f.again))
+        if self.finds:                      # none confirmed
+            self._end_with(self._best())
         last = self.first + self.opts.runs - 1
         return f"tracer: hunt: no failure in {self.opts.runs} runs (seeds {self.first}..{last})"
 
@@ -152,8 +152,12 @@ class Hunt:
         change that the program failed), else with why it stopped."""
         if self.finds:
             self.write(f"hunt: {what}")
-            self._end_with(max(self.finds, key=lambda f: f.again))
+            self._end_with(self._best())
         raise TracerError(f"hunt stopped: {what}; {otherwise}")
+
+    def _best(self):
+        """The find set aside that came back most often (the first of equals)."""
+        return max(self.finds, key=lambda f: f.again)
 
     def _end_with(self, find):
         self.found = find
