@@ -129,6 +129,16 @@ def test_without_yields_never_fails():
     assert len(failed) <= 1, f"ledger failed plain in runs {failed}"
 
 
+def assert_library_yields(record):
+    """The find perturbed the library's sites: yields there, or, for a PCT find (the default
+    mix's pct profile; its holds are not counted per site, docs/report.md), change points
+    reached over sites that include the library's."""
+    if record["strategy"].startswith("pct"):
+        assert record["library_sites"] > 0 and record["changes_taken"] >= 1, record
+    else:
+        assert record["library_injected"] > 0, record
+
+
 @pytest.mark.parametrize("mode", ["agent", "breakpoint"])
 def test_hunt_finds_the_library_window_and_replays(mode, tmp_path, tracer):
     """Default hunt (whole program and its own libraries): the overdraft is found, through
@@ -137,7 +147,7 @@ def test_hunt_finds_the_library_window_and_replays(mode, tmp_path, tracer):
               tmp=tmp_path, timeout=240)
     seed, rep = assert_hunt_failed(run, 30, 100)
     assert rep["stop"]["status"] == 1 and "balance -100" in run.stderr, run.describe()
-    assert rep["yield"]["library_injected"] > 0, rep["yield"]
+    assert_library_yields(rep["yield"])
     command = replay_command(run)
     assert f"--seed {seed}" in command and "--app" in command, command
     for k in range(3):      # the window is wide and timing-bound: one of 3 replays must fail
@@ -154,7 +164,8 @@ def test_hunt_under_lldb(tmp_path, lldb_tracer):
     found = hunt_found(run.output, run.report_paths)
     assert found and found[2], run.describe()
     rep = run.reports[run.report_paths.index(found[2])]
-    assert rep["stop"]["status"] == 1 and rep["yield"]["library_injected"] > 0, rep["yield"]
+    assert rep["stop"]["status"] == 1, rep["stop"]
+    assert_library_yields(rep["yield"])
 
 
 DLOPEN_C = r"""

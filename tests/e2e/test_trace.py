@@ -192,6 +192,12 @@ def test_scenario(debugger, mode, row, tmp_path):
     run = controller.run(debugger, prog, sc.args, settings={**BIG, **sc.settings}, mode=mode,
                          tmp=tmp_path, timeout=sc.timeout)
     rep = assert_report(run, prog)
+    if rep["stop"]["reason"] == "disturbed" and "gdb lost a process's event" in run.output:
+        # gdb 13 at times shows a fork child's exit before its fork event and then never
+        # reports the exit it owes (seen once, splice_relay-O2 in breakpoint mode, in a
+        # clean-clone CI run): the hang watch ends the run as the tool's failure, as it
+        # must (test_reliability checks that path).
+        pytest.xfail(f"gdb lost a process's event: {sc.fixture} {opt} {mode}")
     exp = run.expectations
     if sc.forks and debugger.name == "lldb" and mode == "breakpoint":
         # The documented limitation, checked: the parent traced exactly, the child run to its
