@@ -35,7 +35,9 @@ def check_chrome(doc, report):
 @pytest.mark.parametrize("name,args,flows", [
     ("pipe_pingpong", ["2"], 4), ("socketpair_pingpong", [], 1), ("unix_stream", [], 1),
     ("tcp_loopback", [], 1), ("posix_mq", [], 1), ("sysv_msg", [], 1),
-    ("threads_pipe", ["3"], 1), ("udp_loopback", [], 1), ("exec_child", [], 1),
+    # threads_pipe: which thread reads whose message is the scheduler's, and one that reads
+    # its own draws no arrow (every thread did so in a CI run): no flow is promised
+    ("threads_pipe", ["3"], 0), ("udp_loopback", [], 1), ("exec_child", [], 1),
     ("not_ipc", [], 0), ("chatty", ["10"], 0), ("exit_code", ["3"], 0),
     ("child_assert", [], 0), ("user_breakpoint", [], 0)])
 def test_chrome_export_of_fixture_reports(name, args, flows, tmp_path, tracer):
