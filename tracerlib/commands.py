@@ -177,17 +177,15 @@ class Commands:
                 self.yielder.opts.seed = seed
             else:
                 self.yield_on(mix.arguments(seed), keep_pct_steps=True)
-            confirming = find is not None
-            if confirming:
-                self.yielder.pct_steps.repeat(find.pct_steps)
             report = self.values.report
-            if confirming:                  # the find's own report is the one kept
+            if find is not None:            # a confirming run: the find's own report is kept
+                self.yielder.pct_steps.repeat(find.pct_steps)
                 self.values.set("report", "never")
             try:
                 run = self.run_once("")
             finally:
                 self.values.set("report", report)
-            if run is not None and not confirming:
+            if run is not None and find is None:
                 self.verdict = ("disturbed" if run.disturbed else "failed" if run.failed
                                 else "passed", run.report_path)
             return run

@@ -10,11 +10,11 @@ then returns None and the site waits in `pending` until the debugger reports a n
 an exec) and placed again when the library is loaded next.
 
 The hot path: a thread at a site asks the policy; a yield is a call of sched_yield or usleep
-inserted there (yields.insertion) - or, under PCT (agent mode), at a shared-access site, a
-call of the agent's scheduling step (csrc/agent/access_step.c) at every hit -, inside the breakpoint's handler where the port allows it,
-else at the stop `tracer run` services (service). The thread comes back through the site's
-breakpoint and gets its registers back; one whose thread or image went away meanwhile is
-abandoned, never resumed at a stale pc.
+inserted there (yields.insertion) - under PCT (agent mode), at a shared-access site, a call
+of the agent's scheduling step (csrc/agent/access_step.c) at every hit - inside the
+breakpoint's handler where the port allows it, else at the stop `tracer run` services
+(service). The thread comes back through the site's breakpoint and gets its registers back;
+one whose thread or image went away meanwhile is abandoned, never resumed at a stale pc.
 """
 import os
 
